@@ -1,0 +1,243 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"bulkenroll/importer"
+	"bulkenroll/manifest"
+	"bulkenroll/store"
+)
+
+// runOptions are the settings of `bulkenroll run`.
+type runOptions struct {
+	streams
+	Cred          credentials
+	StorePath     string
+	Manifest      string
+	Workers       int
+	Rate          float64
+	Retries       int
+	Timeout       time.Duration
+	Rejects       string
+	DryRun        bool
+	JSON          bool
+	NoProgress    bool
+	RetryRejected bool
+	MaxPhotoBytes int64
+	// ReportEvery is the time between progress lines without a bar (tests shorten it).
+	ReportEvery time.Duration
+	// Transport replaces the HTTP transport (tests only).
+	Transport http.RoundTripper
+}
+
+func runCommand(io streams) *cli.Command {
+	return &cli.Command{
+		Name:      "run",
+		Usage:     "import a manifest: validate, submit and checkpoint every row",
+		UsageText: "bulkenroll run --manifest FILE [options]   (FILE - reads standard input)",
+		Flags: append(credentialFlags(), storeFlag(),
+			&cli.StringFlag{Name: "manifest", Aliases: []string{"m"}, Required: true, Usage: "CSV manifest `FILE` (- for standard input)"},
+			&cli.IntFlag{Name: "workers", Value: 4, Usage: "concurrent requests"},
+			&cli.Float64Flag{Name: "rate", Value: 10, Usage: "requests per second over all workers (0: no limit)"},
+			&cli.IntFlag{Name: "retries", Value: 5, Usage: "retries of a transient failure"},
+			&cli.DurationFlag{Name: "timeout", Value: 60 * time.Second, Usage: "time limit of one request"},
+			&cli.StringFlag{Name: "rejects", Usage: "write the rows rejected in this run to CSV `FILE`"},
+			&cli.BoolFlag{Name: "dry-run", Usage: "validate and plan; send nothing, write nothing"},
+			&cli.BoolFlag{Name: "json", Usage: "print the summary as JSON on standard output"},
+			&cli.BoolFlag{Name: "no-progress", Usage: "no progress bar or progress lines"},
+			&cli.BoolFlag{Name: "retry-rejected", Usage: "send again rows Smile ID refused before, even with an unchanged photo"},
+			&cli.Int64Flag{Name: "max-photo-bytes", Value: manifest.DefaultMaxPhotoBytes, Usage: "photo size limit in bytes"},
+		),
+		Action: func(c *cli.Context) error {
+			return runImport(c.Context, runOptions{
+				streams:       io,
+				Cred:          credentialsFrom(c),
+				StorePath:     c.String("store"),
+				Manifest:      c.String("manifest"),
+				Workers:       c.Int("workers"),
+				Rate:          c.Float64("rate"),
+				Retries:       c.Int("retries"),
+				Timeout:       c.Duration("timeout"),
+				Rejects:       c.String("rejects"),
+				DryRun:        c.Bool("dry-run"),
+				JSON:          c.Bool("json"),
+				NoProgress:    c.Bool("no-progress"),
+				RetryRejected: c.Bool("retry-rejected"),
+				MaxPhotoBytes: c.Int64("max-photo-bytes"),
+			})
+		},
+	}
+}
+
+// runImport is `bulkenroll run`.
+func runImport(ctx context.Context, o runOptions) (err error) {
+	switch {
+	case o.Workers < 1 || o.Workers > 256:
+		return usagef("--workers %d: want 1 to 256", o.Workers)
+	case o.Rate < 0:
+		return usagef("--rate %g: want 0 (no limit) or more", o.Rate)
+	case o.Retries < 0:
+		return usagef("--retries %d: want 0 or more", o.Retries)
+	case o.Timeout <= 0:
+		return usagef("--timeout %s: want a positive duration", o.Timeout)
+	case o.MaxPhotoBytes <= 0:
+		return usagef("--max-photo-bytes %d: want a positive size", o.MaxPhotoBytes)
+	}
+
+	var client *importer.Client
+	var cfg importer.Config
+	if !o.DryRun || o.Cred.given() {
+		if cfg, err = o.Cred.config(); err != nil {
+			return err
+		}
+		client, err = importer.NewClient(cfg, importer.ClientOptions{Workers: o.Workers, Timeout: o.Timeout,
+			Transport: o.Transport, UserAgent: "bulkenroll/" + version})
+		if err != nil {
+			return err
+		}
+	}
+
+	rd, err := openManifest(o.Manifest, o.In)
+	if err != nil {
+		return err
+	}
+	defer rd.Close()
+
+	st, err := openRunStore(o.StorePath, o.DryRun, cfg)
+	if err != nil {
+		return err
+	}
+	if st != nil {
+		defer func() {
+			if cerr := st.Close(); cerr != nil && err == nil {
+				err = cerr
+			}
+		}()
+	}
+
+	opts := importer.Options{
+		Workers: o.Workers, Rate: o.Rate, Retries: o.Retries, MaxPhotoBytes: o.MaxPhotoBytes,
+		RetryRejected: o.RetryRejected, DryRun: o.DryRun, Manifest: o.Manifest,
+	}
+	if o.Rejects != "" {
+		f, err := os.OpenFile(o.Rejects, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+		if err != nil {
+			return fmt.Errorf("rejects file: %w", err)
+		}
+		defer f.Close()
+		opts.Rejects = f
+	}
+	bar := o.ErrTTY && !o.NoProgress
+	every := o.ReportEvery
+	if o.NoProgress {
+		every = 1<<63 - 1 // no periodic lines; problems and the summary still print
+	}
+	opts.Progress = importer.NewProgress(o.Err, bar, every)
+	if o.Manifest != "-" && !o.NoProgress {
+		go func() {
+			if n, err := manifest.Count(o.Manifest); err == nil {
+				opts.Progress.SetTotal(n)
+			}
+		}()
+	}
+
+	var sub importer.Submitter
+	if client != nil {
+		sub = client
+	}
+	sum, runErr := importer.Run(ctx, rd, st, sub, opts)
+	printSummary(o.streams, sum, runErr, o.Rejects, st)
+	if o.JSON {
+		b, _ := json.Marshal(sum)
+		fmt.Fprintln(o.Out, string(b))
+	}
+	switch {
+	case runErr != nil:
+		return runErr
+	case !sum.OK():
+		return errRowsNotDone
+	}
+	return nil
+}
+
+// openRunStore opens the store for a run (bound to cfg), or for a dry run
+// read-only if it exists (nil if not).
+func openRunStore(path string, dry bool, cfg importer.Config) (*store.Store, error) {
+	if dry {
+		st, err := store.Open(path, store.Options{ReadOnly: true})
+		if errors.Is(err, store.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if cfg.PartnerID != "" {
+			if err := st.CheckBinding(cfg.PartnerID, cfg.BaseURL); err != nil {
+				st.Close()
+				return nil, err
+			}
+		}
+		return st, nil
+	}
+	st, err := store.Open(path, store.Options{})
+	if err != nil {
+		return nil, err
+	}
+	if err := st.Bind(cfg.PartnerID, cfg.BaseURL); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return st, nil
+}
+
+// printSummary tells a person on standard error how the run ended.
+func printSummary(io streams, s importer.Summary, runErr error, rejects string, st *store.Store) {
+	w := io.Err
+	head := "run"
+	if s.RunID > 0 {
+		head = fmt.Sprintf("run %d", s.RunID)
+	}
+	if s.DryRun {
+		head = "dry run (nothing sent, nothing written)"
+	}
+	how := "finished"
+	var ae *importer.AccountError
+	switch {
+	case errors.Is(runErr, importer.ErrInterrupted):
+		how = "interrupted"
+	case errors.As(runErr, &ae):
+		how = "stopped by Smile ID"
+	case runErr != nil:
+		how = "failed"
+	}
+	fmt.Fprintf(w, "bulkenroll: %s %s in %.1fs\n", head, how, s.Seconds)
+	fmt.Fprintf(w, "  rows      %d\n", s.Rows)
+	fmt.Fprintf(w, "  enrolled  %d\n", s.Enrolled)
+	fmt.Fprintf(w, "  skipped   %d  (enrolled before)\n", s.Skipped)
+	fmt.Fprintf(w, "  rejected  %d\n", s.Rejected)
+	fmt.Fprintf(w, "  failed    %d  (the next run tries them again)\n", s.Failed)
+	if s.DryRun {
+		fmt.Fprintf(w, "  pending   %d  (would be sent)\n", s.Pending)
+	} else {
+		fmt.Fprintf(w, "  pending   %d  (not done; the next run does them)\n", s.Pending)
+	}
+	if s.Partial {
+		fmt.Fprintln(w, "  (interrupted before every row was counted; the rows not counted stay as they were)")
+	}
+	if s.Rejected > 0 && !s.DryRun {
+		if rejects != "" {
+			fmt.Fprintf(w, "rejected rows are listed in %s\n", rejects)
+		} else if st != nil {
+			fmt.Fprintf(w, "list the rejected rows with: bulkenroll report --store %s --state rejected\n", st.Path())
+		}
+	}
+}

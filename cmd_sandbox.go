@@ -1,0 +1,72 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"bulkenroll/importer"
+	"bulkenroll/importer/sandbox"
+)
+
+// sandboxOptions are the settings of `bulkenroll sandbox`.
+type sandboxOptions struct {
+	streams
+	Cred    credentials
+	Addr    string
+	Options sandbox.Options
+}
+
+func sandboxCommand(io streams) *cli.Command {
+	return &cli.Command{
+		Name:  "sandbox",
+		Usage: "run a local emulator of POST /v1/backfill_users for rehearsals and tests",
+		UsageText: "bulkenroll sandbox [--addr 127.0.0.1:8080] [--latency D] [--fail-rate F] [--throttle-rate F] ...\n" +
+			"   accepts the credentials in SMILE_PARTNER_ID and SMILE_API_KEY (or the key file)",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "partner-id", EnvVars: []string{"SMILE_PARTNER_ID"}, Usage: "partner ID the emulator accepts"},
+			&cli.StringFlag{Name: "api-key-file", EnvVars: []string{"SMILE_API_KEY_FILE"}, Usage: "read the API key from `FILE` (otherwise from $SMILE_API_KEY)"},
+			&cli.StringFlag{Name: "addr", Value: "127.0.0.1:8080", Usage: "listen `ADDRESS` (port 0 picks a free port)"},
+			&cli.DurationFlag{Name: "latency", Usage: "delay every answer by `D`"},
+			&cli.Float64Flag{Name: "fail-rate", Usage: "fraction of requests answered 500 / 2201"},
+			&cli.Float64Flag{Name: "throttle-rate", Usage: "fraction of requests answered 429 with Retry-After"},
+			&cli.DurationFlag{Name: "retry-after", Value: time.Second, Usage: "Retry-After of throttled answers"},
+			&cli.Float64Flag{Name: "drop-before-rate", Usage: "fraction of connections closed with no answer, before enrolling"},
+			&cli.Float64Flag{Name: "drop-after-rate", Usage: "fraction of connections closed with no answer, after enrolling"},
+			&cli.StringFlag{Name: "refuse", Usage: "answer every request with account-level `CODE` 2205, 2214 or 2220"},
+			&cli.Int64Flag{Name: "seed", Usage: "seed of the fault dice"},
+		},
+		Action: func(c *cli.Context) error {
+			return runSandbox(c.Context, sandboxOptions{
+				streams: io,
+				Cred:    credentials{PartnerID: c.String("partner-id"), APIKeyFile: c.String("api-key-file")},
+				Addr:    c.String("addr"),
+				Options: sandbox.Options{
+					Latency: c.Duration("latency"), FailRate: c.Float64("fail-rate"),
+					ThrottleRate: c.Float64("throttle-rate"), RetryAfter: c.Duration("retry-after"),
+					DropBeforeRate: c.Float64("drop-before-rate"), DropAfterRate: c.Float64("drop-after-rate"),
+					Refuse: c.String("refuse"), Seed: c.Int64("seed"),
+				},
+			})
+		},
+	}
+}
+
+// runSandbox is `bulkenroll sandbox`: it serves until interrupted.
+func runSandbox(ctx context.Context, o sandboxOptions) error {
+	key, err := o.Cred.apiKey()
+	if err != nil {
+		return err
+	}
+	if o.Cred.PartnerID == "" || key == "" {
+		return fmt.Errorf("%w: the sandbox needs the credentials it accepts: set SMILE_PARTNER_ID and SMILE_API_KEY (or SMILE_API_KEY_FILE)", importer.ErrConfig)
+	}
+	opts := o.Options
+	opts.PartnerID, opts.APIKey = o.Cred.PartnerID, string(key)
+	if err := sandbox.Run(ctx, o.Addr, opts, o.Out); err != nil {
+		return fmt.Errorf("sandbox: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,311 @@
+package importer
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"bulkenroll/importer/signature"
+)
+
+// maxAnswerBytes bounds how much of an answer the client reads.
+const maxAnswerBytes = 1 << 20
+
+// ClientOptions tune a Client.
+type ClientOptions struct {
+	// Workers sizes the pool of keep-alive connections; default 4.
+	Workers int
+	// Timeout bounds each request, answer included; default 60s.
+	Timeout time.Duration
+	// Transport replaces the HTTP transport (tests inject faults with it).
+	Transport http.RoundTripper
+	// Now replaces the clock that stamps requests.
+	Now func() time.Time
+	// UserAgent is sent with every request.
+	UserAgent string
+}
+
+// Client submits users to POST {base}/v1/backfill_users. It is safe for
+// concurrent use by the workers of one pool.
+type Client struct {
+	cfg     Config
+	url     string
+	http    *http.Client
+	timeout time.Duration
+	now     func() time.Time
+	agent   string
+	bufs    sync.Pool
+}
+
+// NewClient checks cfg and returns a client for it.
+func NewClient(cfg Config, opts ClientOptions) (*Client, error) {
+	if err := cfg.Check(); err != nil {
+		return nil, err
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = 4
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 60 * time.Second
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.UserAgent == "" {
+		opts.UserAgent = "bulkenroll"
+	}
+	rt := opts.Transport
+	if rt == nil {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = opts.Workers
+		t.MaxConnsPerHost = opts.Workers * 2
+		t.MaxIdleConns = opts.Workers * 2
+		t.ForceAttemptHTTP2 = true
+		t.DialContext = (&net.Dialer{Timeout: 15 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+		rt = t
+	}
+	c := &Client{
+		cfg:     cfg,
+		url:     cfg.BaseURL + "/v1/backfill_users",
+		http:    &http.Client{Transport: rt, CheckRedirect: noRedirects},
+		timeout: opts.Timeout,
+		now:     opts.Now,
+		agent:   opts.UserAgent,
+	}
+	c.bufs.New = func() any { return new(bytes.Buffer) }
+	return c, nil
+}
+
+func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+// Config returns the checked configuration.
+func (c *Client) Config() Config { return c.cfg }
+
+// User is one user to enroll.
+type User struct {
+	// UserID and CreatedAt are sent exactly as given.
+	UserID, CreatedAt string
+	// Photo is the JPEG or PNG file's bytes; the client base64-encodes them.
+	Photo []byte
+}
+
+// Result is a verified enrollment.
+type Result struct {
+	ResultCode string
+	ResultText string
+	SmileJobID string
+}
+
+// successAnswer is the part of a 200 answer the client reads.
+type successAnswer struct {
+	ResultCode    string `json:"ResultCode"`
+	ResultText    string `json:"ResultText"`
+	SmileJobID    string `json:"SmileJobID"`
+	Timestamp     string `json:"timestamp"`
+	Signature     string `json:"signature"`
+	PartnerParams struct {
+		UserID string `json:"user_id"`
+	} `json:"PartnerParams"`
+	Code  json.RawMessage `json:"code"`
+	Error string          `json:"error"`
+}
+
+// errorAnswer is Smile ID's error body.
+type errorAnswer struct {
+	Code  json.RawMessage `json:"code"`
+	Error string          `json:"error"`
+}
+
+// TransportError is a request that got no usable answer: time-out, refused
+// or reset connection, a body cut short. Its outcome may be unknown.
+type TransportError struct {
+	Err error
+}
+
+func (e *TransportError) Error() string { return describeTransport(e.Err) }
+
+// Unwrap returns the underlying error.
+func (e *TransportError) Unwrap() error { return e.Err }
+
+// Submit sends one user and returns the verified result, or an *APIError or
+// *TransportError. It signs with a fresh timestamp on every call.
+func (c *Client) Submit(ctx context.Context, u User) (*Result, error) {
+	buf := c.bufs.Get().(*bytes.Buffer)
+	c.buildBody(buf, u)
+	body := &trackedBody{Reader: bytes.NewReader(buf.Bytes()), closed: make(chan struct{})}
+	res, err := c.send(ctx, body, int64(buf.Len()), u.UserID)
+	// The transport may still hold the body after the answer arrives; reuse
+	// the buffer only once it has let go.
+	go func() {
+		<-body.closed
+		if buf.Cap() <= 16<<20 {
+			buf.Reset()
+			c.bufs.Put(buf)
+		}
+	}()
+	return res, err
+}
+
+// buildBody writes the signed JSON body into buf, encoding the photo in
+// place in the buffer's spare room.
+func (c *Client) buildBody(buf *bytes.Buffer, u User) {
+	ts := signature.Timestamp(c.now())
+	sig := signature.Sign(string(c.cfg.APIKey), c.cfg.PartnerID, ts)
+	buf.Reset()
+	buf.Grow(base64.StdEncoding.EncodedLen(len(u.Photo)) + len(u.UserID) + len(u.CreatedAt) + len(c.cfg.PartnerID) + 256)
+	buf.WriteString(`{"partner_id":`)
+	writeJSONString(buf, c.cfg.PartnerID)
+	buf.WriteString(`,"timestamp":`)
+	writeJSONString(buf, ts)
+	buf.WriteString(`,"signature":`)
+	writeJSONString(buf, sig)
+	buf.WriteString(`,"user_id":`)
+	writeJSONString(buf, u.UserID)
+	buf.WriteString(`,"user_created_at":`)
+	writeJSONString(buf, u.CreatedAt)
+	buf.WriteString(`,"photo":"`)
+	buf.Write(base64.StdEncoding.AppendEncode(buf.AvailableBuffer(), u.Photo))
+	buf.WriteString(`"}`)
+}
+
+func (c *Client) send(ctx context.Context, body *trackedBody, size int64, userID string) (*Result, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, body)
+	if err != nil {
+		body.Close()
+		return nil, fmt.Errorf("building the request: %w", err)
+	}
+	req.ContentLength = size
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", c.agent)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, &TransportError{Err: err}
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))
+	if err != nil {
+		return nil, &TransportError{Err: err}
+	}
+	if resp.StatusCode == http.StatusOK {
+		return c.success(resp, data, userID)
+	}
+	return nil, apiError(resp, data)
+}
+
+// success believes a 200 answer only if it parses and its signature verifies.
+func (c *Client) success(resp *http.Response, data []byte, userID string) (*Result, error) {
+	var a successAnswer
+	if err := json.Unmarshal(data, &a); err != nil {
+		return nil, &APIError{Status: resp.StatusCode, Reason: "the answer is not Smile ID JSON; not counted as enrolled", Excerpt: excerpt(data, 120)}
+	}
+	if code := codeString(a.Code); code != "" && a.ResultCode == "" {
+		return nil, &APIError{Status: resp.StatusCode, Code: code, Text: a.Error}
+	}
+	if a.Signature == "" || a.Timestamp == "" {
+		return nil, &APIError{Status: resp.StatusCode, Reason: "the answer is not signed; not counted as enrolled"}
+	}
+	if !signature.Verify(string(c.cfg.APIKey), c.cfg.PartnerID, a.Timestamp, a.Signature) {
+		return nil, &APIError{Status: resp.StatusCode, Reason: "the answer's signature does not verify (forged, or another key); not counted as enrolled"}
+	}
+	if a.ResultCode != "0840" {
+		return nil, &APIError{Status: resp.StatusCode, Code: a.ResultCode, Text: a.ResultText, Reason: "unexpected result code"}
+	}
+	if a.PartnerParams.UserID != "" && a.PartnerParams.UserID != userID {
+		return nil, &APIError{Status: resp.StatusCode, Reason: fmt.Sprintf("the answer is for user %q, not %q", a.PartnerParams.UserID, userID)}
+	}
+	return &Result{ResultCode: a.ResultCode, ResultText: a.ResultText, SmileJobID: a.SmileJobID}, nil
+}
+
+// apiError reads Smile ID's error body, or keeps an excerpt of a foreign one.
+func apiError(resp *http.Response, data []byte) *APIError {
+	e := &APIError{Status: resp.StatusCode, RetryAfter: retryAfter(resp.Header.Get("Retry-After"), time.Now())}
+	var a errorAnswer
+	if err := json.Unmarshal(data, &a); err == nil && (len(a.Code) > 0 || a.Error != "") {
+		e.Code = codeString(a.Code)
+		e.Text = a.Error
+		return e
+	}
+	if len(bytes.TrimSpace(data)) > 0 {
+		e.Excerpt = excerpt(data, 120)
+	} else {
+		e.Text = http.StatusText(resp.StatusCode)
+	}
+	return e
+}
+
+// codeString accepts a code sent as a JSON string or number.
+func codeString(raw json.RawMessage) string {
+	if len(raw) == 0 || string(raw) == "null" {
+		return ""
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s
+	}
+	return strings.Trim(string(raw), `"`)
+}
+
+// retryAfter parses a Retry-After header in seconds or as an HTTP date.
+func retryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.Atoi(v); err == nil {
+		if n < 0 {
+			return 0
+		}
+		return time.Duration(min(n, 3600)) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return min(t.Sub(now), time.Hour)
+	}
+	return 0
+}
+
+// writeJSONString writes s as a JSON string literal.
+func writeJSONString(buf *bytes.Buffer, s string) {
+	if isPlainJSON(s) {
+		buf.WriteByte('"')
+		buf.WriteString(s)
+		buf.WriteByte('"')
+		return
+	}
+	b, _ := json.Marshal(s)
+	buf.Write(b)
+}
+
+func isPlainJSON(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
+}
+
+// trackedBody is a request body that signals when the transport closes it.
+type trackedBody struct {
+	*bytes.Reader
+	once   sync.Once
+	closed chan struct{}
+}
+
+// Close marks the body released.
+func (b *trackedBody) Close() error {
+	b.once.Do(func() { close(b.closed) })
+	return nil
+}

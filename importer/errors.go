@@ -1,0 +1,169 @@
+package importer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"syscall"
+	"time"
+	"unicode/utf8"
+)
+
+// APIError is an answer from Smile ID (or whatever stood in its place) that
+// is not a verified success. It keeps the HTTP status, Smile ID's code and
+// text, and a short excerpt of a body that was not Smile ID JSON.
+type APIError struct {
+	// Status is the HTTP status code.
+	Status int
+	// Code is Smile ID's error code, such as "2205"; empty if the body had none.
+	Code string
+	// Text is Smile ID's error text.
+	Text string
+	// Excerpt is the start of a body that was not the expected JSON, made safe to print.
+	Excerpt string
+	// RetryAfter is the server's Retry-After, if it sent one.
+	RetryAfter time.Duration
+	// Reason says what was wrong with a 200 answer (unparseable, unsigned, forged).
+	Reason string
+}
+
+// Error describes the answer with Smile ID's code and text kept intact.
+func (e *APIError) Error() string {
+	var b strings.Builder
+	switch {
+	case e.Code != "":
+		fmt.Fprintf(&b, "Smile ID %s: %s (HTTP %d)", e.Code, e.Text, e.Status)
+	case e.Reason != "":
+		fmt.Fprintf(&b, "HTTP %d: %s", e.Status, e.Reason)
+	default:
+		fmt.Fprintf(&b, "HTTP %d", e.Status)
+		if e.Text != "" {
+			fmt.Fprintf(&b, ": %s", e.Text)
+		}
+	}
+	if e.Excerpt != "" {
+		fmt.Fprintf(&b, "; body starts %q", e.Excerpt)
+	}
+	return b.String()
+}
+
+// Class is what the import does about an outcome.
+type Class int
+
+// The classes of outcome.
+const (
+	// Transient: try again later (429, 5xx, 2201, time-outs, broken connections,
+	// answers that cannot be believed). The outcome may be unknown.
+	Transient Class = iota
+	// Permanent: Smile ID refused this row; reject it.
+	Permanent
+	// Account: the refusal concerns the whole account (2205, 2214, 2220); stop the run.
+	Account
+	// AlreadyEnrolled: 2209, this user is enrolled already.
+	AlreadyEnrolled
+)
+
+func (c Class) String() string {
+	switch c {
+	case Transient:
+		return "transient"
+	case Permanent:
+		return "permanent"
+	case Account:
+		return "account"
+	case AlreadyEnrolled:
+		return "already enrolled"
+	}
+	return fmt.Sprintf("Class(%d)", int(c))
+}
+
+// Classify says what kind of failure err is. Errors that are not API answers
+// (time-outs, resets, truncated bodies, DNS failures) are transient.
+func Classify(err error) Class {
+	var ae *APIError
+	if !errors.As(err, &ae) {
+		return Transient
+	}
+	switch ae.Code {
+	case "2209":
+		return AlreadyEnrolled
+	case "2205", "2214", "2220":
+		return Account
+	case "2201":
+		return Transient
+	case "2203", "2204", "2213", "2413":
+		return Permanent
+	}
+	switch {
+	case ae.Status == 429, ae.Status == 408, ae.Status >= 500, ae.Status < 400:
+		// < 400: a 200 (or 3xx) answer that could not be believed: unknown outcome.
+		return Transient
+	case ae.Status == 401 || ae.Status == 403:
+		if ae.Code == "" {
+			// A bare 401/403 with no Smile ID code: most likely the key or environment.
+			return Account
+		}
+	}
+	return Permanent
+}
+
+// AccountAdvice explains the likely cause of an account-level refusal.
+func AccountAdvice(code string) string {
+	switch code {
+	case "2205":
+		return "the request was not authorized: check the API key and partner ID, and that they belong to the environment in use (sandbox keys do not work in production)"
+	case "2214":
+		return "the product is not activated for this partner: ask Smile ID to enable user backfill (job type 4)"
+	case "2220":
+		return "production access is not enabled for this partner: use the sandbox, or ask Smile ID to enable production"
+	}
+	return "the API refused the account: check the credentials and the environment"
+}
+
+// isTimeout reports whether err is a time-out of a request.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
+}
+
+// describeTransport turns a transport failure into a short message without
+// the request's URL noise, keeping what happened.
+func describeTransport(err error) string {
+	switch {
+	case isTimeout(err):
+		return "no answer before the time-out (the outcome is unknown)"
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return "connection closed before a full answer (the outcome is unknown)"
+	case errors.Is(err, syscall.ECONNRESET):
+		return "connection reset (the outcome is unknown)"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	}
+	return err.Error()
+}
+
+// excerpt returns the start of body as printable, single-line text.
+func excerpt(body []byte, max int) string {
+	if len(body) > max {
+		body = body[:max]
+	}
+	var b strings.Builder
+	for len(body) > 0 {
+		r, size := utf8.DecodeRune(body)
+		body = body[size:]
+		switch {
+		case r == utf8.RuneError && size <= 1:
+			b.WriteRune('?')
+		case r == '\n' || r == '\r' || r == '\t':
+			b.WriteByte(' ')
+		case r < 0x20 || r == 0x7f:
+			b.WriteRune('?')
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return strings.TrimSpace(b.String())
+}

@@ -1,0 +1,109 @@
+// Command bulkenroll enrolls a partner's existing users in Smile ID in bulk
+// (job type 4, "backfill users"), from a CSV manifest of user IDs, creation
+// dates and photos, with a checkpoint store that makes every run resumable.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"bulkenroll/importer"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// errRowsNotDone means the command finished but some rows did not end well
+// (rejected or failed rows, invalid rows for validate): exit code 1. The
+// command has already said which.
+var errRowsNotDone = errors.New("some rows were not enrolled")
+
+// usageError is a command line that cannot be run.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, a ...any) error { return &usageError{fmt.Sprintf(format, a...)} }
+
+// streams are a command's standard streams, injected so tests can run
+// commands without a terminal.
+type streams struct {
+	In     io.Reader
+	Out    io.Writer
+	Err    io.Writer
+	ErrTTY bool // standard error is a terminal
+}
+
+func main() {
+	ctx, cancel := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		s := <-sigs
+		fmt.Fprintf(os.Stderr, "\nbulkenroll: %v: finishing requests in flight and saving (signal again to quit at once)\n", s)
+		cancel()
+		<-sigs
+		fmt.Fprintln(os.Stderr, "bulkenroll: quitting at once; the store is consistent, the next run resumes")
+		os.Exit(130)
+	}()
+	io := streams{In: os.Stdin, Out: os.Stdout, Err: os.Stderr, ErrTTY: isTerminal(os.Stderr)}
+	err := newApp(io).RunContext(ctx, os.Args)
+	code := exitCode(err)
+	if err != nil && code != 1 {
+		fmt.Fprintf(os.Stderr, "bulkenroll: %v\n", err)
+	}
+	cancel()
+	os.Exit(code)
+}
+
+// exitCode maps a command's error to the process exit code; the one place
+// that does. 0 all done, 1 finished with rows not done, 2 usage,
+// configuration, credential or store errors, 130 interrupted.
+func exitCode(err error) int {
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, errRowsNotDone):
+		return 1
+	case errors.Is(err, importer.ErrInterrupted), errors.Is(err, context.Canceled):
+		return 130
+	}
+	return 2
+}
+
+// newApp wires the commands.
+func newApp(io streams) *cli.App {
+	return &cli.App{
+		Name:    "bulkenroll",
+		Usage:   "enroll existing users' photos in Smile ID in bulk (job type 4, backfill users)",
+		Version: version,
+		Commands: []*cli.Command{
+			runCommand(io),
+			validateCommand(io),
+			statusCommand(io),
+			reportCommand(io),
+			sandboxCommand(io),
+		},
+		Reader:          io.In,
+		Writer:          io.Out,
+		ErrWriter:       io.Err,
+		ExitErrHandler:  func(*cli.Context, error) {}, // errors are mapped in main, after deferred cleanup
+		HideHelpCommand: true,
+		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
+			return &usageError{err.Error()}
+		},
+	}
+}
+
+// isTerminal reports whether f is a terminal (a character device).
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}

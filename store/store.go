@@ -1,0 +1,379 @@
+// Package store is the bbolt checkpoint store of bulkenroll: one record per
+// user with its state, the run history, and the partner ID and base URL the
+// store was made for. Writes are batched by a single writer goroutine (group
+// commit) so that the per-row cost is far below one fsync.
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+var (
+	bucketMeta  = []byte("meta")
+	bucketUsers = []byte("users")
+	bucketRuns  = []byte("runs")
+
+	keyFormat    = []byte("format")
+	keyPartnerID = []byte("partner_id")
+	keyBaseURL   = []byte("base_url")
+	keyCreated   = []byte("created_at")
+)
+
+// formatVersion is written into every store this code creates.
+const formatVersion = "bulkenroll-store-1"
+
+// Errors the store returns; callers match them with errors.Is.
+var (
+	// ErrLocked: another process holds the store.
+	ErrLocked = errors.New("store is in use by another bulkenroll process")
+	// ErrNotStore: the file is not a bulkenroll store, or is damaged.
+	ErrNotStore = errors.New("not a bulkenroll store, or a damaged one")
+	// ErrMismatch: the store was made for another partner ID or base URL.
+	ErrMismatch = errors.New("store belongs to another partner or endpoint")
+	// ErrNotFound: the store file does not exist (read-only opens only).
+	ErrNotFound = errors.New("store not found")
+)
+
+// Options tune Open.
+type Options struct {
+	// ReadOnly opens the store for reading; the file must exist.
+	ReadOnly bool
+	// LockTimeout is how long to wait for another process's lock; default 200ms.
+	LockTimeout time.Duration
+	// NoSync skips fsync (tests and benchmarks of the store's own overhead only).
+	NoSync bool
+}
+
+// Store is an open checkpoint store. Its methods are safe for concurrent use.
+type Store struct {
+	db   *bolt.DB
+	path string
+	w    *writer
+}
+
+// Open opens the store at path, creating it (mode 0600) unless opts.ReadOnly.
+// A store held by another process fails at once with ErrLocked; a file that is
+// not a store fails with ErrNotStore and is left as it was.
+func Open(path string, opts Options) (*Store, error) {
+	fi, err := os.Stat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if opts.ReadOnly {
+			return nil, fmt.Errorf("store %s: %w (run an import first, or pass --store)", path, ErrNotFound)
+		}
+	case err != nil:
+		return nil, fmt.Errorf("store %s: %w", path, err)
+	case !fi.Mode().IsRegular():
+		return nil, fmt.Errorf("store %s: %w: not a regular file", path, ErrNotStore)
+	case fi.Size() > 0:
+		if err := checkHeader(path); err != nil {
+			return nil, fmt.Errorf("store %s: %w", path, err)
+		}
+	}
+	timeout := opts.LockTimeout
+	if timeout <= 0 {
+		timeout = 200 * time.Millisecond
+	}
+	db, err := openBolt(path, &bolt.Options{
+		Timeout:      timeout,
+		ReadOnly:     opts.ReadOnly,
+		NoSync:       opts.NoSync,
+		FreelistType: bolt.FreelistMapType,
+	})
+	if err != nil {
+		switch {
+		case errors.Is(err, berrors.ErrTimeout):
+			return nil, fmt.Errorf("store %s: %w", path, ErrLocked)
+		case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum),
+			errors.Is(err, berrors.ErrVersionMismatch), errors.Is(err, berrors.ErrInvalidMapping):
+			return nil, fmt.Errorf("store %s: %w: %v", path, ErrNotStore, err)
+		}
+		return nil, fmt.Errorf("store %s: %w", path, err)
+	}
+	s := &Store{db: db, path: path}
+	if err := s.init(opts.ReadOnly); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store %s: %w", path, err)
+	}
+	if !opts.ReadOnly {
+		s.w = newWriter(db)
+	}
+	return s, nil
+}
+
+// openBolt opens the bbolt file, turning a panic on a damaged file into an error.
+func openBolt(path string, o *bolt.Options) (db *bolt.DB, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%w: %v", berrors.ErrInvalid, p)
+		}
+	}()
+	return bolt.Open(path, 0o600, o)
+}
+
+// checkHeader refuses, before bbolt touches it, a file whose first page is
+// not a bbolt meta page (bbolt's magic after the 16-byte page header) or that is shorter than
+// the four pages every bbolt file starts with.
+func checkHeader(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var hdr [64]byte
+	if _, err := f.ReadAt(hdr[:], 0); err != nil {
+		return fmt.Errorf("%w: too short to be one", ErrNotStore)
+	}
+	const magic = 0xED0CDAED
+	if binary.LittleEndian.Uint32(hdr[16:20]) != magic {
+		return fmt.Errorf("%w: no bbolt header", ErrNotStore)
+	}
+	pageSize := int64(binary.LittleEndian.Uint32(hdr[24:28]))
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if pageSize < 512 || fi.Size() < 4*pageSize || fi.Size()%pageSize != 0 {
+		return fmt.Errorf("%w: file size %d does not fit its page size %d (truncated?)", ErrNotStore, fi.Size(), pageSize)
+	}
+	return nil
+}
+
+// init creates the buckets of a new store and checks the format of an old one.
+func (s *Store) init(readOnly bool) error {
+	check := func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if meta == nil {
+			return fmt.Errorf("%w: no meta bucket", ErrNotStore)
+		}
+		if v := meta.Get(keyFormat); string(v) != formatVersion {
+			return fmt.Errorf("%w: format %q, want %q", ErrNotStore, v, formatVersion)
+		}
+		if tx.Bucket(bucketUsers) == nil || tx.Bucket(bucketRuns) == nil {
+			return fmt.Errorf("%w: missing buckets", ErrNotStore)
+		}
+		return nil
+	}
+	if readOnly {
+		return s.db.View(check)
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketMeta) != nil || firstBucket(tx) != nil {
+			return check(tx)
+		}
+		meta, err := tx.CreateBucket(bucketMeta)
+		if err != nil {
+			return err
+		}
+		if err := meta.Put(keyFormat, []byte(formatVersion)); err != nil {
+			return err
+		}
+		if err := meta.Put(keyCreated, []byte(time.Now().UTC().Format(time.RFC3339))); err != nil {
+			return err
+		}
+		if _, err := tx.CreateBucket(bucketUsers); err != nil {
+			return err
+		}
+		_, err = tx.CreateBucket(bucketRuns)
+		return err
+	})
+}
+
+func firstBucket(tx *bolt.Tx) []byte {
+	k, _ := tx.Cursor().First()
+	return k
+}
+
+// Path is the store's file.
+func (s *Store) Path() string { return s.path }
+
+// Meta describes what the store was made for.
+type Meta struct {
+	PartnerID string
+	BaseURL   string
+	CreatedAt string
+}
+
+// Meta returns the store's binding; empty fields when it is not bound yet.
+func (s *Store) Meta() (Meta, error) {
+	var m Meta
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketMeta)
+		m.PartnerID = string(b.Get(keyPartnerID))
+		m.BaseURL = string(b.Get(keyBaseURL))
+		m.CreatedAt = string(b.Get(keyCreated))
+		return nil
+	})
+	return m, err
+}
+
+// CheckBinding returns ErrMismatch when the store is bound to another partner
+// ID or base URL. An unbound store passes.
+func (s *Store) CheckBinding(partnerID, baseURL string) error {
+	m, err := s.Meta()
+	if err != nil {
+		return err
+	}
+	if m.PartnerID == "" && m.BaseURL == "" {
+		return nil
+	}
+	if m.PartnerID != partnerID || m.BaseURL != baseURL {
+		return fmt.Errorf("store %s: %w: it was made for partner %q at %s, not partner %q at %s; use another --store",
+			s.path, ErrMismatch, m.PartnerID, m.BaseURL, partnerID, baseURL)
+	}
+	return nil
+}
+
+// Bind records partnerID and baseURL in a new store, or checks them against
+// an existing binding (ErrMismatch).
+func (s *Store) Bind(partnerID, baseURL string) error {
+	if err := s.CheckBinding(partnerID, baseURL); err != nil {
+		return err
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketMeta)
+		if err := b.Put(keyPartnerID, []byte(partnerID)); err != nil {
+			return err
+		}
+		return b.Put(keyBaseURL, []byte(baseURL))
+	})
+}
+
+// Get returns the record for key (a user_id or a RowKey), seeing writes that
+// are queued but not yet committed.
+func (s *Store) Get(key string) (Record, bool, error) {
+	if s.w != nil {
+		if rec, ok := s.w.pending(key); ok {
+			return rec, true, nil
+		}
+	}
+	var rec Record
+	var found bool
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketUsers).Get([]byte(key))
+		if v == nil {
+			return nil
+		}
+		found = true
+		return json.Unmarshal(v, &rec)
+	})
+	if err != nil {
+		return Record{}, false, fmt.Errorf("store %s: reading %q: %w", s.path, key, err)
+	}
+	return rec, found, nil
+}
+
+// Put queues rec for the next batch under key and returns at once. Get sees
+// it immediately; Flush or Close makes it durable. A failed commit is
+// reported by Err, Flush and Close.
+func (s *Store) Put(key string, rec Record) {
+	s.w.put(key, rec, nil)
+}
+
+// PutDurable stores every record and returns once they are committed to disk.
+func (s *Store) PutDurable(keys []string, recs []Record) error {
+	done := make(chan error, 1)
+	for i := range recs {
+		var d chan error
+		if i == len(recs)-1 {
+			d = done
+		}
+		s.w.put(keys[i], recs[i], d)
+	}
+	if len(recs) == 0 {
+		return nil
+	}
+	return <-done
+}
+
+// Err returns the first commit error, if any.
+func (s *Store) Err() error { return s.w.error() }
+
+// Flush waits until every queued write is committed.
+func (s *Store) Flush() error {
+	return s.w.flush()
+}
+
+// Close flushes queued writes and closes the file.
+func (s *Store) Close() error {
+	var err error
+	if s.w != nil {
+		err = s.w.close()
+	}
+	if cerr := s.db.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// ClearRowRecords deletes the records of rows without a user key (see
+// RowKey); a run calls it first so that they describe that run only.
+func (s *Store) ClearRowRecords() error {
+	if err := s.Flush(); err != nil {
+		return err
+	}
+	prefix := []byte(RowKeyPrefix)
+	return s.db.Update(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketUsers).Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Seek(prefix) {
+			if err := c.Delete(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Each calls fn for every record in key order; state "" means all states.
+func (s *Store) Each(state State, fn func(Record) error) error {
+	if s.w != nil {
+		if err := s.Flush(); err != nil {
+			return err
+		}
+	}
+	return s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketUsers).ForEach(func(_, v []byte) error {
+			var rec Record
+			if err := json.Unmarshal(v, &rec); err != nil {
+				return fmt.Errorf("decoding a record: %w", err)
+			}
+			if state != "" && rec.State != state {
+				return nil
+			}
+			return fn(rec)
+		})
+	})
+}
+
+// Counts returns how many records are in each state.
+func (s *Store) Counts() (map[State]int, error) {
+	counts := make(map[State]int, len(States))
+	for _, st := range States {
+		counts[st] = 0
+	}
+	err := s.Each("", func(r Record) error {
+		counts[r.State]++
+		return nil
+	})
+	return counts, err
+}
+
+// Size returns the store file's size in bytes.
+func (s *Store) Size() int64 {
+	var n int64
+	_ = s.db.View(func(tx *bolt.Tx) error {
+		n = tx.Size()
+		return nil
+	})
+	return n
+}

@@ -1,0 +1,186 @@
+package store
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// maxBatch bounds how many writes one transaction commits.
+const maxBatch = 4096
+
+// errClosed is returned for writes queued after Close.
+var errClosed = errors.New("store is closed")
+
+// op is one queued write, or a flush marker when key is "".
+type op struct {
+	key  string
+	rec  Record
+	seq  uint64
+	done chan error // nil: nobody waits
+}
+
+// writer is the store's single writing goroutine: it drains the queue into
+// one bbolt transaction at a time (group commit), so that concurrent callers
+// share fsyncs, and keeps queued records visible to Get until committed.
+type writer struct {
+	db    *bolt.DB
+	queue chan op
+	quit  chan struct{}
+	exit  chan struct{}
+
+	mu      sync.Mutex
+	overlay map[string]op // latest queued, not yet committed record per key
+	seq     uint64
+	err     error
+	closed  bool
+}
+
+func newWriter(db *bolt.DB) *writer {
+	w := &writer{
+		db:      db,
+		queue:   make(chan op, maxBatch),
+		quit:    make(chan struct{}),
+		exit:    make(chan struct{}),
+		overlay: make(map[string]op),
+	}
+	go w.loop()
+	return w
+}
+
+func (w *writer) put(key string, rec Record, done chan error) {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		if done != nil {
+			done <- errClosed
+		}
+		return
+	}
+	w.seq++
+	o := op{key: key, rec: rec, seq: w.seq, done: done}
+	w.overlay[key] = o
+	w.mu.Unlock()
+	w.queue <- o
+}
+
+func (w *writer) pending(key string) (Record, bool) {
+	w.mu.Lock()
+	o, ok := w.overlay[key]
+	w.mu.Unlock()
+	return o.rec, ok
+}
+
+func (w *writer) error() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
+// flush waits for everything queued before it to be committed.
+func (w *writer) flush() error {
+	w.mu.Lock()
+	if w.closed {
+		err := w.err
+		w.mu.Unlock()
+		return err
+	}
+	w.mu.Unlock()
+	done := make(chan error, 1)
+	w.queue <- op{done: done}
+	return <-done
+}
+
+func (w *writer) close() error {
+	err := w.flush()
+	w.mu.Lock()
+	w.closed = true
+	w.mu.Unlock()
+	close(w.quit)
+	<-w.exit
+	return err
+}
+
+func (w *writer) loop() {
+	defer close(w.exit)
+	batch := make([]op, 0, maxBatch)
+	for {
+		select {
+		case o := <-w.queue:
+			batch = append(batch[:0], o)
+		case <-w.quit:
+			return
+		}
+	drain:
+		for len(batch) < maxBatch {
+			select {
+			case o := <-w.queue:
+				batch = append(batch, o)
+			default:
+				break drain
+			}
+		}
+		w.commit(batch)
+	}
+}
+
+// commit writes one batch in one transaction and answers its waiters.
+func (w *writer) commit(batch []op) {
+	// Write each key's latest queued version: callers racing on one key may
+	// reach the queue out of order, but never the overlay.
+	w.mu.Lock()
+	for i := range batch {
+		o := &batch[i]
+		if o.key == "" {
+			continue
+		}
+		if cur, ok := w.overlay[o.key]; ok {
+			o.rec, o.seq = cur.rec, cur.seq
+		} else {
+			o.key = "" // a newer version was committed already
+		}
+	}
+	err := w.err
+	w.mu.Unlock()
+	if err == nil {
+		err = w.db.Update(func(tx *bolt.Tx) error {
+			b := tx.Bucket(bucketUsers)
+			for i := range batch {
+				o := &batch[i]
+				if o.key == "" {
+					continue
+				}
+				v, err := json.Marshal(&o.rec)
+				if err != nil {
+					return fmt.Errorf("encoding record %q: %w", o.rec.UserID, err)
+				}
+				if err := b.Put([]byte(o.key), v); err != nil {
+					return fmt.Errorf("writing record %q: %w", o.rec.UserID, err)
+				}
+			}
+			return nil
+		})
+	}
+	w.mu.Lock()
+	if err != nil && w.err == nil {
+		w.err = fmt.Errorf("committing to the store: %w", err)
+	}
+	err = w.err
+	for i := range batch {
+		o := &batch[i]
+		if o.key != "" && err == nil {
+			if cur, ok := w.overlay[o.key]; ok && cur.seq == o.seq {
+				delete(w.overlay, o.key)
+			}
+		}
+	}
+	w.mu.Unlock()
+	for i := range batch {
+		if batch[i].done != nil {
+			batch[i].done <- err
+		}
+	}
+}
