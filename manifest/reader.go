@@ -135,7 +135,7 @@ func headerHint(header []string) string {
 		return " (the header is not valid UTF-8; is this a CSV text file?)"
 	case len(header) == 1 && strings.ContainsAny(first, ";\t"):
 		return " (the header has a single column; fields must be separated by commas, not semicolons or tabs)"
-	case len(header) == 1 && strings.Contains(first, "\r"):
+	case strings.Contains(joined, "\r"):
 		return " (lines seem to end with a bare carriage return; save the file with LF or CRLF line endings)"
 	}
 	names := make([]string, 0, min(len(header), 6))
@@ -338,14 +338,28 @@ func (g *lineGuard) Read(p []byte) (int, error) {
 	}
 	n, err := g.r.Read(p)
 	chunk := p[:n]
-	if first := bytes.IndexByte(chunk, '\n'); first < 0 {
-		g.run += int64(n)
-	} else {
-		if g.run+int64(first) > g.max {
-			g.run += int64(first)
-		} else {
+	for {
+		i := bytes.IndexByte(chunk, '\n')
+		if i < 0 {
+			g.run += int64(len(chunk))
+			break
+		}
+		if g.run+int64(i) > g.max {
+			g.run += int64(i)
+			break
+		}
+		chunk = chunk[i+1:]
+		g.line++
+		g.run = 0
+		if int64(len(chunk)) <= g.max {
+			// No line that starts in the rest of the chunk can be too long
+			// yet: count them in one go.
 			g.line += bytes.Count(chunk, []byte{'\n'})
-			g.run = int64(n - bytes.LastIndexByte(chunk, '\n') - 1)
+			if j := bytes.LastIndexByte(chunk, '\n'); j >= 0 {
+				chunk = chunk[j+1:]
+			}
+			g.run = int64(len(chunk))
+			break
 		}
 	}
 	if g.run > g.max {

@@ -1,0 +1,38 @@
+# bulkenroll: build, test, demo, bench.
+GO      ?= go
+BIN     := bin/bulkenroll
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+FUZZTIME ?= 5s
+
+.PHONY: build test vet fuzz demo bench clean
+
+build:
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) .
+
+vet:
+	$(GO) vet ./...
+	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+# Unit, end-to-end, crash and fault tests (the end-to-end tests build the
+# binary themselves), all under the race detector, then each fuzz target briefly.
+test: vet build
+	$(GO) test -race -count=1 -timeout 20m ./...
+	$(MAKE) fuzz
+
+fuzz:
+	$(GO) test -run='^$$' -fuzz='^FuzzReader$$' -fuzztime=$(FUZZTIME) ./manifest/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseCreatedAt$$' -fuzztime=$(FUZZTIME) ./manifest/
+
+# The main job on the embedded sandbox: import the samples, run again to show
+# every row skipped, show the status.
+demo: build
+	@sh samples/demo.sh $(BIN)
+
+# Throughput against a floor, memory, re-run and validate speed, and the Go
+# benchmarks of the per-row hot path. Writes bench-results/BENCHMARKS.md.
+bench: build
+	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./manifest/ ./store/ ./importer/
+	BULKENROLL_BENCH=1 $(GO) test -run='^TestBenchHarness$$' -count=1 -timeout 60m -v .
+
+clean:
+	rm -rf bin bench-results
