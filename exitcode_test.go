@@ -43,7 +43,7 @@ func TestExitCode(t *testing.T) {
 // back as an error (exit 2), never as an os.Exit inside urfave/cli.
 func TestAppUsageErrors(t *testing.T) {
 	cases := [][]string{
-		{"bulkenroll", "run"},                              // --manifest is required
+		{"bulkenroll", "run"},                               // --manifest is required
 		{"bulkenroll", "run", "--manifest", "x", "--bogus"}, // unknown flag
 		{"bulkenroll", "report", "--format", "xml"},
 		{"bulkenroll", "report", "--state", "happy"},
