@@ -730,3 +730,31 @@ func BenchmarkBackfill(b *testing.B) {
 		}
 	}
 }
+
+func BenchmarkBackfillHTTP(b *testing.B) {
+	s, err := New(Options{PartnerID: testPartner, APIKey: testKey})
+	if err != nil {
+		b.Fatal(err)
+	}
+	hs := httptest.NewServer(s)
+	defer hs.Close()
+	body := mustJSON(fields("bench-http"))
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	b.SetBytes(int64(len(body)))
+	b.SetParallelism(4)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			resp, err := client.Post(hs.URL+BackfillPath, "application/json", bytes.NewReader(body))
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	})
+	if st := s.Stats(); st.Enrolled != 1 {
+		b.Errorf("Stats = %+v", st)
+	}
+}
