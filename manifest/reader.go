@@ -363,7 +363,11 @@ func (g *lineGuard) Read(p []byte) (int, error) {
 		}
 	}
 	if g.run > g.max {
-		g.err = fmt.Errorf("line %d is longer than %d bytes; is this really a CSV file?", g.line+1, g.max)
+		size := fmt.Sprintf("%d bytes", g.max)
+		if g.max%(1<<20) == 0 {
+			size = fmt.Sprintf("%d MiB", g.max>>20)
+		}
+		g.err = fmt.Errorf("line %d is longer than %s; is this really a CSV file?", g.line+1, size)
 		return n, g.err
 	}
 	return n, err

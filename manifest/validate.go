@@ -208,6 +208,12 @@ func ReadPhoto(path string, maxBytes int64, buf *bytes.Buffer) error {
 		if rerr := fileError(path, err); rerr != nil {
 			return rerr
 		}
+		// Opening a socket fails (ENXIO): say what the file is instead.
+		if fi, serr := os.Stat(path); serr == nil {
+			if rerr := checkFileInfo(fi, maxBytes); rerr != nil {
+				return rerr
+			}
+		}
 		return fmt.Errorf("opening photo: %w", err)
 	}
 	defer f.Close()
