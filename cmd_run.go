@@ -163,7 +163,10 @@ func runImport(ctx context.Context, o runOptions) (err error) {
 	switch {
 	case runErr != nil:
 		return runErr
-	case !sum.OK():
+	case sum.DryRun && sum.Rejected > 0:
+		// A dry run's pending rows are its plan, not rows left undone.
+		return errRowsNotDone
+	case !sum.DryRun && !sum.OK():
 		return errRowsNotDone
 	}
 	return nil

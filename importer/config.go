@@ -20,7 +20,7 @@ const (
 // ErrConfig marks configuration errors (exit code 2).
 var ErrConfig = errors.New("configuration")
 
-// Secret holds the API key. Its String, GoString and MarshalText methods
+// Secret holds the API key. Its String, GoString, Format and MarshalText methods
 // never reveal it, so a Config can be printed or logged safely.
 type Secret string
 
@@ -34,6 +34,10 @@ func (Secret) GoString() string { return redacted }
 
 // MarshalText hides the secret.
 func (Secret) MarshalText() ([]byte, error) { return []byte(redacted), nil }
+
+// Format hides the secret under every fmt verb: without it, a verb that does
+// not call String (%d, %t, ...) prints the raw key in its "%!d(...)" report.
+func (Secret) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(redacted)) }
 
 // Config is the client's configuration. Check it once before use.
 type Config struct {
@@ -88,7 +92,7 @@ func CheckBaseURL(raw string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("%w: base URL %q: %v", ErrConfig, raw, err)
 	}
-	if u.Host == "" || u.Opaque != "" {
+	if u.Hostname() == "" || u.Opaque != "" { // Hostname: "https://:443" has a Host but no host name
 		return "", fmt.Errorf("%w: base URL %q: want a URL such as https://api.smileidentity.com", ErrConfig, raw)
 	}
 	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {

@@ -110,6 +110,7 @@ type job struct {
 	rec      store.Record // as marked: State pending, Attempts = prior + 1
 	prior    int          // attempts recorded before this run's mark
 	photoSum string       // SHA-256 known from the dispatcher, if it read the photo
+	refused  bool         // Smile ID refused the row last time: its prior attempts' outcome is known
 }
 
 // runner is one run in progress.
@@ -301,27 +302,44 @@ const markBatch = 256
 // dispatch reads rows, settles those that need no request, and hands the
 // rest to the workers once their "being tried" mark is durable.
 func (r *runner) dispatch(ctx context.Context, rd *manifest.Reader, jobs chan<- job) error {
-	var batch []job
-	send := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		if !r.opts.DryRun {
-			keys := make([]string, len(batch))
-			recs := make([]store.Record, len(batch))
-			for i := range batch {
-				keys[i], recs[i] = batch[i].rec.UserID, batch[i].rec
-			}
-			if err := r.st.PutDurable(keys, recs); err != nil {
+	// The marks commit in the background: a marker goroutine waits for each
+	// batch's commit and then hands its jobs out, while this loop plans the
+	// next rows. One fsync then covers every batch queued meanwhile (group
+	// commit), and neither the planning nor the workers wait on it in turn.
+	marked := make(chan markedBatch, 2)
+	markerDone := make(chan struct{})
+	go func() {
+		defer close(markerDone)
+		for mb := range marked {
+			if err := <-mb.done; err != nil {
 				r.stop(err)
-				return err
+				for _, j := range mb.jobs {
+					r.unreached(j)
+				}
+				continue
+			}
+			for _, j := range mb.jobs {
+				jobs <- j
 			}
 		}
-		for _, j := range batch {
-			jobs <- j
+	}()
+	defer func() {
+		close(marked)
+		<-markerDone
+	}()
+	var batch []job
+	send := func() {
+		if len(batch) == 0 {
+			return
 		}
-		batch = batch[:0]
-		return nil
+		keys := make([]string, len(batch))
+		recs := make([]store.Record, len(batch))
+		for i := range batch {
+			keys[i], recs[i] = batch[i].rec.UserID, batch[i].rec
+		}
+		// Queued marks are visible to Get at once, so plan sees them.
+		marked <- markedBatch{jobs: batch, done: r.st.PutBatch(keys, recs)}
+		batch = nil // the marker owns the sent one
 	}
 	for !r.halted(ctx) {
 		row, err := rd.Next()
@@ -330,6 +348,10 @@ func (r *runner) dispatch(ctx context.Context, rd *manifest.Reader, jobs chan<- 
 		}
 		var rowErr *manifest.RowError
 		if err != nil && !errors.As(err, &rowErr) {
+			// Planned but not marked: never sent, so they stay pending.
+			for _, j := range batch {
+				r.unreached(j)
+			}
 			return fmt.Errorf("reading the manifest: %w", err)
 		}
 		r.tally.rows.Add(1)
@@ -337,15 +359,19 @@ func (r *runner) dispatch(ctx context.Context, rd *manifest.Reader, jobs chan<- 
 		if !ok {
 			continue
 		}
+		if first := batchLine(batch, j.row.UserID); first != 0 {
+			// Its first row is planned but not marked yet, so plan could
+			// not see it in the store.
+			r.rejectRow(row, fmt.Sprintf("user_id: duplicate of line %d", first))
+			continue
+		}
 		if r.opts.DryRun {
 			r.tally.pending.Add(1)
 			continue
 		}
 		batch = append(batch, j)
-		if len(batch) >= min(markBatch, cap(jobs)) || len(jobs) == 0 {
-			if err := send(); err != nil {
-				return nil
-			}
+		if len(batch) >= min(markBatch, cap(jobs)) || len(jobs) == 0 && len(marked) == 0 {
+			send()
 		}
 	}
 	if r.halted(ctx) {
@@ -355,8 +381,24 @@ func (r *runner) dispatch(ctx context.Context, rd *manifest.Reader, jobs chan<- 
 		}
 		return nil
 	}
-	_ = send()
+	send()
 	return nil
+}
+
+// markedBatch is a batch of jobs whose marks are committing; done says when.
+type markedBatch struct {
+	jobs []job
+	done <-chan error
+}
+
+// batchLine returns the line of the job in batch for userID, or 0.
+func batchLine(batch []job, userID string) int {
+	for i := range batch {
+		if batch[i].row.UserID == userID {
+			return batch[i].row.Line
+		}
+	}
+	return 0
 }
 
 // plan settles a row that needs no request (refused, duplicate, already
@@ -414,9 +456,9 @@ func (r *runner) plan(row manifest.Row, rowErr *manifest.RowError) (job, bool) {
 			return job{}, false
 		}
 	}
-	prior := rec.Attempts
+	prior, refused := rec.Attempts, rec.RejectedByAPI()
 	rec.State, rec.Attempts, rec.Error = store.Pending, prior+1, "request sent, answer not yet saved"
-	return job{row: row, rec: rec, prior: prior, photoSum: sum}, true
+	return job{row: row, rec: rec, prior: prior, photoSum: sum, refused: refused}, true
 }
 
 // duplicateOf returns the line where this run already saw the row's user, or 0.
@@ -584,7 +626,9 @@ func (w *worker) do(ctx context.Context, j job) {
 		errors.As(err, &ae)
 		switch Classify(err) {
 		case AlreadyEnrolled:
-			if j.prior+try > 0 {
+			// Only a try whose outcome is unknown can have enrolled the user:
+			// not one Smile ID answered with a refusal (a 2209 conflict among them).
+			if try > 0 || (j.prior > 0 && !j.refused) {
 				w.enrolled(j, rec, ae.Code, ae.Text, rec.SmileJobID,
 					"an earlier request's outcome was unknown; Smile ID now answers 2209, so it enrolled the user")
 				return

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io/fs"
 	"os"
 	"time"
@@ -146,11 +147,49 @@ func checkHeader(path string) error {
 	if pageSize < 512 || fi.Size() < 4*pageSize || fi.Size()%pageSize != 0 {
 		return fmt.Errorf("%w: file size %d does not fit its page size %d (truncated?)", ErrNotStore, fi.Size(), pageSize)
 	}
+	// The file must hold every page below its high-water mark: bbolt would
+	// otherwise read past the end of a cut file (an assertion panic, or a
+	// fault that cannot be recovered).
+	if pages := highWater(f, pageSize); fi.Size() < pages*pageSize {
+		return fmt.Errorf("%w: file size %d is shorter than the %d pages of %d bytes it holds (truncated?)",
+			ErrNotStore, fi.Size(), pages, pageSize)
+	}
 	return nil
 }
 
+// highWater returns the high-water mark (page count) of the newer valid
+// meta page of the bbolt file f, or 0 if neither is valid (bbolt then
+// reports the damage itself).
+func highWater(f *os.File, pageSize int64) int64 {
+	var pages, txid int64 = 0, -1
+	for i := range int64(2) {
+		// Page header (16 bytes), then the meta: magic, version, page size,
+		// flags, root bucket (16), freelist, pgid, txid, checksum (FNV-64a
+		// of the meta fields before it).
+		var p [80]byte
+		if _, err := f.ReadAt(p[:], i*pageSize); err != nil {
+			continue
+		}
+		h := fnv.New64a()
+		h.Write(p[16:72])
+		if binary.LittleEndian.Uint32(p[16:20]) != 0xED0CDAED || h.Sum64() != binary.LittleEndian.Uint64(p[72:80]) {
+			continue
+		}
+		if tx := int64(binary.LittleEndian.Uint64(p[64:72])); tx > txid {
+			txid, pages = tx, int64(binary.LittleEndian.Uint64(p[56:64]))
+		}
+	}
+	return pages
+}
+
 // init creates the buckets of a new store and checks the format of an old one.
-func (s *Store) init(readOnly bool) error {
+// bbolt panics on a damaged page; that is a damaged store, not a crash.
+func (s *Store) init(readOnly bool) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%w: %v", ErrNotStore, p)
+		}
+	}()
 	check := func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		if meta == nil {
@@ -282,7 +321,19 @@ func (s *Store) Put(key string, rec Record) {
 
 // PutDurable stores every record and returns once they are committed to disk.
 func (s *Store) PutDurable(keys []string, recs []Record) error {
+	return <-s.PutBatch(keys, recs)
+}
+
+// PutBatch queues every record like Put (Get sees them at once) and returns
+// a channel that receives one value once all of them are committed to disk:
+// nil, or the commit error. The caller can go on working while the batch
+// commits, grouped with whatever else is queued by then.
+func (s *Store) PutBatch(keys []string, recs []Record) <-chan error {
 	done := make(chan error, 1)
+	if len(recs) == 0 {
+		done <- nil
+		return done
+	}
 	for i := range recs {
 		var d chan error
 		if i == len(recs)-1 {
@@ -290,17 +341,24 @@ func (s *Store) PutDurable(keys []string, recs []Record) error {
 		}
 		s.w.put(keys[i], recs[i], d)
 	}
-	if len(recs) == 0 {
-		return nil
-	}
-	return <-done
+	return done
 }
 
-// Err returns the first commit error, if any.
-func (s *Store) Err() error { return s.w.error() }
+// Err returns the first commit error, if any (always nil for a read-only
+// store, which writes nothing).
+func (s *Store) Err() error {
+	if s.w == nil {
+		return nil
+	}
+	return s.w.error()
+}
 
-// Flush waits until every queued write is committed.
+// Flush waits until every queued write is committed (nothing to wait for
+// in a read-only store).
 func (s *Store) Flush() error {
+	if s.w == nil {
+		return nil
+	}
 	return s.w.flush()
 }
 

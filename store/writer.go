@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -123,8 +124,47 @@ func (w *writer) loop() {
 				break drain
 			}
 		}
+		if !hasWaiter(batch) {
+			batch = w.gather(batch)
+		}
 		w.commit(batch)
 	}
+}
+
+// coalesce is how long writes nobody waits for may gather before they are
+// committed. Without it every worker's result would cost a commit (two
+// fsyncs) of its own; with it they ride along with the next durable batch or
+// flush, or commit together a few milliseconds later.
+const coalesce = 10 * time.Millisecond
+
+// gather adds to batch the writes that arrive within coalesce, stopping early
+// at a write somebody waits for, a full batch, or Close.
+func (w *writer) gather(batch []op) []op {
+	t := time.NewTimer(coalesce)
+	defer t.Stop()
+	for len(batch) < maxBatch {
+		select {
+		case o := <-w.queue:
+			batch = append(batch, o)
+			if o.done != nil {
+				return batch
+			}
+		case <-t.C:
+			return batch
+		case <-w.quit:
+			return batch
+		}
+	}
+	return batch
+}
+
+func hasWaiter(batch []op) bool {
+	for i := range batch {
+		if batch[i].done != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // commit writes one batch in one transaction and answers its waiters.

@@ -1,0 +1,129 @@
+package importer_test
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"bulkenroll/importer"
+)
+
+func TestConfigCheck(t *testing.T) {
+	cases := []struct {
+		name     string
+		cfg      importer.Config
+		wantURL  string // when no error is expected
+		wantEnv  string // when set, Env after Check
+		wantErr  string // substring of the error; "" for success
+		notInErr string // must not appear in the error
+	}{
+		{name: "missing partner", cfg: importer.Config{APIKey: testKey}, wantErr: "partner ID missing"},
+		{name: "blank partner", cfg: importer.Config{PartnerID: "  ", APIKey: testKey}, wantErr: "partner ID missing"},
+		{name: "partner with spaces", cfg: importer.Config{PartnerID: " p1", APIKey: testKey}, wantErr: "surrounding spaces"},
+		{name: "partner with newline", cfg: importer.Config{PartnerID: "p\n1", APIKey: testKey}, wantErr: "control characters"},
+		{name: "missing key", cfg: importer.Config{PartnerID: "p1"}, wantErr: "API key missing"},
+		{name: "key with control character", cfg: importer.Config{PartnerID: "p1", APIKey: testKey + "\n"}, wantErr: "control characters"},
+		{name: "default env", cfg: importer.Config{PartnerID: "p1", APIKey: testKey}, wantURL: importer.SandboxURL, wantEnv: "sandbox"},
+		{name: "sandbox", cfg: importer.Config{PartnerID: "p1", APIKey: testKey, Env: "sandbox"}, wantURL: "https://testapi.smileidentity.com"},
+		{name: "production", cfg: importer.Config{PartnerID: "p1", APIKey: testKey, Env: "production"}, wantURL: "https://api.smileidentity.com", wantEnv: "production"},
+		{name: "bogus env", cfg: importer.Config{PartnerID: "p1", APIKey: testKey, Env: "staging"}, wantErr: `environment "staging"`},
+		{name: "base URL overrides env", cfg: importer.Config{PartnerID: "p1", APIKey: testKey, Env: "production", BaseURL: "https://smile.example.org/"}, wantURL: "https://smile.example.org"},
+		{name: "base URL with a path", cfg: importer.Config{PartnerID: "p1", APIKey: testKey, BaseURL: "https://gw.example.org/smile/"}, wantURL: "https://gw.example.org/smile"},
+		{name: "http 127.0.0.1", cfg: importer.Config{PartnerID: "p1", APIKey: testKey, BaseURL: "http://127.0.0.1:8080"}, wantURL: "http://127.0.0.1:8080"},
+		{name: "http 127.9.9.9", cfg: importer.Config{PartnerID: "p1", APIKey: testKey, BaseURL: "http://127.9.9.9"}, wantURL: "http://127.9.9.9"},
+		{name: "http ::1", cfg: importer.Config{PartnerID: "p1", APIKey: testKey, BaseURL: "http://[::1]:9000/"}, wantURL: "http://[::1]:9000"},
+		{name: "http localhost", cfg: importer.Config{PartnerID: "p1", APIKey: testKey, BaseURL: "http://localhost:8080"}, wantURL: "http://localhost:8080"},
+		{name: "http LOCALHOST", cfg: importer.Config{PartnerID: "p1", APIKey: testKey, BaseURL: "http://LOCALHOST"}, wantURL: "http://LOCALHOST"},
+		{name: "http remote host", cfg: importer.Config{PartnerID: "p1", APIKey: testKey, BaseURL: "http://example.com"}, wantErr: "use https"},
+		{name: "http private address", cfg: importer.Config{PartnerID: "p1", APIKey: testKey, BaseURL: "http://10.0.0.1:8080"}, wantErr: "use https"},
+		{name: "http localhost lookalike", cfg: importer.Config{PartnerID: "p1", APIKey: testKey, BaseURL: "http://localhost.example.com"}, wantErr: "use https"},
+		{name: "ftp", cfg: importer.Config{PartnerID: "p1", APIKey: testKey, BaseURL: "ftp://example.com"}, wantErr: `scheme "ftp"`},
+		{name: "port without host", cfg: importer.Config{PartnerID: "p1", APIKey: testKey, BaseURL: "https://:443"}, wantErr: "want a URL"},
+		{name: "http port without host", cfg: importer.Config{PartnerID: "p1", APIKey: testKey, BaseURL: "http://:8080"}, wantErr: "want a URL"},
+		{name: "scheme only", cfg: importer.Config{PartnerID: "p1", APIKey: testKey, BaseURL: "https://"}, wantErr: "want a URL"},
+		{name: "no scheme", cfg: importer.Config{PartnerID: "p1", APIKey: testKey, BaseURL: "api.smileidentity.com"}, wantErr: "want a URL"},
+		{name: "user info", cfg: importer.Config{PartnerID: "p1", APIKey: testKey, BaseURL: "https://bob:hunter2@example.com"}, wantErr: "user info", notInErr: "hunter2"},
+		{name: "query", cfg: importer.Config{PartnerID: "p1", APIKey: testKey, BaseURL: "https://example.com/?x=1"}, wantErr: "query"},
+		{name: "fragment", cfg: importer.Config{PartnerID: "p1", APIKey: testKey, BaseURL: "https://example.com/#f"}, wantErr: "fragment"},
+		{name: "unparseable", cfg: importer.Config{PartnerID: "p1", APIKey: testKey, BaseURL: "https://exa mple.com:x"}, wantErr: "base URL"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := c.cfg
+			err := cfg.Check()
+			if c.wantErr == "" {
+				if err != nil {
+					t.Fatalf("Check: %v", err)
+				}
+				if cfg.BaseURL != c.wantURL {
+					t.Errorf("BaseURL = %q, want %q", cfg.BaseURL, c.wantURL)
+				}
+				if c.wantEnv != "" && cfg.Env != c.wantEnv {
+					t.Errorf("Env = %q, want %q", cfg.Env, c.wantEnv)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("Check accepted %+v; want an error containing %q", c.cfg, c.wantErr)
+			}
+			if !errors.Is(err, importer.ErrConfig) {
+				t.Errorf("error %v does not wrap ErrConfig", err)
+			}
+			if !strings.Contains(err.Error(), c.wantErr) {
+				t.Errorf("error %q does not contain %q", err, c.wantErr)
+			}
+			if strings.Contains(err.Error(), testKey) {
+				t.Errorf("error %q contains the API key", err)
+			}
+			if c.notInErr != "" && strings.Contains(err.Error(), c.notInErr) {
+				t.Errorf("error %q contains %q", err, c.notInErr)
+			}
+			if _, nerr := importer.NewClient(c.cfg, importer.ClientOptions{}); nerr == nil {
+				t.Errorf("NewClient accepted a configuration Check refuses")
+			}
+		})
+	}
+}
+
+func TestIsLoopback(t *testing.T) {
+	for host, want := range map[string]bool{
+		"localhost": true, "LocalHost": true, "127.0.0.1": true, "127.255.0.3": true, "::1": true,
+		"": false, "10.0.0.1": false, "example.com": false, "::": false, "0.0.0.0": false, "128.0.0.1": false,
+	} {
+		if got := importer.IsLoopback(host); got != want {
+			t.Errorf("IsLoopback(%q) = %v, want %v", host, got, want)
+		}
+	}
+}
+
+// TestConfigNeverShowsKey prints a Config every way a log line might, and
+// checks that the key (or its hex form) never comes out.
+func TestConfigNeverShowsKey(t *testing.T) {
+	cfg := importer.Config{PartnerID: "p1", APIKey: testKey, Env: "sandbox"}
+	hexKey := hex.EncodeToString([]byte(testKey))
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%X", "%d", "%t", "%10.3v"} {
+		for _, v := range []any{cfg, &cfg, cfg.APIKey} {
+			out := fmt.Sprintf(verb, v)
+			if strings.Contains(out, testKey) || strings.Contains(strings.ToLower(out), hexKey) {
+				t.Errorf("fmt %s of %T shows the key: %s", verb, v, out)
+			}
+		}
+	}
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), testKey) {
+		t.Errorf("JSON of a Config shows the key: %s", b)
+	}
+	if !strings.Contains(string(b), "redacted") {
+		t.Errorf("JSON of a Config = %s, want the key shown as redacted", b)
+	}
+	// The key is still there for signing.
+	if string(cfg.APIKey) != testKey {
+		t.Fatalf("APIKey lost its value")
+	}
+}
