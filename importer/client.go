@@ -144,14 +144,22 @@ func (c *Client) Submit(ctx context.Context, u User) (*Result, error) {
 	body := &trackedBody{Reader: bytes.NewReader(buf.Bytes()), closed: make(chan struct{})}
 	res, err := c.send(ctx, body, int64(buf.Len()), u.UserID)
 	// The transport may still hold the body after the answer arrives; reuse
-	// the buffer only once it has let go.
-	go func() {
-		<-body.closed
+	// the buffer only once it has let go (it usually has by now).
+	release := func() {
 		if buf.Cap() <= 16<<20 {
 			buf.Reset()
 			c.bufs.Put(buf)
 		}
-	}()
+	}
+	select {
+	case <-body.closed:
+		release()
+	default:
+		go func() {
+			<-body.closed
+			release()
+		}()
+	}
 	return res, err
 }
 

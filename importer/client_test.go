@@ -519,6 +519,8 @@ func TestClassify(t *testing.T) {
 		{name: "503", h: answer(503, `{"error":"Service Unavailable"}`, "Retry-After", "2"), want: importer.Transient, check: retryAfter(2*time.Second, 2*time.Second)},
 		{name: "504", h: answer(504, ""), want: importer.Transient},
 		{name: "408", h: answer(408, ""), want: importer.Transient},
+		{name: "302 redirect: wrong base URL", h: answer(302, "", "Location", "https://example.invalid/login"), want: importer.Account},
+		{name: "401 without a code", h: answer(401, "Unauthorized"), want: importer.Account},
 		{name: "time-out", h: slow, mod: shortTimeout, want: importer.Transient, check: transport("time-out")},
 		{name: "connection reset", h: hijack("", true), want: importer.Transient, check: transport("unknown")},
 		{name: "connection closed", h: hijack("", false), want: importer.Transient, check: transport("unknown")},

@@ -98,8 +98,11 @@ func Classify(err error) Class {
 		return Permanent
 	}
 	switch {
-	case ae.Status == 429, ae.Status == 408, ae.Status >= 500, ae.Status < 400:
-		// < 400: a 200 (or 3xx) answer that could not be believed: unknown outcome.
+	case ae.Status >= 300 && ae.Status < 400:
+		// A redirect: the base URL is not the API's; every row would get one.
+		return Account
+	case ae.Status == 429, ae.Status == 408, ae.Status >= 500, ae.Status < 300:
+		// < 300: a 200 answer that could not be believed: unknown outcome.
 		return Transient
 	case ae.Status == 401 || ae.Status == 403:
 		if ae.Code == "" {
@@ -119,6 +122,8 @@ func AccountAdvice(code string) string {
 		return "the product is not activated for this partner: ask Smile ID to enable user backfill (job type 4)"
 	case "2220":
 		return "production access is not enabled for this partner: use the sandbox, or ask Smile ID to enable production"
+	case "":
+		return "the API refused the account, or the base URL is not Smile ID's API: check the credentials, --env and --base-url"
 	}
 	return "the API refused the account: check the credentials and the environment"
 }

@@ -486,8 +486,9 @@ func photoSum(path string) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// drain accounts for the rows an early stop left unread: already enrolled
-// ones are skipped, the others pending. After an interrupt it gives up after
+// drain accounts for the rows an early stop left unread, by the state the
+// store holds for them: enrolled ones are skipped, failed and rejected ones
+// keep their state, new ones become pending. After an interrupt it gives up after
 // a few seconds, or at once on standard input, and marks the summary partial.
 func (r *runner) drain(ctx context.Context, rd *manifest.Reader) error {
 	interrupted := ctx.Err() != nil
@@ -525,6 +526,12 @@ func (r *runner) drain(ctx context.Context, rd *manifest.Reader) error {
 			r.tally.pending.Add(1)
 			r.save(store.Record{UserID: row.UserID, State: store.Pending, Line: row.Line, CreatedAt: row.CreatedAt,
 				Photo: row.Photo, Run: r.runID, Error: "not reached: the run stopped early", UpdatedAt: r.opts.Now().UTC()})
+		case rec.State == store.Failed:
+			// Not reached: it keeps the state an earlier run gave it, and
+			// the summary says so, as report will.
+			r.tally.failed.Add(1)
+		case rec.State == store.Rejected:
+			r.tally.rejected.Add(1)
 		default:
 			r.tally.pending.Add(1)
 		}

@@ -41,6 +41,8 @@ var (
 	ErrNotStore = errors.New("not a bulkenroll store, or a damaged one")
 	// ErrMismatch: the store was made for another partner ID or base URL.
 	ErrMismatch = errors.New("store belongs to another partner or endpoint")
+	// ErrReadOnly: a write to a store opened read-only.
+	ErrReadOnly = errors.New("store is open read-only")
 	// ErrNotFound: the store file does not exist (read-only opens only).
 	ErrNotFound = errors.New("store not found")
 )
@@ -314,8 +316,12 @@ func (s *Store) Get(key string) (Record, bool, error) {
 
 // Put queues rec for the next batch under key and returns at once. Get sees
 // it immediately; Flush or Close makes it durable. A failed commit is
-// reported by Err, Flush and Close.
+// reported by Err, Flush and Close. Put on a read-only store is a
+// programming error and panics.
 func (s *Store) Put(key string, rec Record) {
+	if s.w == nil {
+		panic("store: Put on a read-only store")
+	}
 	s.w.put(key, rec, nil)
 }
 
@@ -330,6 +336,10 @@ func (s *Store) PutDurable(keys []string, recs []Record) error {
 // commits, grouped with whatever else is queued by then.
 func (s *Store) PutBatch(keys []string, recs []Record) <-chan error {
 	done := make(chan error, 1)
+	if s.w == nil {
+		done <- fmt.Errorf("store %s: %w", s.path, ErrReadOnly)
+		return done
+	}
 	if len(recs) == 0 {
 		done <- nil
 		return done
