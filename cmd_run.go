@@ -134,6 +134,7 @@ func runImport(ctx context.Context, o runOptions) (err error) {
 			return fmt.Errorf("rejects file: %w", err)
 		}
 		defer f.Close()
+		_ = f.Chmod(0o600) // it names users; an older file keeps no looser mode
 		opts.Rejects = f
 	}
 	bar := o.ErrTTY && !o.NoProgress

@@ -63,7 +63,7 @@ func (s *Store) EndRun(run Run) error {
 func (s *Store) LastRun() (Run, bool, error) {
 	var run Run
 	var found bool
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		_, v := tx.Bucket(bucketRuns).Cursor().Last()
 		if v == nil {
 			return nil

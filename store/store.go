@@ -235,6 +235,17 @@ func firstBucket(tx *bolt.Tx) []byte {
 	return k
 }
 
+// view runs a read transaction, turning a bbolt panic on a damaged page
+// (possible in a file that opened cleanly) into ErrNotStore.
+func (s *Store) view(fn func(*bolt.Tx) error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("store %s: %w: %v", s.path, ErrNotStore, p)
+		}
+	}()
+	return s.db.View(fn)
+}
+
 // Path is the store's file.
 func (s *Store) Path() string { return s.path }
 
@@ -248,7 +259,7 @@ type Meta struct {
 // Meta returns the store's binding; empty fields when it is not bound yet.
 func (s *Store) Meta() (Meta, error) {
 	var m Meta
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketMeta)
 		m.PartnerID = string(b.Get(keyPartnerID))
 		m.BaseURL = string(b.Get(keyBaseURL))
@@ -300,7 +311,7 @@ func (s *Store) Get(key string) (Record, bool, error) {
 	}
 	var rec Record
 	var found bool
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketUsers).Get([]byte(key))
 		if v == nil {
 			return nil
@@ -409,7 +420,7 @@ func (s *Store) Each(state State, fn func(Record) error) error {
 			return err
 		}
 	}
-	return s.db.View(func(tx *bolt.Tx) error {
+	return s.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketUsers).ForEach(func(_, v []byte) error {
 			var rec Record
 			if err := json.Unmarshal(v, &rec); err != nil {
@@ -439,7 +450,7 @@ func (s *Store) Counts() (map[State]int, error) {
 // Size returns the store file's size in bytes.
 func (s *Store) Size() int64 {
 	var n int64
-	_ = s.db.View(func(tx *bolt.Tx) error {
+	_ = s.view(func(tx *bolt.Tx) error {
 		n = tx.Size()
 		return nil
 	})
