@@ -299,6 +299,12 @@ func (r *runner) pipeline(ctx context.Context, rd *manifest.Reader) error {
 // markBatch bounds how many rows are marked in one durable commit.
 const markBatch = 256
 
+// markCut is how many planned rows, at least, make a batch to mark while the
+// workers are busy (when they run short, a batch goes at once, whatever its
+// size). Each commit costs two fsyncs; at 64 rows a commit they stay a small
+// part of a fast import's cost, and few rows are marked ahead of their request.
+const markCut = 64
+
 // dispatch reads rows, settles those that need no request, and hands the
 // rest to the workers once their "being tried" mark is durable.
 func (r *runner) dispatch(ctx context.Context, rd *manifest.Reader, jobs chan<- job) error {
@@ -306,7 +312,7 @@ func (r *runner) dispatch(ctx context.Context, rd *manifest.Reader, jobs chan<- 
 	// batch's commit and then hands its jobs out, while this loop plans the
 	// next rows. One fsync then covers every batch queued meanwhile (group
 	// commit), and neither the planning nor the workers wait on it in turn.
-	marked := make(chan markedBatch, 2)
+	marked := make(chan markedBatch, 1)
 	markerDone := make(chan struct{})
 	go func() {
 		defer close(markerDone)
@@ -370,7 +376,7 @@ func (r *runner) dispatch(ctx context.Context, rd *manifest.Reader, jobs chan<- 
 			continue
 		}
 		batch = append(batch, j)
-		if len(batch) >= min(markBatch, cap(jobs)) || len(jobs) == 0 && len(marked) == 0 {
+		if len(batch) >= min(markBatch, max(cap(jobs), markCut)) || len(jobs) == 0 && len(marked) == 0 {
 			send()
 		}
 	}

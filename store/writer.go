@@ -38,7 +38,13 @@ type writer struct {
 	seq     uint64
 	err     error
 	closed  bool
+
+	released int // writes committed since the last releaseMapped (loop only)
 }
+
+// releaseEvery is how many committed writes (about as many rows read and
+// written) pass between two releases of the store's mapped pages.
+const releaseEvery = 4096
 
 func newWriter(db *bolt.DB) *writer {
 	w := &writer{
@@ -128,14 +134,19 @@ func (w *writer) loop() {
 			batch = w.gather(batch)
 		}
 		w.commit(batch)
+		if w.released += len(batch); w.released >= releaseEvery {
+			w.released = 0
+			releaseMapped(w.db)
+		}
 	}
 }
 
 // coalesce is how long writes nobody waits for may gather before they are
 // committed. Without it every worker's result would cost a commit (two
 // fsyncs) of its own; with it they ride along with the next durable batch or
-// flush, or commit together a few milliseconds later.
-const coalesce = 10 * time.Millisecond
+// flush, or commit together at most this much later. A crash loses no more
+// than that of them, and those rows are marked: the next run resends them.
+const coalesce = 50 * time.Millisecond
 
 // gather adds to batch the writes that arrive within coalesce, stopping early
 // at a write somebody waits for, a full batch, or Close.

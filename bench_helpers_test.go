@@ -1,0 +1,473 @@
+//go:build linux
+
+// Helpers of the performance harness (bench_test.go): test data, the sandbox
+// and importer subprocesses with their resource use, and the floor.
+
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"bulkenroll/importer/signature"
+	"bulkenroll/store"
+)
+
+const (
+	benchPartner   = "bench-partner"
+	benchAPIKey    = "bench-api-key"
+	benchCreatedAt = "2021-08-12T15:14:43Z"
+	// benchPhotos is how many distinct photo files every manifest cycles through.
+	benchPhotos = 1000
+)
+
+// benchEnv is the harness's working folder and binary.
+type benchEnv struct {
+	t         *testing.T
+	dir       string // manifests live here; photos in dir/photos
+	bin       string
+	photoSize int
+	photoSums []string // hex SHA-256 of each photo, for seeded stores
+}
+
+// newBenchEnv builds the binary and writes benchPhotos JPEG-looking photos of
+// photoSize bytes each.
+func newBenchEnv(t *testing.T, photoSize int) *benchEnv {
+	t.Helper()
+	dir := t.TempDir()
+	e := &benchEnv{t: t, dir: dir, bin: filepath.Join(dir, "bulkenroll"), photoSize: photoSize}
+	out, err := exec.Command("go", "build", "-o", e.bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "photos"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	buf := make([]byte, photoSize)
+	for i := range benchPhotos {
+		for j := 0; j+8 <= len(buf); j += 8 {
+			v := rng.Uint64()
+			for k := range 8 {
+				buf[j+k] = byte(v >> (8 * k))
+			}
+		}
+		copy(buf, []byte{0xFF, 0xD8, 0xFF, 0xE0})
+		copy(buf[len(buf)-2:], []byte{0xFF, 0xD9})
+		if err := os.WriteFile(e.photoPath(i), buf, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		s := sha256.Sum256(buf)
+		e.photoSums = append(e.photoSums, hex.EncodeToString(s[:]))
+	}
+	return e
+}
+
+func photoName(i int) string { return fmt.Sprintf("photos/p%04d.jpg", i%benchPhotos) }
+
+func (e *benchEnv) photoPath(i int) string { return filepath.Join(e.dir, photoName(i)) }
+
+func benchUserID(prefix string, i int) string { return fmt.Sprintf("%s-%08d", prefix, i) }
+
+// manifest writes a manifest of rows users named prefix-N, cycling through
+// the photos, and returns its path.
+func (e *benchEnv) manifest(prefix string, rows int) string {
+	e.t.Helper()
+	path := filepath.Join(e.dir, prefix+".csv")
+	f, err := os.Create(path)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	w.WriteString("user_id,user_created_at,photo\n")
+	for i := range rows {
+		fmt.Fprintf(w, "%s,%s,%s\n", benchUserID(prefix, i), benchCreatedAt, photoName(i))
+	}
+	if err := w.Flush(); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		e.t.Fatal(err)
+	}
+	return path
+}
+
+// linkedManifest writes a manifest of rows users whose photos are rows
+// distinct paths (hard links to the photos, 1,000 per folder), for validate.
+func (e *benchEnv) linkedManifest(prefix string, rows int) string {
+	e.t.Helper()
+	path := filepath.Join(e.dir, prefix+".csv")
+	f, err := os.Create(path)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	w.WriteString("user_id,user_created_at,photo\n")
+	for i := range rows {
+		sub := fmt.Sprintf("%s-photos/d%04d", prefix, i/1000)
+		if i%1000 == 0 {
+			if err := os.MkdirAll(filepath.Join(e.dir, sub), 0o755); err != nil {
+				e.t.Fatal(err)
+			}
+		}
+		name := fmt.Sprintf("%s/p%07d.jpg", sub, i)
+		if err := os.Link(e.photoPath(i), filepath.Join(e.dir, name)); err != nil {
+			e.t.Fatal(err)
+		}
+		fmt.Fprintf(w, "%s,%s,%s\n", benchUserID(prefix, i), benchCreatedAt, name)
+	}
+	if err := w.Flush(); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		e.t.Fatal(err)
+	}
+	return path
+}
+
+// seedStore writes a store, bound to baseURL, in which the rows of
+// manifest(prefix, rows) are all enrolled, as an import would have left it.
+func (e *benchEnv) seedStore(path, baseURL, prefix string, rows int) {
+	e.t.Helper()
+	st, err := store.Open(path, store.Options{NoSync: true})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := st.Bind(benchPartner, baseURL); err != nil {
+		e.t.Fatal(err)
+	}
+	run, err := st.BeginRun(prefix+".csv", time.Now())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	for i := range rows {
+		id := benchUserID(prefix, i)
+		st.Put(id, store.Record{UserID: id, State: store.Enrolled, Line: i + 2, CreatedAt: benchCreatedAt,
+			Photo: photoName(i), PhotoSHA256: e.photoSums[i%benchPhotos], Attempts: 1, ResultCode: "0840",
+			ResultText: "Enroll User", SmileJobID: strconv.Itoa(1_000_000_000 + i), Run: run.ID, UpdatedAt: now})
+	}
+	run.Ended, run.Outcome = time.Now().UTC(), "finished"
+	run.Counts = map[string]int{"rows": rows, "enrolled": rows}
+	if err := st.EndRun(run); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// benchEnviron is the environment of a subprocess: ours, without any Smile
+// ID or bulkenroll setting, plus extra.
+func benchEnviron(extra ...string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "SMILE_") || strings.HasPrefix(kv, "BULKENROLL_") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	env = append(env, "SMILE_PARTNER_ID="+benchPartner, "SMILE_API_KEY="+benchAPIKey)
+	return append(env, extra...)
+}
+
+// sandboxProc is a `bulkenroll sandbox` subprocess.
+type sandboxProc struct {
+	cmd  *exec.Cmd
+	url  string
+	done chan struct{}
+}
+
+// startSandbox starts the emulator on a free loopback port.
+func (e *benchEnv) startSandbox(latency time.Duration) *sandboxProc {
+	e.t.Helper()
+	cmd := exec.Command(e.bin, "sandbox", "--addr", "127.0.0.1:0", "--latency", latency.String())
+	cmd.Env = benchEnviron()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	sc := bufio.NewScanner(out)
+	if !sc.Scan() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		e.t.Fatalf("sandbox did not start: %s", stderr.String())
+	}
+	url, ok := strings.CutPrefix(sc.Text(), "sandbox listening on ")
+	if !ok {
+		cmd.Process.Kill()
+		cmd.Wait()
+		e.t.Fatalf("sandbox: unexpected first line %q", sc.Text())
+	}
+	s := &sandboxProc{cmd: cmd, url: url, done: make(chan struct{})}
+	go func() { io.Copy(io.Discard, out); close(s.done) }()
+	return s
+}
+
+// stop interrupts the emulator, waits for it, and returns the CPU time it used.
+func (s *sandboxProc) stop() time.Duration {
+	s.cmd.Process.Signal(os.Interrupt)
+	<-s.done
+	s.cmd.Wait()
+	if ru, ok := s.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	return 0
+}
+
+// procResult is what one subprocess used.
+type procResult struct {
+	Wall     time.Duration
+	CPU      time.Duration // user + system
+	MaxRSS   int64         // bytes, from the kernel (ru_maxrss)
+	PeakAnon int64         // bytes, peak RssAnon sampled from /proc
+	PeakFile int64         // bytes, peak RssFile sampled from /proc
+	Exit     int
+	Stdout   string
+	Stderr   string
+}
+
+// runBin runs the binary with env added and returns what it used.
+func (e *benchEnv) runBin(env []string, args ...string) procResult {
+	e.t.Helper()
+	cmd := exec.Command(e.bin, args...)
+	cmd.Env = benchEnviron(env...)
+	cmd.Dir = e.dir
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	stopWatch := watchRSS(cmd.Process.Pid)
+	err := cmd.Wait()
+	wall := time.Since(start)
+	anon, file := stopWatch()
+	if err != nil {
+		if _, ok := err.(*exec.ExitError); !ok {
+			e.t.Fatal(err)
+		}
+	}
+	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	return procResult{
+		Wall:     wall,
+		CPU:      time.Duration(ru.Utime.Nano() + ru.Stime.Nano()),
+		MaxRSS:   ru.Maxrss * 1024,
+		PeakAnon: anon,
+		PeakFile: file,
+		Exit:     cmd.ProcessState.ExitCode(),
+		Stdout:   stdout.String(),
+		Stderr:   stderr.String(),
+	}
+}
+
+// watchRSS samples the RssAnon and RssFile of process pid until the
+// returned function is called, which returns their peaks in bytes.
+func watchRSS(pid int) func() (anon, file int64) {
+	var peakAnon, peakFile int64
+	quit := make(chan struct{})
+	done := make(chan struct{})
+	path := fmt.Sprintf("/proc/%d/status", pid)
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			if b, err := os.ReadFile(path); err == nil {
+				for line := range strings.SplitSeq(string(b), "\n") {
+					name, val, ok := strings.Cut(line, ":")
+					if !ok || (name != "RssAnon" && name != "RssFile") {
+						continue
+					}
+					kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(val), " kB"), 10, 64)
+					if name == "RssAnon" {
+						peakAnon = max(peakAnon, kb*1024)
+					} else {
+						peakFile = max(peakFile, kb*1024)
+					}
+				}
+			}
+			select {
+			case <-quit:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return func() (int64, int64) {
+		close(quit)
+		<-done
+		return peakAnon, peakFile
+	}
+}
+
+// runSummary is the --json summary of `bulkenroll run`.
+type runSummary struct {
+	Rows     int     `json:"rows"`
+	Enrolled int     `json:"enrolled"`
+	Skipped  int     `json:"skipped"`
+	Rejected int     `json:"rejected"`
+	Failed   int     `json:"failed"`
+	Pending  int     `json:"pending"`
+	Seconds  float64 `json:"seconds"`
+}
+
+// importResult is one `bulkenroll run`.
+type importResult struct {
+	procResult
+	Sum       runSummary
+	StoreSize int64
+}
+
+// runImport runs `bulkenroll run` on manifestPath with the store at
+// storePath against baseURL, and checks that it ended with exit code 0.
+func (e *benchEnv) runImport(manifestPath, storePath, baseURL string, workers int) importResult {
+	e.t.Helper()
+	p := e.runBin([]string{"SMILE_BASE_URL=" + baseURL, "BULKENROLL_STORE=" + storePath},
+		"run", "--manifest", manifestPath, "--workers", strconv.Itoa(workers), "--rate", "0",
+		"--no-progress", "--json")
+	r := importResult{procResult: p}
+	if p.Exit != 0 {
+		e.t.Fatalf("bulkenroll run %s: exit %d\n%s", filepath.Base(manifestPath), p.Exit, lastLines(p.Stderr, 20))
+	}
+	if err := json.Unmarshal([]byte(strings.TrimSpace(p.Stdout)), &r.Sum); err != nil {
+		e.t.Fatalf("bulkenroll run: summary %q: %v", p.Stdout, err)
+	}
+	if fi, err := os.Stat(storePath); err == nil {
+		r.StoreSize = fi.Size()
+	}
+	return r
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+// floorResult is one run of the floor.
+type floorResult struct {
+	Wall time.Duration
+	CPU  time.Duration // of this process during the run
+	Rows int
+	Bad  int // answers other than 200
+	Err  error
+}
+
+// runFloor is the floor the importer is compared with: workers goroutines
+// that each take the next row, read its photo, base64-encode it into a signed
+// JSON body, POST it with a shared keep-alive client and read the answer.
+// Nothing else: no manifest, no validation, no store, no answer checks.
+func (e *benchEnv) runFloor(baseURL, prefix string, rows, workers int) floorResult {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = workers
+	client := &http.Client{Transport: t}
+	defer t.CloseIdleConnections()
+	url := baseURL + "/v1/backfill_users"
+	var next atomic.Int64
+	var bad atomic.Int64
+	var firstErr error
+	var errOnce sync.Once
+	var wg sync.WaitGroup
+	cpu0 := selfCPU()
+	start := time.Now()
+	for range workers {
+		wg.Go(func() {
+			var body bytes.Buffer
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= rows {
+					return
+				}
+				photo, err := os.ReadFile(e.photoPath(i))
+				if err != nil {
+					errOnce.Do(func() { firstErr = err })
+					return
+				}
+				ts := signature.Timestamp(time.Now())
+				body.Reset()
+				body.Grow(base64.StdEncoding.EncodedLen(len(photo)) + 256)
+				fmt.Fprintf(&body, `{"partner_id":%q,"timestamp":%q,"signature":%q,"user_id":%q,"user_created_at":%q,"photo":"`,
+					benchPartner, ts, signature.Sign(benchAPIKey, benchPartner, ts), benchUserID(prefix, i), benchCreatedAt)
+				body.Write(base64.StdEncoding.AppendEncode(body.AvailableBuffer(), photo))
+				body.WriteString(`"}`)
+				rb := &closeSignal{Reader: bytes.NewReader(body.Bytes()), closed: make(chan struct{})}
+				req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, url, rb)
+				req.ContentLength = int64(body.Len())
+				req.Header.Set("Content-Type", "application/json")
+				resp, err := client.Do(req)
+				if err != nil {
+					errOnce.Do(func() { firstErr = err })
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					bad.Add(1)
+				}
+				<-rb.closed // the transport has let go of the body: reuse it
+			}
+		})
+	}
+	wg.Wait()
+	return floorResult{Wall: time.Since(start), CPU: selfCPU() - cpu0, Rows: rows, Bad: int(bad.Load()), Err: firstErr}
+}
+
+// closeSignal is a request body that says when the transport closed it.
+type closeSignal struct {
+	*bytes.Reader
+	once   sync.Once
+	closed chan struct{}
+}
+
+func (b *closeSignal) Close() error {
+	b.once.Do(func() { close(b.closed) })
+	return nil
+}
+
+// selfCPU is the user + system CPU time of this process so far.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// machine describes the computer the harness runs on.
+func machine() (cpuModel string, cores int) {
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if name, val, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(name) == "model name" {
+			if cpuModel == "" {
+				cpuModel = strings.TrimSpace(val)
+			}
+			cores++
+		}
+	}
+	if cpuModel == "" {
+		cpuModel = "unknown"
+	}
+	return cpuModel, cores
+}
