@@ -109,7 +109,6 @@ type job struct {
 	row      manifest.Row
 	rec      store.Record // as marked: State pending, Attempts = prior + 1
 	prior    int          // attempts recorded before this run's mark
-	photoSum string       // SHA-256 known from the dispatcher, if it read the photo
 	refused  bool         // Smile ID refused the row last time: its prior attempts' outcome is known
 }
 
@@ -450,21 +449,22 @@ func (r *runner) plan(row manifest.Row, rowErr *manifest.RowError) (job, bool) {
 		r.reject(row, rec, "", fieldErr.Error())
 		return job{}, false
 	}
-	if _, err := r.val.CheckPhoto(&row); err != nil {
-		r.reject(row, rec, "", err.Error())
-		return job{}, false
+	if r.opts.DryRun {
+		// A run checks the photo in the worker, as it reads it to send it.
+		if _, err := r.val.CheckPhoto(&row); err != nil {
+			r.reject(row, rec, "", err.Error())
+			return job{}, false
+		}
 	}
-	var sum string
 	if found && rec.RejectedByAPI() && !r.opts.RetryRejected {
-		sum = photoSum(row.PhotoPath)
-		if sum != "" && sum == rec.PhotoSHA256 {
+		if sum := photoSum(row.PhotoPath); sum != "" && sum == rec.PhotoSHA256 {
 			r.reject(row, rec, rec.ResultCode, fmt.Sprintf("%s (refused before with this same photo; change the photo or use --retry-rejected)", rec.ResultText))
 			return job{}, false
 		}
 	}
 	prior, refused := rec.Attempts, rec.RejectedByAPI()
 	rec.State, rec.Attempts, rec.Error = store.Pending, prior+1, "request sent, answer not yet saved"
-	return job{row: row, rec: rec, prior: prior, photoSum: sum, refused: refused}, true
+	return job{row: row, rec: rec, prior: prior, refused: refused}, true
 }
 
 // duplicateOf returns the line where this run already saw the row's user, or 0.
@@ -616,8 +616,6 @@ func (w *worker) do(ctx context.Context, j job) {
 		r.reject(j.row, rec, "", err.Error())
 		return
 	}
-	sum := sha256.Sum256(w.buf.Bytes())
-	rec.PhotoSHA256 = hex.EncodeToString(sum[:])
 	u := User{UserID: j.row.UserID, CreatedAt: j.row.CreatedAt, Photo: w.buf.Bytes()}
 	var lastErr error
 	for try := 0; ; try++ {
@@ -647,7 +645,7 @@ func (w *worker) do(ctx context.Context, j job) {
 				return
 			}
 			rec.ResultCode, rec.ResultText = ae.Code, ae.Text
-			r.reject(j.row, rec, ae.Code, fmt.Sprintf("%v: conflict: this store never sent this user, so someone else enrolled it", err))
+			w.refused(j, rec, fmt.Sprintf("%v: conflict: this store never sent this user, so someone else enrolled it", err))
 			return
 		case Account:
 			r.stop(&AccountError{API: ae})
@@ -661,7 +659,7 @@ func (w *worker) do(ctx context.Context, j job) {
 			if ae.Code == "" {
 				rec.ResultCode = fmt.Sprint(ae.Status)
 			}
-			r.reject(j.row, rec, rec.ResultCode, err.Error())
+			w.refused(j, rec, err.Error())
 			return
 		}
 		// Transient.
@@ -683,8 +681,19 @@ func (w *worker) do(ctx context.Context, j job) {
 
 func (w *worker) enrolled(j job, rec store.Record, code, text, jobID, note string) {
 	rec.State, rec.ResultCode, rec.ResultText, rec.SmileJobID, rec.Error = store.Enrolled, code, text, jobID, note
+	rec.PhotoSHA256 = ""
 	w.r.tally.enrolled.Add(1)
 	w.r.save(rec)
+}
+
+// refused rejects a row Smile ID refused, keeping the SHA-256 of the photo
+// it refused: a later run sends the row again only if the photo changes.
+// (Only refused rows are hashed: it is the one use of the hash, and hashing
+// every photo would cost more than the rest of a row's own work.)
+func (w *worker) refused(j job, rec store.Record, reason string) {
+	sum := sha256.Sum256(w.buf.Bytes())
+	rec.PhotoSHA256 = hex.EncodeToString(sum[:])
+	w.r.reject(j.row, rec, rec.ResultCode, reason)
 }
 
 func (w *worker) failed(j job, rec store.Record, reason string) {

@@ -47,7 +47,8 @@ type Record struct {
 	CreatedAt string `json:"user_created_at,omitempty"`
 	// Photo is the photo path as the manifest gave it.
 	Photo string `json:"photo,omitempty"`
-	// PhotoSHA256 is the hex SHA-256 of the photo bytes last sent.
+	// PhotoSHA256 is the hex SHA-256 of the photo Smile ID refused, so that a
+	// later run can tell whether the photo changed; empty for other states.
 	PhotoSHA256 string `json:"photo_sha256,omitempty"`
 	// Attempts counts the requests sent (or about to be sent) for this user
 	// over every run. A crash between the mark and the request still counts.
