@@ -106,10 +106,10 @@ func (t *tally) summary() Summary {
 
 // job is one row handed to a worker, already marked in the store.
 type job struct {
-	row      manifest.Row
-	rec      store.Record // as marked: State pending, Attempts = prior + 1
-	prior    int          // attempts recorded before this run's mark
-	refused  bool         // Smile ID refused the row last time: its prior attempts' outcome is known
+	row     manifest.Row
+	rec     store.Record // as marked: State pending, Attempts = prior + 1
+	prior   int          // attempts recorded before this run's mark
+	refused bool         // Smile ID refused the row last time: its prior attempts' outcome is known
 }
 
 // runner is one run in progress.
