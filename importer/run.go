@@ -182,6 +182,9 @@ func Run(ctx context.Context, rd *manifest.Reader, st *store.Store, sub Submitte
 		if err = st.ClearRowRecords(); err != nil {
 			return Summary{}, err
 		}
+		if err = st.ResetSeen(); err != nil {
+			return Summary{}, err
+		}
 		if runRec, err = st.BeginRun(opts.Manifest, start); err != nil {
 			return Summary{}, err
 		}
@@ -364,12 +367,6 @@ func (r *runner) dispatch(ctx context.Context, rd *manifest.Reader, jobs chan<- 
 		if !ok {
 			continue
 		}
-		if first := batchLine(batch, j.row.UserID); first != 0 {
-			// Its first row is planned but not marked yet, so plan could
-			// not see it in the store.
-			r.rejectRow(row, fmt.Sprintf("user_id: duplicate of line %d", first))
-			continue
-		}
 		if r.opts.DryRun {
 			r.tally.pending.Add(1)
 			continue
@@ -394,16 +391,6 @@ func (r *runner) dispatch(ctx context.Context, rd *manifest.Reader, jobs chan<- 
 type markedBatch struct {
 	jobs []job
 	done <-chan error
-}
-
-// batchLine returns the line of the job in batch for userID, or 0.
-func batchLine(batch []job, userID string) int {
-	for i := range batch {
-		if batch[i].row.UserID == userID {
-			return batch[i].row.Line
-		}
-	}
-	return 0
 }
 
 // plan settles a row that needs no request (refused, duplicate, already
@@ -431,19 +418,24 @@ func (r *runner) plan(row manifest.Row, rowErr *manifest.RowError) (job, bool) {
 			return job{}, false
 		}
 	}
-	if first := r.duplicateOf(row, rec, found); first != 0 {
+	first, err := r.duplicateOf(row)
+	if err != nil {
+		r.stop(err)
+		return job{}, false
+	}
+	if first != 0 {
 		r.rejectRow(row, fmt.Sprintf("user_id: duplicate of line %d", first))
+		return job{}, false
+	}
+	if found && rec.State == store.Enrolled {
+		// Skipped without reading the photo or rewriting the record.
+		r.tally.skipped.Add(1)
 		return job{}, false
 	}
 	if !found {
 		rec = store.Record{UserID: row.UserID}
 	}
 	rec.Run, rec.Line = r.runID, row.Line
-	if found && rec.State == store.Enrolled {
-		r.tally.skipped.Add(1)
-		r.save(rec)
-		return job{}, false
-	}
 	rec.CreatedAt, rec.Photo, rec.UpdatedAt = row.CreatedAt, row.Photo, now
 	if fieldErr != nil {
 		r.reject(row, rec, "", fieldErr.Error())
@@ -467,15 +459,19 @@ func (r *runner) plan(row manifest.Row, rowErr *manifest.RowError) (job, bool) {
 	return job{row: row, rec: rec, prior: prior, refused: refused}, true
 }
 
-// duplicateOf returns the line where this run already saw the row's user, or 0.
-func (r *runner) duplicateOf(row manifest.Row, rec store.Record, found bool) int {
+// duplicateOf returns the line where this run already saw the row's user,
+// or 0 after noting that it saw it here: in the store's list of the run's
+// users, or in memory for a dry run, which writes nothing.
+func (r *runner) duplicateOf(row manifest.Row) (int, error) {
 	if r.dups != nil {
-		return r.dups.Seen(row.UserID, row.Line)
+		return r.dups.Seen(row.UserID, row.Line), nil
 	}
-	if found && rec.Run == r.runID && rec.Line != row.Line {
-		return rec.Line
+	first, err := r.st.SeenAt(row.UserID)
+	if err != nil || first != 0 {
+		return first, err
 	}
-	return 0
+	r.st.MarkSeen(row.UserID, row.Line)
+	return 0, nil
 }
 
 // photoSum hashes the file at path, or returns "" if it cannot be read.

@@ -62,7 +62,8 @@ type Record struct {
 	SmileJobID string `json:"smile_job_id,omitempty"`
 	// Error explains a rejected, failed or interrupted row.
 	Error string `json:"error,omitempty"`
-	// Run is the ID of the last run that saw this row.
+	// Run is the ID of the last run that checked or sent this row (a run
+	// that skips an enrolled row leaves its record as it was).
 	Run uint64 `json:"run"`
 	// UpdatedAt is when the record last changed.
 	UpdatedAt time.Time `json:"updated_at"`

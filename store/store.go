@@ -23,6 +23,9 @@ var (
 	bucketMeta  = []byte("meta")
 	bucketUsers = []byte("users")
 	bucketRuns  = []byte("runs")
+	// bucketSeen maps each user_id the current run has read to its manifest
+	// line, to find duplicates; a run empties it first.
+	bucketSeen = []byte("seen")
 
 	keyFormat    = []byte("format")
 	keyPartnerID = []byte("partner_id")
@@ -210,7 +213,11 @@ func (s *Store) init(readOnly bool) (err error) {
 	}
 	return s.db.Update(func(tx *bolt.Tx) error {
 		if tx.Bucket(bucketMeta) != nil || firstBucket(tx) != nil {
-			return check(tx)
+			if err := check(tx); err != nil {
+				return err
+			}
+			_, err := tx.CreateBucketIfNotExists(bucketSeen)
+			return err
 		}
 		meta, err := tx.CreateBucket(bucketMeta)
 		if err != nil {
@@ -223,6 +230,9 @@ func (s *Store) init(readOnly bool) (err error) {
 			return err
 		}
 		if _, err := tx.CreateBucket(bucketUsers); err != nil {
+			return err
+		}
+		if _, err := tx.CreateBucket(bucketSeen); err != nil {
 			return err
 		}
 		_, err = tx.CreateBucket(bucketRuns)
@@ -305,8 +315,8 @@ func (s *Store) Bind(partnerID, baseURL string) error {
 // are queued but not yet committed.
 func (s *Store) Get(key string) (Record, bool, error) {
 	if s.w != nil {
-		if rec, ok := s.w.pending(key); ok {
-			return rec, true, nil
+		if o, ok := s.w.pending(bucketUsers, key); ok {
+			return o.rec, true, nil
 		}
 	}
 	var rec Record

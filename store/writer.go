@@ -16,12 +16,19 @@ const maxBatch = 4096
 // errClosed is returned for writes queued after Close.
 var errClosed = errors.New("store is closed")
 
-// op is one queued write, or a flush marker when key is "".
+// op is one queued write, or a flush marker when bucket is nil.
 type op struct {
-	key  string
-	rec  Record
-	seq  uint64
-	done chan error // nil: nobody waits
+	bucket []byte // bucketUsers (rec) or bucketSeen (line)
+	key    string
+	rec    Record
+	line   int
+	seq    uint64
+	done   chan error // nil: nobody waits
+}
+
+// overlayKey names a key of a bucket in the overlay.
+func overlayKey(bucket []byte, key string) string {
+	return string(bucket[:1]) + key
 }
 
 // writer is the store's single writing goroutine: it drains the queue into
@@ -34,7 +41,7 @@ type writer struct {
 	exit  chan struct{}
 
 	mu      sync.Mutex
-	overlay map[string]op // latest queued, not yet committed record per key
+	overlay map[string]op // latest queued, not yet committed write per overlayKey
 	seq     uint64
 	err     error
 	closed  bool
@@ -59,26 +66,35 @@ func newWriter(db *bolt.DB) *writer {
 }
 
 func (w *writer) put(key string, rec Record, done chan error) {
+	w.enqueue(op{bucket: bucketUsers, key: key, rec: rec, done: done})
+}
+
+func (w *writer) putSeen(key string, line int) {
+	w.enqueue(op{bucket: bucketSeen, key: key, line: line})
+}
+
+func (w *writer) enqueue(o op) {
 	w.mu.Lock()
 	if w.closed {
 		w.mu.Unlock()
-		if done != nil {
-			done <- errClosed
+		if o.done != nil {
+			o.done <- errClosed
 		}
 		return
 	}
 	w.seq++
-	o := op{key: key, rec: rec, seq: w.seq, done: done}
-	w.overlay[key] = o
+	o.seq = w.seq
+	w.overlay[overlayKey(o.bucket, o.key)] = o
 	w.mu.Unlock()
 	w.queue <- o
 }
 
-func (w *writer) pending(key string) (Record, bool) {
+// pending returns the queued, not yet committed write of key in bucket.
+func (w *writer) pending(bucket []byte, key string) (op, bool) {
 	w.mu.Lock()
-	o, ok := w.overlay[key]
+	o, ok := w.overlay[overlayKey(bucket, key)]
 	w.mu.Unlock()
-	return o.rec, ok
+	return o, ok
 }
 
 func (w *writer) error() error {
@@ -104,6 +120,10 @@ func (w *writer) flush() error {
 func (w *writer) close() error {
 	err := w.flush()
 	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return err // closed before: a second Close is harmless
+	}
 	w.closed = true
 	w.mu.Unlock()
 	close(w.quit)
@@ -185,30 +205,36 @@ func (w *writer) commit(batch []op) {
 	w.mu.Lock()
 	for i := range batch {
 		o := &batch[i]
-		if o.key == "" {
+		if o.bucket == nil {
 			continue
 		}
-		if cur, ok := w.overlay[o.key]; ok {
-			o.rec, o.seq = cur.rec, cur.seq
+		if cur, ok := w.overlay[overlayKey(o.bucket, o.key)]; ok {
+			o.rec, o.line, o.seq = cur.rec, cur.line, cur.seq
 		} else {
-			o.key = "" // a newer version was committed already
+			o.bucket = nil // a newer version was committed already
 		}
 	}
 	err := w.err
 	w.mu.Unlock()
 	if err == nil {
 		err = w.db.Update(func(tx *bolt.Tx) error {
-			b := tx.Bucket(bucketUsers)
+			users, seen := tx.Bucket(bucketUsers), tx.Bucket(bucketSeen)
 			for i := range batch {
 				o := &batch[i]
-				if o.key == "" {
+				if o.bucket == nil {
+					continue
+				}
+				if o.bucket[0] == bucketSeen[0] {
+					if err := seen.Put([]byte(o.key), encodeLine(o.line)); err != nil {
+						return fmt.Errorf("writing the line of %q: %w", o.key, err)
+					}
 					continue
 				}
 				v, err := json.Marshal(&o.rec)
 				if err != nil {
 					return fmt.Errorf("encoding record %q: %w", o.rec.UserID, err)
 				}
-				if err := b.Put([]byte(o.key), v); err != nil {
+				if err := users.Put([]byte(o.key), v); err != nil {
 					return fmt.Errorf("writing record %q: %w", o.rec.UserID, err)
 				}
 			}
@@ -222,9 +248,10 @@ func (w *writer) commit(batch []op) {
 	err = w.err
 	for i := range batch {
 		o := &batch[i]
-		if o.key != "" && err == nil {
-			if cur, ok := w.overlay[o.key]; ok && cur.seq == o.seq {
-				delete(w.overlay, o.key)
+		if o.bucket != nil && err == nil {
+			k := overlayKey(o.bucket, o.key)
+			if cur, ok := w.overlay[k]; ok && cur.seq == o.seq {
+				delete(w.overlay, k)
 			}
 		}
 	}
