@@ -59,6 +59,7 @@ func (s *Store) ResetSeen() error {
 	if err != nil {
 		return fmt.Errorf("store %s: resetting the run's user list: %w", s.path, err)
 	}
+	releaseMapped(s.db) // freeing the old list read all its pages
 	return nil
 }
 

@@ -114,6 +114,7 @@ func Open(path string, opts Options) (*Store, error) {
 	if !opts.ReadOnly {
 		s.w = newWriter(db)
 	}
+	releaseMapped(db) // whatever opening and checking the file read
 	return s, nil
 }
 
