@@ -39,6 +39,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"bulkenroll/importer/sandbox"
 )
 
 // Credentials of the test partner. They are made up; a real key in the
@@ -354,23 +356,6 @@ type e2eSandbox struct {
 	proc *e2eProc
 }
 
-// e2eSandboxState is the document of GET /sandbox/state.
-type e2eSandboxState struct {
-	Stats struct {
-		Requests        int `json:"requests"`
-		Enrolled        int `json:"enrolled"`
-		AlreadyEnrolled int `json:"already_enrolled"`
-		Rejected        int `json:"rejected"`
-		Failed          int `json:"failed"`
-		Throttled       int `json:"throttled"`
-		DroppedBefore   int `json:"dropped_before"`
-		DroppedAfter    int `json:"dropped_after"`
-		Unauthorized    int `json:"unauthorized"`
-		MaxPerSecond    int `json:"max_per_second"`
-	} `json:"stats"`
-	Enrolled map[string]int `json:"enrolled"`
-}
-
 // e2eStartSandbox starts the sandbox accepting the test credentials, with
 // extra flags (--latency 50ms, ...).
 func e2eStartSandbox(t testing.TB, flags ...string) *e2eSandbox {
@@ -460,7 +445,7 @@ func (s *e2eSandbox) stop(t testing.TB) {
 func (s *e2eSandbox) Output() string { return s.proc.stdout.String() + s.proc.stderr.String() }
 
 // State reads GET /sandbox/state.
-func (s *e2eSandbox) State(t testing.TB) e2eSandboxState {
+func (s *e2eSandbox) State(t testing.TB) sandbox.State {
 	t.Helper()
 	client := &http.Client{Timeout: 10 * time.Second}
 	resp, err := client.Get(s.URL + "/sandbox/state")
@@ -468,7 +453,7 @@ func (s *e2eSandbox) State(t testing.TB) e2eSandboxState {
 		t.Fatalf("sandbox state: %v\nthe sandbox's output:\n%s", err, s.Output())
 	}
 	defer resp.Body.Close()
-	var st e2eSandboxState
+	var st sandbox.State
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("sandbox state: HTTP %d", resp.StatusCode)
 	}
@@ -480,7 +465,7 @@ func (s *e2eSandbox) State(t testing.TB) e2eSandboxState {
 
 // e2eWantEnrolledOnce fails the test unless the sandbox enrolled exactly the
 // users ids, each once, and made no other enrollment.
-func e2eWantEnrolledOnce(t testing.TB, st e2eSandboxState, ids []string) {
+func e2eWantEnrolledOnce(t testing.TB, st sandbox.State, ids []string) {
 	t.Helper()
 	if len(st.Enrolled) != len(ids) {
 		t.Errorf("the sandbox enrolled %d users, want %d", len(st.Enrolled), len(ids))

@@ -38,21 +38,8 @@ func BenchmarkStorePut(b *testing.B) {
 
 // BenchmarkStoreGet reads committed records.
 func BenchmarkStoreGet(b *testing.B) {
-	s, err := Open(filepath.Join(b.TempDir(), "bench.db"), Options{NoSync: true})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
-	const n = 10000
-	keys := make([]string, n)
-	recs := make([]Record, n)
-	for i := range keys {
-		keys[i] = fmt.Sprintf("user-%07d", i)
-		recs[i] = rec(keys[i], Enrolled, i)
-	}
-	if err := s.PutDurable(keys, recs); err != nil {
-		b.Fatal(err)
-	}
+	s, keys := seededStore(b, 10000, Options{NoSync: true})
+	n := len(keys)
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
