@@ -182,9 +182,6 @@ func Run(ctx context.Context, rd *manifest.Reader, st *store.Store, sub Submitte
 		if err = st.ClearRowRecords(); err != nil {
 			return Summary{}, err
 		}
-		if err = st.ResetSeen(); err != nil {
-			return Summary{}, err
-		}
 		if runRec, err = st.BeginRun(opts.Manifest, start); err != nil {
 			return Summary{}, err
 		}
@@ -466,11 +463,14 @@ func (r *runner) duplicateOf(row manifest.Row) (int, error) {
 	if r.dups != nil {
 		return r.dups.Seen(row.UserID, row.Line), nil
 	}
-	first, err := r.st.SeenAt(row.UserID)
-	if err != nil || first != 0 {
-		return first, err
+	run, first, err := r.st.SeenAt(row.UserID)
+	if err != nil {
+		return 0, err
 	}
-	r.st.MarkSeen(row.UserID, row.Line)
+	if run == r.runID && first != row.Line {
+		return first, nil
+	}
+	r.st.MarkSeen(row.UserID, r.runID, row.Line)
 	return 0, nil
 }
 

@@ -51,10 +51,10 @@ func BenchmarkSkipRow(b *testing.B) {
 		if _, ok, err := s.Get(k); !ok || err != nil {
 			b.Fatalf("Get: %v %v", ok, err)
 		}
-		if _, err := s.SeenAt(k); err != nil {
+		if _, _, err := s.SeenAt(k); err != nil {
 			b.Fatal(err)
 		}
-		s.MarkSeen(k, i+2)
+		s.MarkSeen(k, 2, i+2)
 		i++
 	}
 	if err := s.Flush(); err != nil {

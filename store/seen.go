@@ -7,70 +7,54 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// The seen bucket maps each user_id the current run has read to the manifest
-// line it read it at. Finding a second row for a user then costs a small
-// write per row, instead of keeping every user ID in memory or rewriting
-// every user's record on each run.
+// The seen bucket maps each user_id to the run that last read it and the
+// manifest line it was read at. Finding a second row for a user in one run
+// then costs a small write per row, instead of keeping every user ID in
+// memory or rewriting every user's record on each run; and as each entry
+// names its run, nothing needs clearing between runs.
 
-// SeenAt returns the manifest line at which the current run saw key, or 0.
-// It sees MarkSeen calls not yet committed.
-func (s *Store) SeenAt(key string) (int, error) {
+// SeenAt returns the run that last read key and the manifest line it read it
+// at (0, 0 if none). It sees MarkSeen calls not yet committed.
+func (s *Store) SeenAt(key string) (run uint64, line int, err error) {
 	if s.w != nil {
 		if o, ok := s.w.pending(bucketSeen, key); ok {
-			return o.line, nil
+			return o.run, o.line, nil
 		}
 	}
-	var line int
-	err := s.view(func(tx *bolt.Tx) error {
+	err = s.view(func(tx *bolt.Tx) error {
 		if b := tx.Bucket(bucketSeen); b != nil {
-			line = decodeLine(b.Get([]byte(key)))
+			run, line = decodeSeen(b.Get([]byte(key)))
 		}
 		return nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("store %s: reading %q: %w", s.path, key, err)
+		return 0, 0, fmt.Errorf("store %s: reading %q: %w", s.path, key, err)
 	}
-	return line, nil
+	return run, line, nil
 }
 
-// MarkSeen records, asynchronously like Put, that the current run read key
-// at manifest line.
-func (s *Store) MarkSeen(key string, line int) {
+// MarkSeen records, asynchronously like Put, that run read key at manifest
+// line.
+func (s *Store) MarkSeen(key string, run uint64, line int) {
 	if s.w == nil {
 		panic("store: MarkSeen on a read-only store")
 	}
-	s.w.putSeen(key, line)
+	s.w.putSeen(key, run, line)
 }
 
-// ResetSeen forgets every user the previous runs saw; a run calls it first.
-func (s *Store) ResetSeen() error {
-	if err := s.Flush(); err != nil {
-		return err
-	}
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		if tx.Bucket(bucketSeen) != nil {
-			if err := tx.DeleteBucket(bucketSeen); err != nil {
-				return err
-			}
-		}
-		_, err := tx.CreateBucket(bucketSeen)
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("store %s: resetting the run's user list: %w", s.path, err)
-	}
-	releaseMapped(s.db) // freeing the old list read all its pages
-	return nil
+func encodeSeen(run uint64, line int) []byte {
+	b := binary.AppendUvarint(make([]byte, 0, 12), run)
+	return binary.AppendUvarint(b, uint64(line))
 }
 
-func encodeLine(line int) []byte {
-	return binary.AppendUvarint(nil, uint64(line))
-}
-
-func decodeLine(v []byte) int {
-	n, size := binary.Uvarint(v)
-	if size <= 0 {
-		return 0
+func decodeSeen(v []byte) (uint64, int) {
+	run, n := binary.Uvarint(v)
+	if n <= 0 {
+		return 0, 0
 	}
-	return int(n)
+	line, m := binary.Uvarint(v[n:])
+	if m <= 0 {
+		return 0, 0
+	}
+	return run, int(line)
 }

@@ -23,8 +23,8 @@ var (
 	bucketMeta  = []byte("meta")
 	bucketUsers = []byte("users")
 	bucketRuns  = []byte("runs")
-	// bucketSeen maps each user_id the current run has read to its manifest
-	// line, to find duplicates; a run empties it first.
+	// bucketSeen maps each user_id to the last run that read it and the
+	// manifest line, to find duplicates (see seen.go).
 	bucketSeen = []byte("seen")
 
 	keyFormat    = []byte("format")

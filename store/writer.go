@@ -21,7 +21,8 @@ type op struct {
 	bucket []byte // bucketUsers (rec) or bucketSeen (line)
 	key    string
 	rec    Record
-	line   int
+	run    uint64 // bucketSeen: the run
+	line   int    // bucketSeen: the manifest line
 	seq    uint64
 	done   chan error // nil: nobody waits
 }
@@ -69,8 +70,8 @@ func (w *writer) put(key string, rec Record, done chan error) {
 	w.enqueue(op{bucket: bucketUsers, key: key, rec: rec, done: done})
 }
 
-func (w *writer) putSeen(key string, line int) {
-	w.enqueue(op{bucket: bucketSeen, key: key, line: line})
+func (w *writer) putSeen(key string, run uint64, line int) {
+	w.enqueue(op{bucket: bucketSeen, key: key, run: run, line: line})
 }
 
 func (w *writer) enqueue(o op) {
@@ -209,7 +210,7 @@ func (w *writer) commit(batch []op) {
 			continue
 		}
 		if cur, ok := w.overlay[overlayKey(o.bucket, o.key)]; ok {
-			o.rec, o.line, o.seq = cur.rec, cur.line, cur.seq
+			o.rec, o.run, o.line, o.seq = cur.rec, cur.run, cur.line, cur.seq
 		} else {
 			o.bucket = nil // a newer version was committed already
 		}
@@ -225,7 +226,7 @@ func (w *writer) commit(batch []op) {
 					continue
 				}
 				if o.bucket[0] == bucketSeen[0] {
-					if err := seen.Put([]byte(o.key), encodeLine(o.line)); err != nil {
+					if err := seen.Put([]byte(o.key), encodeSeen(o.run, o.line)); err != nil {
 						return fmt.Errorf("writing the line of %q: %w", o.key, err)
 					}
 					continue
