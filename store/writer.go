@@ -10,6 +10,9 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
+// fillPercent is how full bbolt fills a page before it splits it.
+const fillPercent = 0.9
+
 // maxBatch bounds how many writes one transaction commits.
 const maxBatch = 4096
 
@@ -220,6 +223,9 @@ func (w *writer) commit(batch []op) {
 	if err == nil {
 		err = w.db.Update(func(tx *bolt.Tx) error {
 			users, seen := tx.Bucket(bucketUsers), tx.Bucket(bucketSeen)
+			// Fuller pages than bbolt's default half: imports mostly append,
+			// and fewer pages mean a smaller file and less for bbolt to track.
+			users.FillPercent, seen.FillPercent = fillPercent, fillPercent
 			for i := range batch {
 				o := &batch[i]
 				if o.bucket == nil {
