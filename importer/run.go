@@ -407,20 +407,17 @@ func (r *runner) plan(row manifest.Row, rowErr *manifest.RowError) (job, bool) {
 	}
 	var rec store.Record
 	var found bool
+	var seenRun uint64
+	var seenLine int
 	if r.st != nil {
 		var err error
-		rec, found, err = r.st.Get(row.UserID)
+		rec, found, seenRun, seenLine, err = r.st.Lookup(row.UserID)
 		if err != nil {
 			r.stop(err)
 			return job{}, false
 		}
 	}
-	first, err := r.duplicateOf(row)
-	if err != nil {
-		r.stop(err)
-		return job{}, false
-	}
-	if first != 0 {
+	if first := r.duplicateOf(row, seenRun, seenLine); first != 0 {
 		r.rejectRow(row, fmt.Sprintf("user_id: duplicate of line %d", first))
 		return job{}, false
 	}
@@ -457,21 +454,18 @@ func (r *runner) plan(row manifest.Row, rowErr *manifest.RowError) (job, bool) {
 }
 
 // duplicateOf returns the line where this run already saw the row's user,
-// or 0 after noting that it saw it here: in the store's list of the run's
-// users, or in memory for a dry run, which writes nothing.
-func (r *runner) duplicateOf(row manifest.Row) (int, error) {
+// or 0 after noting that it saw it here: in the store's seen list (seenRun
+// and seenLine are what Lookup found there), or in memory for a dry run,
+// which writes nothing.
+func (r *runner) duplicateOf(row manifest.Row, seenRun uint64, seenLine int) int {
 	if r.dups != nil {
-		return r.dups.Seen(row.UserID, row.Line), nil
+		return r.dups.Seen(row.UserID, row.Line)
 	}
-	run, first, err := r.st.SeenAt(row.UserID)
-	if err != nil {
-		return 0, err
-	}
-	if run == r.runID && first != row.Line {
-		return first, nil
+	if seenRun == r.runID && seenLine != row.Line {
+		return seenLine
 	}
 	r.st.MarkSeen(row.UserID, r.runID, row.Line)
-	return 0, nil
+	return 0
 }
 
 // photoSum hashes the file at path, or returns "" if it cannot be read.

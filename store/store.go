@@ -315,15 +315,35 @@ func (s *Store) Bind(partnerID, baseURL string) error {
 // Get returns the record for key (a user_id or a RowKey), seeing writes that
 // are queued but not yet committed.
 func (s *Store) Get(key string) (Record, bool, error) {
+	rec, found, _, _, err := s.Lookup(key)
+	return rec, found, err
+}
+
+// Lookup returns, in one read transaction, key's record (as Get does) and
+// the run and manifest line that last saw it (as SeenAt does): what the
+// importer asks about every row. It sees writes not yet committed.
+func (s *Store) Lookup(key string) (rec Record, found bool, run uint64, line int, err error) {
+	var recQueued, seenQueued bool
 	if s.w != nil {
 		if o, ok := s.w.pending(bucketUsers, key); ok {
-			return o.rec, true, nil
+			rec, found, recQueued = o.rec, true, true
+		}
+		if o, ok := s.w.pending(bucketSeen, key); ok {
+			run, line, seenQueued = o.run, o.line, true
 		}
 	}
-	var rec Record
-	var found bool
-	err := s.view(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketUsers).Get([]byte(key))
+	if recQueued && seenQueued {
+		return rec, found, run, line, nil
+	}
+	k := []byte(key)
+	err = s.view(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bucketSeen); b != nil && !seenQueued {
+			run, line = decodeSeen(b.Get(k))
+		}
+		if recQueued {
+			return nil
+		}
+		v := tx.Bucket(bucketUsers).Get(k)
 		if v == nil {
 			return nil
 		}
@@ -331,9 +351,9 @@ func (s *Store) Get(key string) (Record, bool, error) {
 		return json.Unmarshal(v, &rec)
 	})
 	if err != nil {
-		return Record{}, false, fmt.Errorf("store %s: reading %q: %w", s.path, key, err)
+		return Record{}, false, 0, 0, fmt.Errorf("store %s: reading %q: %w", s.path, key, err)
 	}
-	return rec, found, nil
+	return rec, found, run, line, nil
 }
 
 // Put queues rec for the next batch under key and returns at once. Get sees
