@@ -1,0 +1,105 @@
+package importer
+
+import (
+	"time"
+
+	"bulkenroll/manifest"
+	"bulkenroll/store"
+)
+
+// Answer classes counted in Stats.Requests: what each request sent got back.
+const (
+	AnswerEnrolled        = "enrolled"         // a verified 0840
+	AnswerAlreadyEnrolled = "already_enrolled" // 2209
+	AnswerRefused         = "refused"          // a permanent refusal with Smile ID's code
+	AnswerAccount         = "account"          // 2205, 2214, 2220: the run stops
+	AnswerThrottled       = "throttled"        // HTTP 429
+	AnswerServerError     = "server_error"     // 5xx or 2201
+	AnswerNotSmileID      = "not_smile_id"     // an answer without Smile ID's code (a proxy's page): the run stops
+	AnswerTransport       = "transport"        // no answer: time-out, refused or dropped connection
+)
+
+// AnswerClasses lists every answer class, in the order displays show them.
+var AnswerClasses = []string{AnswerEnrolled, AnswerAlreadyEnrolled, AnswerRefused, AnswerAccount,
+	AnswerThrottled, AnswerServerError, AnswerNotSmileID, AnswerTransport}
+
+// Stats are a run's live figures, as observers see them. Every row read is
+// counted in exactly one of Enrolled, Skipped, Rejected, Failed and Pending
+// once it is settled; Rows counts the rows read so far.
+type Stats struct {
+	// RunID is the store's number for the run (0 for a dry run).
+	RunID uint64
+	// Started is when the run began.
+	Started time.Time
+	// Now is when these figures were taken.
+	Now time.Time
+	// Total is the number of rows in the manifest, or -1 while unknown
+	// (always unknown for a pipe).
+	Total int64
+	// Rows counts the manifest rows read.
+	Rows int64
+	// Enrolled, Skipped, Rejected, Failed and Pending count rows by how they
+	// ended in this run (Skipped: found enrolled by an earlier run).
+	Enrolled, Skipped, Rejected, Failed, Pending int64
+	// Requests counts the requests sent, by answer class (see AnswerClasses).
+	Requests map[string]int64
+	// Rate is the request rate limit in force, per second (0: none).
+	Rate float64
+	// LearnedRate is the quota the adaptive rate has found, per second (0: none yet).
+	LearnedRate float64
+	// WorkerBound is set when the workers, not the rate, limit the speed.
+	WorkerBound bool
+	// LastSuccess is when the last enrollment was confirmed (zero: none yet).
+	LastSuccess time.Time
+	// DryRun marks a run that sends nothing.
+	DryRun bool
+}
+
+// Worked is the number of rows that cost work (read, checked or sent):
+// skipped rows cost next to nothing.
+func (s Stats) Worked() int64 { return s.Rows - s.Skipped }
+
+// RowsPerSecond is the speed of worked rows since the start.
+func (s Stats) RowsPerSecond() float64 {
+	el := s.Now.Sub(s.Started).Seconds()
+	if el <= 0 {
+		return 0
+	}
+	return float64(s.Worked()) / el
+}
+
+// ETA estimates the time left, or 0 when it cannot be told.
+func (s Stats) ETA() time.Duration {
+	r := s.RowsPerSecond()
+	if s.Total < 0 || s.Total <= s.Rows || r <= 0 {
+		return 0
+	}
+	return time.Duration(float64(s.Total-s.Rows) / r * float64(time.Second)).Round(time.Second)
+}
+
+// RowEvent is one row settled by a run: rejected, failed, enrolled, or left
+// pending by an early stop (Skipped rows are counted, not reported).
+type RowEvent struct {
+	// Row is the manifest row.
+	Row manifest.Row
+	// State is how the row ended in this run.
+	State store.State
+	// Code is Smile ID's code, or "" for a row refused before sending.
+	Code string
+	// Reason says why a row was rejected or failed, or notes how it enrolled.
+	Reason string
+}
+
+// Observer is told about a run as it goes: the progress display, the
+// rejects file, JSON logs, metrics and the live status file are observers,
+// so the pipeline does not know how it is shown. Row is called from many
+// goroutines; Start comes before every Row and Finish after every Row.
+type Observer interface {
+	// Start gives the observer a function that returns the live figures;
+	// an observer that reports periodically calls it on its own schedule.
+	Start(stats func() Stats)
+	// Row tells of one settled row.
+	Row(ev RowEvent)
+	// Finish gives the final figures and the run's error (nil: finished).
+	Finish(final Stats, err error)
+}
