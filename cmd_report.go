@@ -3,11 +3,15 @@ package main
 import (
 	"encoding/csv"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
 	"strconv"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"bulkenroll/manifest"
 	"bulkenroll/store"
 )
 
@@ -17,20 +21,25 @@ type reportOptions struct {
 	StorePath string
 	State     string
 	Format    string
+	// Manifest, when set, lists the manifest's rows in its order instead of
+	// the store's records, each with its state: a row with no record was
+	// never reached and is pending.
+	Manifest string
 }
 
 func reportCommand(io streams) *cli.Command {
 	return &cli.Command{
 		Name:      "report",
 		Usage:     "print one record per user in the store",
-		UsageText: "bulkenroll report [--store FILE] [--state S] [--format csv|jsonl]",
+		UsageText: "bulkenroll report [--store FILE] [--state S] [--format csv|jsonl] [--manifest FILE]",
 		Flags: []cli.Flag{storeFlag(),
+			&cli.StringFlag{Name: "manifest", Usage: "one line per row of manifest `FILE`, in its order (rows never reached: pending)"},
 			&cli.StringFlag{Name: "state", Usage: "only rows in state `S` (enrolled, rejected, failed, pending)"},
 			&cli.StringFlag{Name: "format", Value: "csv", Usage: "csv or jsonl"},
 		},
 		Action: func(c *cli.Context) error {
 			return writeReport(reportOptions{streams: io, StorePath: c.String("store"),
-				State: c.String("state"), Format: c.String("format")})
+				State: c.String("state"), Format: c.String("format"), Manifest: c.String("manifest")})
 		},
 	}
 }
@@ -79,13 +88,65 @@ func writeReport(o reportOptions) error {
 		emit = func(r reportRecord) error { return enc.Encode(r) }
 		flush = func() error { return nil }
 	}
-	err = st.Each(state, func(rec store.Record) error {
+	each := func(fn func(store.Record) error) error { return st.Each(state, fn) }
+	if o.Manifest != "" {
+		each = func(fn func(store.Record) error) error { return eachManifestRow(o.Manifest, o.In, st, state, fn) }
+	}
+	err = each(func(rec store.Record) error {
+		updated := ""
+		if !rec.UpdatedAt.IsZero() {
+			updated = rec.UpdatedAt.UTC().Format(time.RFC3339)
+		}
 		return emit(reportRecord{UserID: rec.UserID, State: string(rec.State), ResultCode: rec.ResultCode,
 			ResultText: rec.ResultText, SmileJobID: rec.SmileJobID, Attempts: rec.Attempts, Error: rec.Error,
-			UpdatedAt: rec.UpdatedAt.UTC().Format(time.RFC3339)})
+			UpdatedAt: updated})
 	})
 	if err != nil {
 		return err
 	}
 	return flush()
+}
+
+// eachManifestRow calls fn with the record of every row of the manifest at
+// path, in its order: the user's record, the record kept under the row's
+// line (a row refused before it had a user), or, for a row no run has
+// reached, a pending record that says so.
+func eachManifestRow(path string, in io.Reader, st *store.Store, state store.State, fn func(store.Record) error) error {
+	rd, err := openManifest(path, in)
+	if err != nil {
+		return err
+	}
+	defer rd.Close()
+	for {
+		row, err := rd.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		var rowErr *manifest.RowError
+		if err != nil && !errors.As(err, &rowErr) {
+			return fmt.Errorf("reading the manifest: %w", err)
+		}
+		// A row refused before it had a user of its own (a duplicate, a bad
+		// user_id, a malformed record) is kept under its line by the
+		// latest run; any other row under its user.
+		rec, found, err := st.Get(store.RowKey(row.Line))
+		if err != nil {
+			return err
+		}
+		if !found && rowErr == nil && row.UserID != "" {
+			if rec, found, err = st.Get(row.UserID); err != nil {
+				return err
+			}
+		}
+		if !found {
+			rec = store.Record{UserID: row.UserID, State: store.Pending, Line: row.Line,
+				Error: "not reached yet: no run has read this row"}
+		}
+		if state != "" && rec.State != state {
+			continue
+		}
+		if err := fn(rec); err != nil {
+			return err
+		}
+	}
 }

@@ -143,14 +143,15 @@ func runImport(ctx context.Context, o runOptions) (err error) {
 		every = 1<<63 - 1 // no periodic lines; problems and the summary still print
 	}
 	opts.Progress = importer.NewProgress(o.Err, bar, every)
-	if o.Manifest != "-" && !o.NoProgress {
-		go func() {
-			if n, err := manifest.Count(o.Manifest); err == nil {
-				opts.Progress.SetTotal(n)
-			}
-		}()
+	// Only a regular file can be read twice: a pipe (-, /dev/stdin, <(...))
+	// is read once, by the import, and its rows are never counted ahead.
+	opts.ManifestIsFile = o.Manifest != "-" && manifest.IsRegularFile(o.Manifest)
+	if opts.ManifestIsFile && !o.NoProgress {
+		opts.Count = func() (int, error) { return manifest.Count(o.Manifest) }
 	}
 
+	importing.Store(true)
+	defer importing.Store(false)
 	var sub importer.Submitter
 	if client != nil {
 		sub = client
@@ -215,11 +216,14 @@ func printSummary(io streams, s importer.Summary, runErr error, rejects string, 
 	}
 	how := "finished"
 	var ae *importer.AccountError
+	var fe *importer.ForeignAnswerError
 	switch {
 	case errors.Is(runErr, importer.ErrInterrupted):
 		how = "interrupted"
 	case errors.As(runErr, &ae):
 		how = "stopped by Smile ID"
+	case errors.As(runErr, &fe):
+		how = "stopped: the answers are not Smile ID's"
 	case runErr != nil:
 		how = "failed"
 	}
@@ -232,10 +236,10 @@ func printSummary(io streams, s importer.Summary, runErr error, rejects string, 
 	if s.DryRun {
 		fmt.Fprintf(w, "  pending   %d  (would be sent)\n", s.Pending)
 	} else {
-		fmt.Fprintf(w, "  pending   %d  (not done; the next run does them)\n", s.Pending)
+		fmt.Fprintf(w, "  pending   %d  (not done by this run; they keep the state they had, and the next run does them)\n", s.Pending)
 	}
 	if s.Partial {
-		fmt.Fprintln(w, "  (interrupted before every row was counted; the rows not counted stay as they were)")
+		fmt.Fprintln(w, "  (stopped before every row was read; the rows not read are not counted and stay as they were)")
 	}
 	if s.Rejected > 0 && !s.DryRun {
 		if rejects != "" {

@@ -57,7 +57,7 @@ func (cr credentials) apiKey() (importer.Secret, error) {
 	}
 	b, err := os.ReadFile(cr.APIKeyFile)
 	if err != nil {
-		return "", fmt.Errorf("%w: reading the API key file: %v", importer.ErrConfig, err)
+		return "", fmt.Errorf("%w: reading the API key file: %w", importer.ErrConfig, err)
 	}
 	key := strings.TrimRight(string(b), "\r\n \t")
 	if key == "" {

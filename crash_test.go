@@ -149,7 +149,7 @@ func TestCrashSignal(t *testing.T) {
 			if err := json.Unmarshal([]byte(status.Stdout), &sj); err != nil || sj.LastRun == nil || sj.LastRun.Outcome != "interrupted" {
 				t.Errorf("status after the interrupt: %v\n%s", err, status.Stdout)
 			}
-			recs := e2eReportByUser(t, c)
+			recs := e2eReportByUser(t, c, "--manifest", m)
 			if len(recs) != rows {
 				t.Errorf("report lists %d rows, want %d", len(recs), rows)
 			}
@@ -466,29 +466,30 @@ func TestCrashUnbelievableAnswers(t *testing.T) {
 		name   string
 		answer func(w http.ResponseWriter)
 		want   []string // in the report's error
+		stops  bool     // not Smile ID's answer: the run stops, nothing settled
 	}{
 		{"not JSON", func(w http.ResponseWriter) { fmt.Fprint(w, "OK") },
-			[]string{"not Smile ID JSON", "not counted as enrolled"}},
+			[]string{"not Smile ID JSON", "not counted as enrolled"}, true},
 		{"HTML page", func(w http.ResponseWriter) {
 			w.Header().Set("Content-Type", "text/html")
 			fmt.Fprint(w, "<html><head><title>502 Bad Gateway</title></head><body><h1>Bad Gateway</h1></body></html>")
-		}, []string{"not Smile ID JSON", "not counted as enrolled", "Bad Gateway"}},
+		}, []string{"not Smile ID JSON", "not counted as enrolled", "Bad Gateway"}, true},
 		{"truncated JSON", func(w http.ResponseWriter) {
 			s := success(e2eKey)
 			fmt.Fprint(w, s[:len(s)/2])
-		}, []string{"not Smile ID JSON", "not counted as enrolled"}},
+		}, []string{"not Smile ID JSON", "not counted as enrolled"}, true},
 		{"body cut short", func(w http.ResponseWriter) {
 			s := success(e2eKey)
 			w.Header().Set("Content-Length", strconv.Itoa(len(s)))
 			fmt.Fprint(w, s[:len(s)/2])
 			w.(http.Flusher).Flush()
 			panic(http.ErrAbortHandler)
-		}, []string{"connection closed before a full answer", "outcome is unknown"}},
+		}, []string{"connection closed before a full answer", "outcome is unknown"}, false},
 		{"unsigned", func(w http.ResponseWriter) {
 			fmt.Fprint(w, `{"ResultCode":"0840","ResultText":"Enroll User","SmileJobID":"1"}`)
-		}, []string{"not signed", "not counted as enrolled"}},
+		}, []string{"not signed", "not counted as enrolled"}, false},
 		{"forged signature", func(w http.ResponseWriter) { fmt.Fprint(w, success("a-forger's-key")) },
-			[]string{"signature does not verify", "not counted as enrolled"}},
+			[]string{"signature does not verify", "not counted as enrolled"}, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -505,16 +506,36 @@ func TestCrashUnbelievableAnswers(t *testing.T) {
 			c := e2eNewCLI(t, srv.URL)
 			m, ids := e2eManifest(t, c.Dir, "fake", 2)
 			r := c.Run("run", "--manifest", m, "--rate", "0", "--retries", "1", "--json", "--no-progress")
-			e2eWantCode(t, r, 1)
-			e2eWantSummary(t, e2eParseSummary(t, r), e2eSummary{Rows: 2, Failed: 2})
-			if n := hits.Load(); n != 4 {
-				t.Errorf("the server got %d requests, want 4 (2 rows, 2 tries each)", n)
+			if tc.stops {
+				// A page that is not Smile ID's says nothing about the row:
+				// the run stops at once, exit 2, nothing settled.
+				e2eWantCode(t, r, 2)
+				e2eWantSummary(t, e2eParseSummary(t, r), e2eSummary{Rows: 2, Pending: 2})
+				if !strings.Contains(r.Stderr, "base-url") {
+					t.Errorf("stderr does not point at the base URL:\n%s", r.Stderr)
+				}
+				if n := hits.Load(); n < 1 || n > 2 {
+					t.Errorf("the server got %d requests, want 1 or 2 (one try per row in flight)", n)
+				}
+			} else {
+				e2eWantCode(t, r, 1)
+				e2eWantSummary(t, e2eParseSummary(t, r), e2eSummary{Rows: 2, Failed: 2})
+				if n := hits.Load(); n != 4 {
+					t.Errorf("the server got %d requests, want 4 (2 rows, 2 tries each)", n)
+				}
 			}
-			recs := e2eReportByUser(t, c)
+			recs := e2eReportByUser(t, c, "--manifest", m)
 			for _, id := range ids {
 				rec := recs[id]
-				if rec.State != "failed" || rec.SmileJobID != "" {
-					t.Errorf("report: %s: %+v, want failed", id, rec)
+				want := "failed"
+				if tc.stops {
+					want = "pending"
+				}
+				if rec.State != want || rec.SmileJobID != "" || rec.ResultCode != "" {
+					t.Errorf("report: %s: %+v, want %s", id, rec, want)
+				}
+				if tc.stops && rec.Attempts == 0 {
+					continue // never sent: no error to check
 				}
 				for _, w := range tc.want {
 					if !strings.Contains(rec.Error, w) {

@@ -10,9 +10,11 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
 
 	"bulkenroll/importer"
 )
@@ -42,15 +44,19 @@ type streams struct {
 }
 
 func main() {
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancelCause(context.Background())
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	go func() {
 		s := <-sigs
-		fmt.Fprintf(os.Stderr, "\nbulkenroll: %v: finishing requests in flight and saving (signal again to quit at once)\n", s)
-		cancel()
+		if importing.Load() {
+			fmt.Fprintf(os.Stderr, "\nbulkenroll: %v: finishing requests in flight and saving (signal again to quit at once)\n", s)
+		}
+		cancel(importer.ErrInterrupted)
 		<-sigs
-		fmt.Fprintln(os.Stderr, "bulkenroll: quitting at once; the store is consistent, the next run resumes")
+		if importing.Load() {
+			fmt.Fprintln(os.Stderr, "bulkenroll: quitting at once; the store is consistent, the next run resumes")
+		}
 		os.Exit(130)
 	}()
 	io := streams{In: os.Stdin, Out: os.Stdout, Err: os.Stderr, ErrTTY: isTerminal(os.Stderr)}
@@ -59,7 +65,7 @@ func main() {
 	if err != nil && code != 1 {
 		fmt.Fprintf(os.Stderr, "bulkenroll: %v\n", err)
 	}
-	cancel()
+	cancel(nil)
 	os.Exit(code)
 }
 
@@ -102,8 +108,12 @@ func newApp(io streams) *cli.App {
 	}
 }
 
-// isTerminal reports whether f is a terminal (a character device).
+// importing is set while `run` imports: only then does a signal's message
+// speak of requests in flight and saving.
+var importing atomic.Bool
+
+// isTerminal reports whether f is a terminal (not merely a character
+// device such as /dev/null).
 func isTerminal(f *os.File) bool {
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+	return term.IsTerminal(int(f.Fd()))
 }

@@ -103,6 +103,8 @@ type Result struct {
 	ResultCode string
 	ResultText string
 	SmileJobID string
+	// JobID is the answer's PartnerParams.job_id.
+	JobID string
 }
 
 // successAnswer is the part of a 200 answer the client reads.
@@ -114,6 +116,7 @@ type successAnswer struct {
 	Signature     string `json:"signature"`
 	PartnerParams struct {
 		UserID string `json:"user_id"`
+		JobID  string `json:"job_id"`
 	} `json:"PartnerParams"`
 	Code  json.RawMessage `json:"code"`
 	Error string          `json:"error"`
@@ -216,7 +219,7 @@ func (c *Client) send(ctx context.Context, body *trackedBody, size int64, userID
 func (c *Client) success(resp *http.Response, data []byte, userID string) (*Result, error) {
 	var a successAnswer
 	if err := json.Unmarshal(data, &a); err != nil {
-		return nil, &APIError{Status: resp.StatusCode, Reason: "the answer is not Smile ID JSON; not counted as enrolled", Excerpt: excerpt(data, 120)}
+		return nil, &APIError{Status: resp.StatusCode, Reason: "the answer is not Smile ID JSON; not counted as enrolled", Excerpt: excerpt(data, 120), NotSmileID: true}
 	}
 	if code := codeString(a.Code); code != "" && a.ResultCode == "" {
 		return nil, &APIError{Status: resp.StatusCode, Code: code, Text: a.Error}
@@ -233,18 +236,22 @@ func (c *Client) success(resp *http.Response, data []byte, userID string) (*Resu
 	if a.PartnerParams.UserID != "" && a.PartnerParams.UserID != userID {
 		return nil, &APIError{Status: resp.StatusCode, Reason: fmt.Sprintf("the answer is for user %q, not %q", a.PartnerParams.UserID, userID)}
 	}
-	return &Result{ResultCode: a.ResultCode, ResultText: a.ResultText, SmileJobID: a.SmileJobID}, nil
+	return &Result{ResultCode: a.ResultCode, ResultText: a.ResultText, SmileJobID: a.SmileJobID, JobID: a.PartnerParams.JobID}, nil
 }
 
-// apiError reads Smile ID's error body, or keeps an excerpt of a foreign one.
+// apiError reads Smile ID's error body, or keeps an excerpt of a foreign
+// one. Only a body that carries Smile ID's code is Smile ID's answer.
 func apiError(resp *http.Response, data []byte) *APIError {
 	e := &APIError{Status: resp.StatusCode, RetryAfter: retryAfter(resp.Header.Get("Retry-After"), time.Now())}
 	var a errorAnswer
-	if err := json.Unmarshal(data, &a); err == nil && (len(a.Code) > 0 || a.Error != "") {
+	if err := json.Unmarshal(data, &a); err == nil && codeString(a.Code) != "" {
 		e.Code = codeString(a.Code)
 		e.Text = a.Error
 		return e
+	} else if err == nil && a.Error != "" {
+		e.Text = a.Error
 	}
+	e.NotSmileID = true
 	if len(bytes.TrimSpace(data)) > 0 {
 		e.Excerpt = excerpt(data, 120)
 	} else {

@@ -28,6 +28,10 @@ type APIError struct {
 	RetryAfter time.Duration
 	// Reason says what was wrong with a 200 answer (unparseable, unsigned, forged).
 	Reason string
+	// NotSmileID is set when the answer carries no Smile ID code (a proxy's
+	// or load balancer's page, or a body that is not JSON): it says nothing
+	// about the row.
+	NotSmileID bool
 }
 
 // Error describes the answer with Smile ID's code and text kept intact.
@@ -64,6 +68,10 @@ const (
 	Account
 	// AlreadyEnrolled: 2209, this user is enrolled already.
 	AlreadyEnrolled
+	// Foreign: an answer that is not Smile ID's (no Smile ID code: a proxy's
+	// or load balancer's page, a wrong base URL); it says nothing about the
+	// row, and the run stops.
+	Foreign
 )
 
 func (c Class) String() string {
@@ -76,6 +84,8 @@ func (c Class) String() string {
 		return "account"
 	case AlreadyEnrolled:
 		return "already enrolled"
+	case Foreign:
+		return "not Smile ID's answer"
 	}
 	return fmt.Sprintf("Class(%d)", int(c))
 }
@@ -97,21 +107,102 @@ func Classify(err error) Class {
 	case "2203", "2204", "2213", "2413":
 		return Permanent
 	}
+	if ae.Code != "" && ae.Reason == "" {
+		// Another Smile ID code: a refusal of the row, or a server error.
+		if ae.Status >= 500 || ae.Status == 429 {
+			return Transient
+		}
+		return Permanent
+	}
 	switch {
+	case ae.Status == 429, ae.Status == 408, ae.Status >= 500:
+		// A throttle or a server error, whoever in front of the API sent
+		// it: slow down, retry. (A worker whose retries end on pages that
+		// are not Smile ID's stops the run rather than failing the row.)
+		return Transient
 	case ae.Status >= 300 && ae.Status < 400:
 		// A redirect: the base URL is not the API's; every row would get one.
 		return Account
-	case ae.Status == 429, ae.Status == 408, ae.Status >= 500, ae.Status < 300:
-		// < 300: a 200 answer that could not be believed: unknown outcome.
-		return Transient
 	case ae.Status == 401 || ae.Status == 403:
-		if ae.Code == "" {
-			// A bare 401/403 with no Smile ID code: most likely the key or environment.
-			return Account
-		}
+		// A bare 401/403 with no Smile ID code: most likely the key or environment.
+		return Account
+	case ae.NotSmileID:
+		return Foreign
+	case ae.Status < 300:
+		// A 200 answer that could not be believed (unsigned, forged):
+		// unknown outcome.
+		return Transient
 	}
-	return Permanent
+	return Foreign
 }
+
+// OutcomeUnknown reports whether the request that got err may have enrolled
+// the user: no answer after sending, a server error, or a success that could
+// not be believed. A throttle, a refused connection or a refusal with a
+// Smile ID code is a definite "not done".
+func OutcomeUnknown(err error) bool {
+	var ae *APIError
+	if errors.As(err, &ae) {
+		switch {
+		case ae.Status == 429, ae.Status >= 300 && ae.Status < 500:
+			return false
+		case ae.Status >= 500:
+			return true
+		case ae.Code != "" && ae.Reason == "":
+			return false
+		}
+		return true // a 200 that could not be believed
+	}
+	var te *TransportError
+	if errors.As(err, &te) && errors.Is(te.Err, syscall.ECONNREFUSED) {
+		return false
+	}
+	return err != nil
+}
+
+// answerClass names err's class of answer for Stats.Requests.
+func answerClass(err error) string {
+	var ae *APIError
+	if err == nil {
+		return AnswerEnrolled
+	}
+	if !errors.As(err, &ae) {
+		return AnswerTransport
+	}
+	switch Classify(err) {
+	case AlreadyEnrolled:
+		return AnswerAlreadyEnrolled
+	case Permanent:
+		return AnswerRefused
+	case Account:
+		return AnswerAccount
+	case Foreign:
+		return AnswerNotSmileID
+	}
+	switch {
+	case ae.Status == 429:
+		return AnswerThrottled
+	case ae.Status >= 500 || ae.Code == "2201":
+		return AnswerServerError
+	}
+	return AnswerUnverified
+}
+
+// BaseURLAdvice explains an answer that is not Smile ID's.
+const BaseURLAdvice = "the answer is not Smile ID's (no Smile ID code): check --base-url / --env, or a proxy or load balancer in between; no row was settled by it, and the next run resumes"
+
+// ForeignAnswerError stops a run: an answer without Smile ID's code came
+// back, so the base URL (or something between) is not Smile ID's API.
+type ForeignAnswerError struct {
+	API *APIError
+}
+
+func (e *ForeignAnswerError) Error() string {
+	return fmt.Sprintf("stopped: %v: %s", e.API, BaseURLAdvice)
+}
+
+// Unwrap returns the API error.
+func (e *ForeignAnswerError) Unwrap() error { return e.API }
 
 // AccountAdvice explains the likely cause of an account-level refusal.
 func AccountAdvice(code string) string {

@@ -19,6 +19,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -275,6 +276,8 @@ func fastOptions() importer.Options {
 		BackoffBase: time.Millisecond,
 		BackoffMax:  5 * time.Millisecond,
 		Grace:       5 * time.Second,
+		// The tests' manifests are files: an early stop counts their unread rows.
+		ManifestIsFile: true,
 	}
 }
 
@@ -311,11 +314,26 @@ func userRecord(t testing.TB, st *store.Store, id string) store.Record {
 	return rec
 }
 
+// recordOrNone returns the record of user id; a row the run never reached
+// has none (the zero record, pending with no attempt).
+func recordOrNone(t testing.TB, st *store.Store, id string) store.Record {
+	t.Helper()
+	rec, ok, err := st.Get(id)
+	if err != nil {
+		t.Fatalf("Get(%q): %v", id, err)
+	}
+	if !ok {
+		return store.Record{UserID: id, State: store.Pending}
+	}
+	return rec
+}
+
 // wantSummary compares the counts of a summary, ignoring Seconds and RunID.
 func wantSummary(t testing.TB, got, want importer.Summary) {
 	t.Helper()
 	got.Seconds, got.RunID, want.Seconds, want.RunID = 0, 0, 0, 0
-	if got != want {
+	got.Stats, want.Stats = importer.Stats{}, importer.Stats{}
+	if !reflect.DeepEqual(got, want) {
 		t.Errorf("summary = %+v\nwant      %+v", got, want)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"io"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -16,18 +15,15 @@ import (
 
 // Progress shows a run on standard error: a bar when it is a terminal, and
 // otherwise (cron, CI, a pipe) a one-line report every few seconds. Either
-// way each rejected or failed row gets a line of its own.
+// way each rejected or failed row gets a line of its own. It is an Observer.
 type Progress struct {
 	w        io.Writer
 	bar      bool
 	interval time.Duration
-	total    atomic.Int64 // rows in the manifest; -1 until known
 
 	mu    sync.Mutex
 	pb    *progressbar.ProgressBar
-	tally *tally
-	dry   bool
-	begin time.Time
+	stats func() Stats
 	quit  chan struct{}
 	done  chan struct{}
 }
@@ -39,20 +35,14 @@ func NewProgress(w io.Writer, bar bool, interval time.Duration) *Progress {
 	if interval <= 0 {
 		interval = 5 * time.Second
 	}
-	p := &Progress{w: w, bar: bar, interval: interval}
-	p.total.Store(-1)
-	return p
+	return &Progress{w: w, bar: bar, interval: interval}
 }
 
-// SetTotal tells the display how many rows the manifest holds, once known.
-func (p *Progress) SetTotal(n int) {
-	p.total.Store(int64(n))
-}
-
-func (p *Progress) start(t *tally, dry bool) {
+// Start begins showing the figures stats returns.
+func (p *Progress) Start(stats func() Stats) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.tally, p.dry, p.begin = t, dry, time.Now()
+	p.stats = stats
 	p.quit, p.done = make(chan struct{}), make(chan struct{})
 	tick := p.interval
 	if p.bar {
@@ -80,67 +70,78 @@ func (p *Progress) loop(tick time.Duration) {
 		case <-p.quit:
 			return
 		case <-t.C:
-			p.render()
+			p.render(p.stats())
 		}
 	}
 }
 
 // render updates the bar, or prints a report line.
-func (p *Progress) render() {
+func (p *Progress) render(s Stats) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	line := p.line()
+	line := p.line(s)
 	if p.pb == nil {
 		fmt.Fprintln(p.w, "bulkenroll: "+line)
 		return
 	}
-	done := p.tally.rows.Load()
-	if total := p.total.Load(); total >= 0 && int64(p.pb.GetMax64()) != total {
-		p.pb.ChangeMax64(total)
+	if s.Total >= 0 && int64(p.pb.GetMax64()) != s.Total {
+		p.pb.ChangeMax64(s.Total)
 	}
 	p.pb.Describe(line)
-	_ = p.pb.Set64(done)
+	_ = p.pb.Set64(s.Rows)
 }
 
 // line is the one-line state of the run: done of total, work rate, counts,
-// and an ETA over the rows still to do. Skipped rows cost nothing, so the
-// rate counts only rows that were validated or sent.
-func (p *Progress) line() string {
-	t := p.tally
-	done := t.rows.Load()
-	skipped := t.skipped.Load()
-	elapsed := time.Since(p.begin).Seconds()
-	worked := done - skipped
-	var rate float64
-	if elapsed > 0 {
-		rate = float64(worked) / elapsed
-	}
+// the request rate, and an ETA over the rows still to do. Skipped rows cost
+// nothing, so the rate counts only rows that were validated or sent.
+func (p *Progress) line(s Stats) string {
 	var b strings.Builder
-	if total := p.total.Load(); total >= 0 && p.pb == nil {
-		fmt.Fprintf(&b, "%d/%d rows", done, total)
-	} else if p.pb == nil {
-		fmt.Fprintf(&b, "%d rows", done)
-	}
-	if b.Len() > 0 {
-		b.WriteString(" · ")
+	if p.pb == nil {
+		if s.Total >= 0 {
+			fmt.Fprintf(&b, "%d/%d rows · ", s.Rows, s.Total)
+		} else {
+			fmt.Fprintf(&b, "%d rows · ", s.Rows)
+		}
 	}
 	fmt.Fprintf(&b, "%.1f rows/s · enrolled %d · skipped %d · rejected %d · failed %d",
-		rate, t.enrolled.Load(), skipped, t.rejected.Load(), t.failed.Load())
-	if p.dry {
-		fmt.Fprintf(&b, " · would send %d", t.pending.Load())
+		s.RowsPerSecond(), s.Enrolled, s.Skipped, s.Rejected, s.Failed)
+	if s.DryRun {
+		fmt.Fprintf(&b, " · would send %d", s.Pending)
 	}
-	if total := p.total.Load(); total > done && rate > 0 {
-		eta := time.Duration(float64(total-done) / rate * float64(time.Second))
-		fmt.Fprintf(&b, " · ETA %s", eta.Round(time.Second))
+	b.WriteString(rateText(s))
+	if eta := s.ETA(); eta > 0 {
+		fmt.Fprintf(&b, " · ETA %s", eta)
 	}
 	return b.String()
 }
 
-// problem prints one line for a rejected or failed row.
-func (p *Progress) problem(line int, userID string, st store.State, reason string) {
+// rateText describes the request rate: the limit in force, the learned
+// quota, and whether the workers hold the run back.
+func rateText(s Stats) string {
+	if s.DryRun {
+		return ""
+	}
+	var b strings.Builder
+	if s.Rate > 0 {
+		fmt.Fprintf(&b, " · rate %.1f/s", s.Rate)
+	}
+	if s.LearnedRate > 0 {
+		fmt.Fprintf(&b, " · learned quota about %.0f/s", s.LearnedRate)
+	}
+	if s.WorkerBound {
+		b.WriteString(" · workers are the bottleneck (raise --workers)")
+	}
+	return b.String()
+}
+
+// Row prints one line for a rejected or failed row.
+func (p *Progress) Row(ev RowEvent) {
+	if ev.State != store.Rejected && ev.State != store.Failed {
+		return
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	msg := fmt.Sprintf("line %d: %s: %s: %s", line, manifest.DisplayID(userID), st, reason)
+	msg := fmt.Sprintf("line %d: %s: %s: %s", ev.Row.Line, manifest.DisplayID(ev.Row.UserID), ev.State, ev.Reason)
 	if p.pb != nil {
 		_, _ = progressbar.Bprintln(p.pb, msg)
 		return
@@ -148,7 +149,8 @@ func (p *Progress) problem(line int, userID string, st store.State, reason strin
 	fmt.Fprintln(p.w, msg)
 }
 
-func (p *Progress) stop() {
+// Finish stops the display and leaves the bar at the final figures.
+func (p *Progress) Finish(final Stats, _ error) {
 	p.mu.Lock()
 	quit := p.quit
 	p.mu.Unlock()
@@ -160,11 +162,11 @@ func (p *Progress) stop() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.pb != nil {
-		if total := p.total.Load(); total >= 0 {
-			p.pb.ChangeMax64(total)
+		if final.Total >= 0 {
+			p.pb.ChangeMax64(final.Total)
 		}
-		p.pb.Describe(p.line())
-		_ = p.pb.Set64(p.tally.rows.Load())
+		p.pb.Describe(p.line(final))
+		_ = p.pb.Set64(final.Rows)
 		_ = p.pb.Exit()
 		fmt.Fprintln(p.w)
 	}

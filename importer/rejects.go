@@ -4,13 +4,17 @@ import (
 	"encoding/csv"
 	"io"
 	"strconv"
+	"sync"
 
 	"bulkenroll/manifest"
+	"bulkenroll/store"
 )
 
 // rejectsWriter writes the CSV of rows rejected in a run:
 // line,user_id,user_created_at,photo,code,reason.
+// It is an Observer of the rows rejected in the run.
 type rejectsWriter struct {
+	mu  sync.Mutex
 	w   *csv.Writer
 	rec [6]string
 }
@@ -21,14 +25,31 @@ func newRejectsWriter(w io.Writer) *rejectsWriter {
 	return &rejectsWriter{w: cw}
 }
 
-// write adds one row; callers serialize.
+// Start does nothing: the header is written already.
+func (r *rejectsWriter) Start(func() Stats) {}
+
+// Row writes a rejected row.
+func (r *rejectsWriter) Row(ev RowEvent) {
+	if ev.State == store.Rejected {
+		r.write(ev.Row, ev.Code, ev.Reason)
+	}
+}
+
+// Finish does nothing: Run flushes and reports the file's error.
+func (r *rejectsWriter) Finish(Stats, error) {}
+
+// write adds one row.
 func (r *rejectsWriter) write(row manifest.Row, code, reason string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	r.rec = [6]string{strconv.Itoa(row.Line), row.UserID, row.CreatedAt, row.Photo, code, reason}
 	_ = r.w.Write(r.rec[:])
 	r.w.Flush() // rejects are rare: keep the file current should the run die
 }
 
 func (r *rejectsWriter) flush() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	r.w.Flush()
 	return r.w.Error()
 }

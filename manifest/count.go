@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/csv"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 )
@@ -12,12 +13,19 @@ import (
 // progress displays. It parses quoting as the Reader does, but checks
 // nothing; records with CSV syntax errors count as one each. Like the
 // Reader, it gives up on a line longer than 64 MiB.
+//
+// Only a regular file is counted: opening a pipe (/dev/stdin, <(...)) a
+// second time would take rows from the import that reads it, so Count
+// refuses anything else with ErrNotRegular.
 func Count(path string) (int, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return 0, err
 	}
 	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return 0, fmt.Errorf("counting %s: %w", path, ErrNotRegular)
+	}
 	cr := csv.NewReader(bufio.NewReaderSize(&lineGuard{r: f, max: maxLineBytes}, 1<<16))
 	cr.FieldsPerRecord = -1
 	cr.ReuseRecord = true
@@ -33,4 +41,15 @@ func Count(path string) (int, error) {
 		}
 		n++
 	}
+}
+
+// ErrNotRegular means a manifest is not a regular file (a pipe, a terminal,
+// a device), so its rows can be read only once.
+var ErrNotRegular = errors.New("not a regular file: its rows can be read only once")
+
+// IsRegularFile reports whether path names a regular file (following links,
+// without opening it): such a manifest can be read twice.
+func IsRegularFile(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode().IsRegular()
 }

@@ -60,6 +60,17 @@ type Record struct {
 	ResultText string `json:"result_text,omitempty"`
 	// SmileJobID is the SmileJobID of the enrollment.
 	SmileJobID string `json:"smile_job_id,omitempty"`
+	// JobID is the job_id of the answer's PartnerParams: Smile ID's own
+	// reference of the enrollment, for audits.
+	JobID string `json:"job_id,omitempty"`
+	// OutcomeUnknown is set when a request for this user may have enrolled
+	// it without the answer being known: set as the row is marked before a
+	// request goes out, kept after a time-out or a dropped connection, and
+	// cleared by an answer that says what happened. A 2209 counts as
+	// enrolled only when it is set.
+	OutcomeUnknown bool `json:"outcome_unknown,omitempty"`
+	// PhotoNote says how the photo was converted before sending, if it was.
+	PhotoNote string `json:"photo_note,omitempty"`
 	// Error explains a rejected, failed or interrupted row.
 	Error string `json:"error,omitempty"`
 	// Run is the ID of the last run that checked or sent this row (a run
@@ -85,4 +96,50 @@ const RowKeyPrefix = "\x00"
 // keyed by its user_id. Such records describe the latest run only.
 func RowKey(line int) string {
 	return fmt.Sprintf("%sline:%09d", RowKeyPrefix, line)
+}
+
+// The transitions below are the only ways the importer changes a record:
+// each sets every field that its new state defines, so no state is left
+// with stale fields of an earlier one.
+
+// Mark records that a request for the row is about to go out: the row is
+// pending, its attempt is counted and its outcome is unknown until an answer
+// is saved, so a crash after the request leaves the right trace.
+func (r *Record) Mark(run uint64, line int, createdAt, photo string, now time.Time) {
+	r.Run, r.Line, r.CreatedAt, r.Photo = run, line, createdAt, photo
+	r.State, r.Attempts, r.OutcomeUnknown = Pending, r.Attempts+1, true
+	r.Error, r.UpdatedAt = "request sent, answer not yet saved", now.UTC()
+}
+
+// Enroll records Smile ID's confirmation (or a 2209 after an unknown outcome).
+func (r *Record) Enroll(code, text, smileJobID, jobID, note string, now time.Time) {
+	r.State, r.ResultCode, r.ResultText = Enrolled, code, text
+	if smileJobID != "" {
+		r.SmileJobID = smileJobID
+	}
+	if jobID != "" {
+		r.JobID = jobID
+	}
+	r.Error, r.PhotoSHA256, r.OutcomeUnknown, r.UpdatedAt = note, "", false, now.UTC()
+}
+
+// Refuse records Smile ID's permanent refusal of the row, with its code and
+// text and the SHA-256 of the photo it refused. unknown keeps whether an
+// earlier request's outcome is still unknown.
+func (r *Record) Refuse(code, text, reason, photoSHA256 string, unknown bool, now time.Time) {
+	r.State, r.ResultCode, r.ResultText, r.Error = Rejected, code, text, reason
+	r.PhotoSHA256, r.OutcomeUnknown, r.UpdatedAt = photoSHA256, unknown, now.UTC()
+}
+
+// Invalidate rejects a row refused before sending (a bad field or photo).
+func (r *Record) Invalidate(run uint64, line int, createdAt, photo, reason string, now time.Time) {
+	r.Run, r.Line, r.CreatedAt, r.Photo = run, line, createdAt, photo
+	r.State, r.ResultCode, r.ResultText, r.Error = Rejected, "", "", reason
+	r.PhotoSHA256, r.PhotoNote, r.UpdatedAt = "", "", now.UTC()
+}
+
+// Fail records that transient failures used up the retries (or an
+// interrupt came between them); the next run tries again.
+func (r *Record) Fail(reason string, unknown bool, now time.Time) {
+	r.State, r.Error, r.OutcomeUnknown, r.UpdatedAt = Failed, reason, unknown, now.UTC()
 }

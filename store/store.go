@@ -78,12 +78,12 @@ func Open(path string, opts Options) (*Store, error) {
 			return nil, fmt.Errorf("store %s: %w (run an import first, or pass --store)", path, ErrNotFound)
 		}
 	case err != nil:
-		return nil, fmt.Errorf("store %s: %w", path, err)
+		return nil, fmt.Errorf("store %s: %w", path, withoutPath(err))
 	case !fi.Mode().IsRegular():
 		return nil, fmt.Errorf("store %s: %w: not a regular file", path, ErrNotStore)
 	case fi.Size() > 0:
 		if err := checkHeader(path); err != nil {
-			return nil, fmt.Errorf("store %s: %w", path, err)
+			return nil, fmt.Errorf("store %s: %w", path, withoutPath(err))
 		}
 	}
 	timeout := opts.LockTimeout
@@ -102,9 +102,9 @@ func Open(path string, opts Options) (*Store, error) {
 			return nil, fmt.Errorf("store %s: %w", path, ErrLocked)
 		case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum),
 			errors.Is(err, berrors.ErrVersionMismatch), errors.Is(err, berrors.ErrInvalidMapping):
-			return nil, fmt.Errorf("store %s: %w: %v", path, ErrNotStore, err)
+			return nil, fmt.Errorf("store %s: %w: %w", path, ErrNotStore, withoutPath(err))
 		}
-		return nil, fmt.Errorf("store %s: %w", path, err)
+		return nil, fmt.Errorf("store %s: %w", path, withoutPath(err))
 	}
 	s := &Store{db: db, path: path}
 	if err := s.init(opts.ReadOnly); err != nil {
@@ -119,6 +119,16 @@ func Open(path string, opts Options) (*Store, error) {
 }
 
 // openBolt opens the bbolt file, turning a panic on a damaged file into an error.
+// withoutPath drops the path from an *fs.PathError, whose message would
+// repeat the store's path after "store PATH:"; errors.Is still sees through.
+func withoutPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("%s: %w", pe.Op, pe.Err)
+	}
+	return err
+}
+
 func openBolt(path string, o *bolt.Options) (db *bolt.DB, err error) {
 	defer func() {
 		if p := recover(); p != nil {
@@ -326,7 +336,7 @@ func (s *Store) Lookup(key string) (rec Record, found bool, run uint64, line int
 	var recQueued, seenQueued bool
 	if s.w != nil {
 		if o, ok := s.w.pending(bucketUsers, key); ok {
-			rec, found, recQueued = o.rec, true, true
+			rec, found, recQueued = o.rec, !o.del, true
 		}
 		if o, ok := s.w.pending(bucketSeen, key); ok {
 			run, line, seenQueued = o.run, o.line, true
@@ -365,6 +375,14 @@ func (s *Store) Put(key string, rec Record) {
 		panic("store: Put on a read-only store")
 	}
 	s.w.put(key, rec, nil)
+}
+
+// Delete queues the removal of key's record, like Put.
+func (s *Store) Delete(key string) {
+	if s.w == nil {
+		panic("store: Delete on a read-only store")
+	}
+	s.w.del(key)
 }
 
 // PutDurable stores every record and returns once they are committed to disk.

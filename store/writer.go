@@ -26,6 +26,7 @@ type op struct {
 	rec    Record
 	run    uint64 // bucketSeen: the run
 	line   int    // bucketSeen: the manifest line
+	del    bool   // delete key instead of writing it
 	seq    uint64
 	done   chan error // nil: nobody waits
 }
@@ -43,6 +44,11 @@ type writer struct {
 	queue chan op
 	quit  chan struct{}
 	exit  chan struct{}
+
+	// sendMu is held (shared) by every send to queue and (exclusive) by
+	// close while it shuts the queue, so no write can slip in after the
+	// final flush and be lost.
+	sendMu sync.RWMutex
 
 	mu      sync.Mutex
 	overlay map[string]op // latest queued, not yet committed write per overlayKey
@@ -77,7 +83,14 @@ func (w *writer) putSeen(key string, run uint64, line int) {
 	w.enqueue(op{bucket: bucketSeen, key: key, run: run, line: line})
 }
 
+// del queues the deletion of key from bucketUsers.
+func (w *writer) del(key string) {
+	w.enqueue(op{bucket: bucketUsers, key: key, del: true})
+}
+
 func (w *writer) enqueue(o op) {
+	w.sendMu.RLock()
+	defer w.sendMu.RUnlock()
 	w.mu.Lock()
 	if w.closed {
 		w.mu.Unlock()
@@ -109,27 +122,37 @@ func (w *writer) error() error {
 
 // flush waits for everything queued before it to be committed.
 func (w *writer) flush() error {
+	w.sendMu.RLock()
 	w.mu.Lock()
 	if w.closed {
 		err := w.err
 		w.mu.Unlock()
+		w.sendMu.RUnlock()
 		return err
 	}
 	w.mu.Unlock()
 	done := make(chan error, 1)
 	w.queue <- op{done: done}
+	w.sendMu.RUnlock()
 	return <-done
 }
 
+// close refuses new writes, commits every write queued before it (those
+// racing with it included: they either made the queue first or are refused)
+// and stops the loop.
 func (w *writer) close() error {
-	err := w.flush()
+	w.sendMu.Lock()
 	w.mu.Lock()
-	if w.closed {
-		w.mu.Unlock()
-		return err // closed before: a second Close is harmless
-	}
+	already := w.closed
 	w.closed = true
 	w.mu.Unlock()
+	w.sendMu.Unlock()
+	if already {
+		return w.error() // closed before: a second Close is harmless
+	}
+	done := make(chan error, 1)
+	w.queue <- op{done: done}
+	err := <-done
 	close(w.quit)
 	<-w.exit
 	return err
@@ -213,7 +236,7 @@ func (w *writer) commit(batch []op) {
 			continue
 		}
 		if cur, ok := w.overlay[overlayKey(o.bucket, o.key)]; ok {
-			o.rec, o.run, o.line, o.seq = cur.rec, cur.run, cur.line, cur.seq
+			o.rec, o.run, o.line, o.del, o.seq = cur.rec, cur.run, cur.line, cur.del, cur.seq
 		} else {
 			o.bucket = nil // a newer version was committed already
 		}
@@ -234,6 +257,12 @@ func (w *writer) commit(batch []op) {
 				if o.bucket[0] == bucketSeen[0] {
 					if err := seen.Put([]byte(o.key), encodeSeen(o.run, o.line)); err != nil {
 						return fmt.Errorf("writing the line of %q: %w", o.key, err)
+					}
+					continue
+				}
+				if o.del {
+					if err := users.Delete([]byte(o.key)); err != nil {
+						return fmt.Errorf("deleting record %q: %w", o.key, err)
 					}
 					continue
 				}

@@ -1,0 +1,129 @@
+package importer
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"bulkenroll/manifest"
+	"bulkenroll/store"
+)
+
+// job is one row handed to a worker, already marked in the store.
+type job struct {
+	row    manifest.Row
+	key    string       // the record's key: the user_id
+	prior  store.Record // the record before this run touched it
+	found  bool         // prior exists
+	rec    store.Record // as marked: pending, attempt counted, outcome unknown
+	marked bool         // rec was queued in the store (undone if never sent)
+}
+
+// plan settles a row that needs no request (refused, duplicate, already
+// enrolled, refused before with the same photo) and returns false; or
+// returns the job that sends it, with its mark, and true. A store read
+// failure stops the run; the row then stays as it was.
+func (r *runner) plan(row manifest.Row, rowErr *manifest.RowError) (job, bool) {
+	now := r.opts.Now()
+	if rowErr != nil {
+		r.rejectRow(row, rowErr.Error())
+		return job{}, false
+	}
+	fieldErr := r.val.CheckFields(&row)
+	var fe *manifest.RowError
+	if errors.As(fieldErr, &fe) && fe.Field == "user_id" {
+		r.rejectRow(row, fe.Error())
+		return job{}, false
+	}
+	j := job{row: row, key: row.UserID}
+	var seenRun uint64
+	var seenLine int
+	if r.st != nil {
+		var err error
+		j.prior, j.found, seenRun, seenLine, err = r.st.Lookup(row.UserID)
+		if err != nil {
+			r.stop(err)
+			r.pendingRow(row, "not reached: the store could not be read")
+			return job{}, false
+		}
+	}
+	if first := r.duplicateOf(row, seenRun, seenLine); first != 0 {
+		r.rejectRow(row, fmt.Sprintf("user_id: duplicate of line %d", first))
+		return job{}, false
+	}
+	if j.found && j.prior.State == store.Enrolled {
+		// Skipped without reading the photo or rewriting the record.
+		r.skip()
+		return job{}, false
+	}
+	rec := j.prior
+	if !j.found {
+		rec = store.Record{UserID: row.UserID}
+	}
+	if fieldErr != nil {
+		rec.Invalidate(r.runID, row.Line, row.CreatedAt, row.Photo, fieldErr.Error(), now)
+		r.settle(j.key, row, rec, "", fieldErr.Error())
+		return job{}, false
+	}
+	if r.opts.DryRun {
+		// A run checks the photo in the worker, as it reads it to send it.
+		if _, err := r.val.CheckPhoto(&row); err != nil {
+			rec.Invalidate(r.runID, row.Line, row.CreatedAt, row.Photo, err.Error(), now)
+			r.settle(j.key, row, rec, "", err.Error())
+			return job{}, false
+		}
+	}
+	if j.found && j.prior.RejectedByAPI() && !r.opts.RetryRejected {
+		if sum := photoSum(row.PhotoPath); sum != "" && sum == j.prior.PhotoSHA256 {
+			reason := fmt.Sprintf("%s (refused before with this same photo; change the photo or use --retry-rejected)", j.prior.ResultText)
+			rec.Run, rec.Line, rec.CreatedAt, rec.Photo = r.runID, row.Line, row.CreatedAt, row.Photo
+			rec.Refuse(j.prior.ResultCode, j.prior.ResultText, reason, j.prior.PhotoSHA256, j.prior.OutcomeUnknown, now)
+			r.settle(j.key, row, rec, rec.ResultCode, reason)
+			return job{}, false
+		}
+	}
+	rec.Mark(r.runID, row.Line, row.CreatedAt, row.Photo, now)
+	j.rec = rec
+	return j, true
+}
+
+// duplicateOf returns the line where this run already saw the row's user,
+// or 0 after noting that it saw it here: in the store's seen list (seenRun
+// and seenLine are what Lookup found there), or in memory for a dry run,
+// which writes nothing.
+func (r *runner) duplicateOf(row manifest.Row, seenRun uint64, seenLine int) int {
+	if r.dups != nil {
+		return r.dups.Seen(row.UserID, row.Line)
+	}
+	if seenRun == r.runID && seenLine != row.Line {
+		return seenLine
+	}
+	r.st.MarkSeen(row.UserID, r.runID, row.Line)
+	return 0
+}
+
+// rejectRow rejects a row that cannot own a user record (no usable user_id,
+// a duplicate, a malformed record); its record is kept under its line.
+func (r *runner) rejectRow(row manifest.Row, reason string) {
+	var rec store.Record
+	rec.UserID = row.UserID
+	rec.Invalidate(r.runID, row.Line, row.CreatedAt, row.Photo, reason, r.opts.Now())
+	r.settle(store.RowKey(row.Line), row, rec, "", reason)
+}
+
+// photoSum hashes the file at path, or returns "" if it cannot be read.
+func photoSum(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return ""
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}

@@ -1,0 +1,217 @@
+package importer
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"bulkenroll/manifest"
+	"bulkenroll/store"
+)
+
+// action is what a worker does after an answer.
+type action int
+
+const (
+	actEnroll   action = iota // the user is enrolled: settle enrolled
+	actConflict               // 2209 for a user this store never had an unknown outcome for: reject
+	actRefuse                 // Smile ID refused the row: reject with its code
+	actStop                   // the answer concerns the whole run: stop it, the row keeps its state
+	actRetry                  // transient: wait and try again
+	actGiveUp                 // transient, retries used up: fail
+)
+
+func (a action) String() string {
+	return [...]string{"enroll", "conflict", "refuse", "stop", "retry", "give up"}[a]
+}
+
+// decision is what an answer means for a row.
+type decision struct {
+	act action
+	// unknown: after this answer, some request for the row may have
+	// enrolled the user without it being known.
+	unknown bool
+	// stop is the run's stop cause (actStop only).
+	stop error
+}
+
+// decide turns the answer to try number try (0 for the first) into what
+// to do, given whether an earlier request for the row had an unknown
+// outcome. It is a pure function of its arguments.
+func decide(err error, try, retries int, unknownBefore bool) decision {
+	if err == nil {
+		return decision{act: actEnroll}
+	}
+	var ae *APIError
+	errors.As(err, &ae)
+	switch Classify(err) {
+	case AlreadyEnrolled:
+		// Only a request whose outcome is unknown can have enrolled the user.
+		if unknownBefore {
+			return decision{act: actEnroll}
+		}
+		return decision{act: actConflict}
+	case Account:
+		return decision{act: actStop, unknown: unknownBefore, stop: &AccountError{API: ae}}
+	case Foreign:
+		return decision{act: actStop, unknown: unknownBefore || OutcomeUnknown(err), stop: &ForeignAnswerError{API: ae}}
+	case Permanent:
+		return decision{act: actRefuse, unknown: unknownBefore}
+	}
+	unknown := unknownBefore || OutcomeUnknown(err)
+	if try >= retries {
+		if ae != nil && ae.NotSmileID && ae.Status != 429 {
+			// Retries used up on pages that are not Smile ID's (a proxy's
+			// 502 every time): they say nothing about the row; stop.
+			return decision{act: actStop, unknown: unknown, stop: &ForeignAnswerError{API: ae}}
+		}
+		return decision{act: actGiveUp, unknown: unknown}
+	}
+	return decision{act: actRetry, unknown: unknown}
+}
+
+// worker sends rows; each owns a photo buffer it reuses.
+type worker struct {
+	r   *runner
+	buf bytes.Buffer
+}
+
+// do sends one row and settles it. It never returns an error: every outcome
+// is a state of the row.
+func (w *worker) do(j job) {
+	r := w.r
+	if r.stopped() {
+		r.notReached(j, "not reached: the run stopped early")
+		return
+	}
+	rec := j.rec
+	rec.Attempts = j.prior.Attempts // counted again for each request sent
+	rec.OutcomeUnknown = j.prior.OutcomeUnknown
+	if err := manifest.ReadPhoto(j.row.PhotoPath, r.opts.MaxPhotoBytes, &w.buf); err != nil {
+		if transientRead(err) {
+			reason := fmt.Sprintf("reading the photo failed (the next run tries again): %v", err)
+			rec.Fail(reason, rec.OutcomeUnknown, r.opts.Now())
+			r.settle(j.key, j.row, rec, "", reason)
+			return
+		}
+		rec.Invalidate(r.runID, j.row.Line, j.row.CreatedAt, j.row.Photo, err.Error(), r.opts.Now())
+		r.settle(j.key, j.row, rec, "", err.Error())
+		return
+	}
+	u := User{UserID: j.row.UserID, CreatedAt: j.row.CreatedAt, Photo: w.buf.Bytes()}
+	var lastErr error
+	for try := 0; ; try++ {
+		if err := r.gate.wait(r.ctx); err != nil {
+			w.endEarly(j, rec, try, lastErr)
+			return
+		}
+		res, err := r.sub.Submit(r.reqCtx, u)
+		rec.Attempts++
+		r.live.answer(answerClass(err))
+		d := decide(err, try, r.opts.Retries, rec.OutcomeUnknown)
+		rec.OutcomeUnknown = d.unknown
+		now := r.opts.Now()
+		var ae *APIError
+		errors.As(err, &ae)
+		switch d.act {
+		case actEnroll:
+			if res != nil {
+				rec.Enroll(res.ResultCode, res.ResultText, res.SmileJobID, res.JobID, "", now)
+				r.settle(j.key, j.row, rec, "", "")
+				return
+			}
+			note := "an earlier request's outcome was unknown; Smile ID now answers 2209, so it enrolled the user"
+			rec.Enroll(ae.Code, ae.Text, "", "", note, now)
+			r.settle(j.key, j.row, rec, ae.Code, note)
+			return
+		case actConflict:
+			w.refuse(j, rec, ae, fmt.Sprintf("%v: conflict: this store never sent this user, so someone else enrolled it", err))
+			return
+		case actRefuse:
+			w.refuse(j, rec, ae, err.Error())
+			return
+		case actStop:
+			r.stop(d.stop)
+			w.keep(j, rec, "not done: "+err.Error())
+			return
+		case actGiveUp:
+			reason := fmt.Sprintf("failed after %d attempts: %v", try+1, err)
+			rec.Fail(reason, rec.OutcomeUnknown, now)
+			r.settle(j.key, j.row, rec, "", reason)
+			return
+		}
+		lastErr = err
+		wait := retryAfterOf(ae)
+		if ae != nil && ae.Status == 429 {
+			r.gate.throttled(wait)
+		}
+		if sleep(r.ctx, backoff(try, r.opts.BackoffBase, r.opts.BackoffMax, wait)) != nil {
+			w.endEarly(j, rec, try+1, lastErr)
+			return
+		}
+	}
+}
+
+// retryAfterOf returns the Retry-After of a 429 answer, else 0.
+func retryAfterOf(ae *APIError) time.Duration {
+	if ae != nil && ae.Status == 429 {
+		return ae.RetryAfter
+	}
+	return 0
+}
+
+// refuse rejects a row Smile ID refused, keeping its code and text and the
+// SHA-256 of the photo it refused: a later run sends the row again only if
+// the photo changes. (Only refused rows are hashed: it is the one use of
+// the hash, and hashing every photo would cost more than the rest of a
+// row's own work.)
+func (w *worker) refuse(j job, rec store.Record, ae *APIError, reason string) {
+	code := ae.Code
+	if code == "" {
+		code = fmt.Sprint(ae.Status)
+	}
+	sum := sha256.Sum256(w.buf.Bytes())
+	rec.Refuse(code, ae.Text, reason, hex.EncodeToString(sum[:]), rec.OutcomeUnknown, w.r.opts.Now())
+	w.r.settle(j.key, j.row, rec, code, reason)
+}
+
+// keep ends a row that was sent but whose answer stopped the run: it keeps
+// the state and fields it had, with its attempts and unknown outcome
+// brought up to date (a new row gets a pending record saying why).
+func (w *worker) keep(j job, rec store.Record, reason string) {
+	r := w.r
+	kept := j.prior
+	if !j.found {
+		kept = rec
+		kept.State, kept.Error = store.Pending, reason
+	}
+	kept.Attempts, kept.OutcomeUnknown, kept.UpdatedAt = rec.Attempts, rec.OutcomeUnknown, r.opts.Now().UTC()
+	if !r.opts.DryRun && r.st != nil {
+		r.st.Put(j.key, kept)
+	}
+	r.live.pending.Add(1)
+	r.tell(RowEvent{Row: j.row, State: store.Pending, Reason: reason})
+}
+
+// endEarly ends a row the stop caught before try number sent went out:
+// not reached if none did, failed if one did (the next run tries again).
+func (w *worker) endEarly(j job, rec store.Record, sent int, lastErr error) {
+	if sent == 0 || lastErr == nil {
+		w.r.notReached(j, "not reached: the run stopped early")
+		return
+	}
+	reason := fmt.Sprintf("interrupted before retries finished; last error: %v", lastErr)
+	rec.Fail(reason, rec.OutcomeUnknown, w.r.opts.Now())
+	w.r.settle(j.key, j.row, rec, "", reason)
+}
+
+// transientRead reports whether a photo read failed for a reason that may
+// pass (an I/O error, too many open files) rather than because of the photo
+// itself: ReadPhoto words the photo's own faults as a *manifest.RowError.
+func transientRead(err error) bool {
+	var re *manifest.RowError
+	return !errors.As(err, &re)
+}
