@@ -1,0 +1,110 @@
+package importer
+
+import (
+	"errors"
+	"fmt"
+	"syscall"
+	"testing"
+)
+
+// TestDecide covers the worker's decision for every class of answer, on a
+// first try and a last one, with and without an earlier unknown outcome.
+func TestDecide(t *testing.T) {
+	var (
+		timeout    = &TransportError{Err: fmt.Errorf("read: %w", syscall.ETIMEDOUT)}
+		refusedTCP = &TransportError{Err: fmt.Errorf("dial: %w", syscall.ECONNREFUSED)}
+		reset      = &TransportError{Err: fmt.Errorf("read: %w", syscall.ECONNRESET)}
+		throttle   = &APIError{Status: 429, RetryAfter: 1e9, NotSmileID: true}
+		server     = &APIError{Status: 500, Code: "2201", Text: "System Error"}
+		proxy502   = &APIError{Status: 502, Excerpt: "<h1>Bad Gateway</h1>", NotSmileID: true}
+		proxy404   = &APIError{Status: 404, Excerpt: "404 page not found", NotSmileID: true}
+		html200    = &APIError{Status: 200, Reason: "the answer is not Smile ID JSON; not counted as enrolled", NotSmileID: true}
+		forged     = &APIError{Status: 200, Reason: "the answer's signature does not verify"}
+		redirect   = &APIError{Status: 302, NotSmileID: true}
+		enrolled   = &APIError{Status: 400, Code: "2209", Text: "already enrolled"}
+		refused    = &APIError{Status: 400, Code: "2213", Text: "bad input"}
+		account    = &APIError{Status: 401, Code: "2205", Text: "Unauthorized"}
+		notActive  = &APIError{Status: 400, Code: "2214", Text: "not activated"}
+	)
+	const retries = 3
+	cases := []struct {
+		name          string
+		err           error
+		try           int
+		unknownBefore bool
+		act           action
+		unknown       bool
+		stop          any // the stop cause's type, for actStop
+	}{
+		{"success", nil, 0, false, actEnroll, false, nil},
+		{"success after unknown", nil, 2, true, actEnroll, false, nil},
+		{"2209 never unknown: conflict", enrolled, 0, false, actConflict, false, nil},
+		{"2209 after a 429 only: conflict", enrolled, 1, false, actConflict, false, nil},
+		{"2209 after unknown: enrolled", enrolled, 1, true, actEnroll, false, nil},
+		{"2213 refused", refused, 0, false, actRefuse, false, nil},
+		{"2213 keeps an earlier unknown", refused, 1, true, actRefuse, true, nil},
+		{"2205 stops", account, 0, false, actStop, false, &AccountError{}},
+		{"2214 stops, keeps unknown", notActive, 2, true, actStop, true, &AccountError{}},
+		{"redirect stops", redirect, 0, false, actStop, false, &AccountError{}},
+		{"proxy 404 stops", proxy404, 0, false, actStop, false, &ForeignAnswerError{}},
+		{"HTML 200 stops", html200, 0, false, actStop, true, &ForeignAnswerError{}},
+		{"proxy 502 retried", proxy502, 0, false, actRetry, true, nil},
+		{"proxy 502 to the end stops", proxy502, retries, false, actStop, true, &ForeignAnswerError{}},
+		{"429 retried, definite", throttle, 0, false, actRetry, false, nil},
+		{"429 last try fails", throttle, retries, false, actGiveUp, false, nil},
+		{"429 keeps an earlier unknown", throttle, 1, true, actRetry, true, nil},
+		{"2201 retried, unknown", server, 0, false, actRetry, true, nil},
+		{"2201 last try fails", server, retries, false, actGiveUp, true, nil},
+		{"time-out unknown", timeout, 0, false, actRetry, true, nil},
+		{"reset unknown", reset, retries, false, actGiveUp, true, nil},
+		{"connection refused definite", refusedTCP, 0, false, actRetry, false, nil},
+		{"forged 200 unknown", forged, 0, false, actRetry, true, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			d := decide(c.err, c.try, retries, c.unknownBefore)
+			if d.act != c.act || d.unknown != c.unknown {
+				t.Errorf("decide(%v, try %d, unknown %v) = %v unknown %v, want %v unknown %v",
+					c.err, c.try, c.unknownBefore, d.act, d.unknown, c.act, c.unknown)
+			}
+			switch want := c.stop.(type) {
+			case nil:
+				if d.stop != nil {
+					t.Errorf("stop cause %v, want none", d.stop)
+				}
+			case *AccountError:
+				if !errors.As(d.stop, &want) {
+					t.Errorf("stop cause %T, want *AccountError", d.stop)
+				}
+			case *ForeignAnswerError:
+				if !errors.As(d.stop, &want) {
+					t.Errorf("stop cause %T, want *ForeignAnswerError", d.stop)
+				}
+			}
+		})
+	}
+}
+
+// TestAnswerClass names each answer for the request counters.
+func TestAnswerClass(t *testing.T) {
+	cases := []struct {
+		err  error
+		want string
+	}{
+		{nil, AnswerEnrolled},
+		{&APIError{Status: 400, Code: "2209"}, AnswerAlreadyEnrolled},
+		{&APIError{Status: 400, Code: "2213"}, AnswerRefused},
+		{&APIError{Status: 401, Code: "2205"}, AnswerAccount},
+		{&APIError{Status: 429, NotSmileID: true}, AnswerThrottled},
+		{&APIError{Status: 500, Code: "2201"}, AnswerServerError},
+		{&APIError{Status: 503, NotSmileID: true}, AnswerServerError},
+		{&APIError{Status: 404, NotSmileID: true}, AnswerNotSmileID},
+		{&APIError{Status: 200, Reason: "forged"}, AnswerUnverified},
+		{&TransportError{Err: syscall.ECONNRESET}, AnswerTransport},
+	}
+	for _, c := range cases {
+		if got := answerClass(c.err); got != c.want {
+			t.Errorf("answerClass(%v) = %q, want %q", c.err, got, c.want)
+		}
+	}
+}
