@@ -60,6 +60,7 @@ type Record struct {
 	ResultText string `json:"result_text,omitempty"`
 	// SmileJobID is the SmileJobID of the enrollment.
 	SmileJobID string `json:"smile_job_id,omitempty"`
+	JobID      string `json:"job_id,omitempty"`
 	// Error explains a rejected, failed or interrupted row.
 	Error string `json:"error,omitempty"`
 	// Run is the ID of the last run that checked or sent this row (a run
