@@ -25,21 +25,24 @@ type reportOptions struct {
 	// the store's records, each with its state: a row with no record was
 	// never reached and is pending.
 	Manifest string
+	// Run keeps only the records of rows last settled by run N (0: all).
+	Run uint64
 }
 
 func reportCommand(io streams) *cli.Command {
 	return &cli.Command{
 		Name:      "report",
 		Usage:     "print one record per user in the store",
-		UsageText: "bulkenroll report [--store FILE] [--state S] [--format csv|jsonl] [--manifest FILE]",
+		UsageText: "bulkenroll report [--store FILE] [--state S] [--run N] [--format csv|jsonl] [--manifest FILE]",
 		Flags: []cli.Flag{storeFlag(),
 			&cli.StringFlag{Name: "manifest", Usage: "one line per row of manifest `FILE`, in its order (rows never reached: pending)"},
 			&cli.StringFlag{Name: "state", Usage: "only rows in state `S` (enrolled, rejected, failed, pending)"},
+			&cli.Uint64Flag{Name: "run", Usage: "only rows last settled by run `N` (see status for run numbers)"},
 			&cli.StringFlag{Name: "format", Value: "csv", Usage: "csv or jsonl"},
 		},
 		Action: func(c *cli.Context) error {
 			return writeReport(reportOptions{streams: io, StorePath: c.String("store"),
-				State: c.String("state"), Format: c.String("format"), Manifest: c.String("manifest")})
+				State: c.String("state"), Format: c.String("format"), Run: c.Uint64("run"), Manifest: c.String("manifest")})
 		},
 	}
 }
@@ -51,6 +54,7 @@ type reportRecord struct {
 	ResultCode string `json:"result_code"`
 	ResultText string `json:"result_text"`
 	SmileJobID string `json:"smile_job_id"`
+	JobID      string `json:"job_id"`
 	Attempts   int    `json:"attempts"`
 	Error      string `json:"error"`
 	UpdatedAt  string `json:"updated_at"`
@@ -68,18 +72,32 @@ func writeReport(o reportOptions) error {
 	if o.Format != "csv" && o.Format != "jsonl" {
 		return usagef("--format %q: want csv or jsonl", o.Format)
 	}
+	// A run holds the store's lock for hours: fail at once (Open waits
+	// 200ms for a lock), never wait for it.
 	st, err := store.Open(o.StorePath, store.Options{ReadOnly: true})
+	if errors.Is(err, store.ErrLocked) {
+		return fmt.Errorf("%w\n  a report needs the store to itself: run it when the import ends (or after stopping it with Ctrl-C or SIGTERM);\n  meanwhile `bulkenroll status --store %s` shows the run's live counts", err, o.StorePath)
+	}
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	if o.Run != 0 {
+		last, found, err := st.LastRun()
+		if err != nil {
+			return err
+		}
+		if !found || o.Run > last.ID {
+			return usagef("--run %d: store %s has no run #%d (%s)", o.Run, o.StorePath, o.Run, runsSoFar(last, found))
+		}
+	}
 	var emit func(reportRecord) error
 	var flush func() error
 	if o.Format == "csv" {
 		cw := csv.NewWriter(o.Out)
-		_ = cw.Write([]string{"user_id", "state", "result_code", "result_text", "smile_job_id", "attempts", "error", "updated_at"})
+		_ = cw.Write([]string{"user_id", "state", "result_code", "result_text", "smile_job_id", "job_id", "attempts", "error", "updated_at"})
 		emit = func(r reportRecord) error {
-			return cw.Write([]string{r.UserID, r.State, r.ResultCode, r.ResultText, r.SmileJobID,
+			return cw.Write([]string{r.UserID, r.State, r.ResultCode, r.ResultText, r.SmileJobID, r.JobID,
 				strconv.Itoa(r.Attempts), r.Error, r.UpdatedAt})
 		}
 		flush = func() error { cw.Flush(); return cw.Error() }
@@ -93,12 +111,15 @@ func writeReport(o reportOptions) error {
 		each = func(fn func(store.Record) error) error { return eachManifestRow(o.Manifest, o.In, st, state, fn) }
 	}
 	err = each(func(rec store.Record) error {
+		if o.Run != 0 && rec.Run != o.Run {
+			return nil
+		}
 		updated := ""
 		if !rec.UpdatedAt.IsZero() {
 			updated = rec.UpdatedAt.UTC().Format(time.RFC3339)
 		}
 		return emit(reportRecord{UserID: rec.UserID, State: string(rec.State), ResultCode: rec.ResultCode,
-			ResultText: rec.ResultText, SmileJobID: rec.SmileJobID, Attempts: rec.Attempts, Error: rec.Error,
+			ResultText: rec.ResultText, SmileJobID: rec.SmileJobID, JobID: rec.JobID, Attempts: rec.Attempts, Error: rec.Error,
 			UpdatedAt: updated})
 	})
 	if err != nil {
@@ -149,4 +170,15 @@ func eachManifestRow(path string, in io.Reader, st *store.Store, state store.Sta
 			return err
 		}
 	}
+}
+
+// runsSoFar says which runs a store holds, for an error message.
+func runsSoFar(last store.Run, found bool) string {
+	switch {
+	case !found:
+		return "it has no runs yet"
+	case last.ID == 1:
+		return "it has run #1 only"
+	}
+	return fmt.Sprintf("its runs are #1 to #%d", last.ID)
 }

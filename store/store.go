@@ -31,6 +31,7 @@ var (
 	keyPartnerID = []byte("partner_id")
 	keyBaseURL   = []byte("base_url")
 	keyCreated   = []byte("created_at")
+	keyShard     = []byte("shard")
 )
 
 // formatVersion is written into every store this code creates.
@@ -48,6 +49,9 @@ var (
 	ErrReadOnly = errors.New("store is open read-only")
 	// ErrNotFound: the store file does not exist (read-only opens only).
 	ErrNotFound = errors.New("store not found")
+	// ErrShardMismatch: the store holds another shard of the manifest (or
+	// none, or it is a shard's store and the run is not sharded).
+	ErrShardMismatch = errors.New("store belongs to another shard")
 )
 
 // Options tune Open.
@@ -275,6 +279,9 @@ type Meta struct {
 	PartnerID string
 	BaseURL   string
 	CreatedAt string
+	// Shard is the manifest shard ("K/N") the store holds, or "" for a
+	// store of the whole manifest (see BindShard).
+	Shard string
 }
 
 // Meta returns the store's binding; empty fields when it is not bound yet.
@@ -285,6 +292,7 @@ func (s *Store) Meta() (Meta, error) {
 		m.PartnerID = string(b.Get(keyPartnerID))
 		m.BaseURL = string(b.Get(keyBaseURL))
 		m.CreatedAt = string(b.Get(keyCreated))
+		m.Shard = string(b.Get(keyShard))
 		return nil
 	})
 	return m, err
@@ -320,6 +328,49 @@ func (s *Store) Bind(partnerID, baseURL string) error {
 		}
 		return b.Put(keyBaseURL, []byte(baseURL))
 	})
+}
+
+// BindShard records the manifest shard ("K/N", or "" for the whole
+// manifest) a run imports, or checks it against the store's: a store holds
+// one shard for good, since its records are that shard's users. The first
+// run records the shard; a later run with another shard, with none on a
+// shard's store, or with one on a store that already has runs of the whole
+// manifest is refused with an error wrapping ErrShardMismatch. A run calls
+// it before BeginRun.
+func (s *Store) BindShard(shard string) error {
+	if s.w == nil {
+		return fmt.Errorf("store %s: %w", s.path, ErrReadOnly)
+	}
+	if err := s.Flush(); err != nil {
+		return err
+	}
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		have := string(meta.Get(keyShard))
+		switch {
+		case have == shard:
+			return nil
+		case have != "" && shard == "":
+			return fmt.Errorf("%w: it holds shard %s of its manifest; pass --shard %s (or use another --store for an unsharded run)",
+				ErrShardMismatch, have, have)
+		case have != "":
+			return fmt.Errorf("%w: it holds shard %s, not %s; each shard needs its own --store", ErrShardMismatch, have, shard)
+		}
+		// A store without a shard: it may take one only before its first run.
+		if k, _ := tx.Bucket(bucketRuns).Cursor().First(); k != nil {
+			return fmt.Errorf("%w: it already holds runs of the whole manifest, not of shard %s; use a new --store for each shard",
+				ErrShardMismatch, shard)
+		}
+		if k, _ := tx.Bucket(bucketUsers).Cursor().First(); k != nil {
+			return fmt.Errorf("%w: it already holds records of the whole manifest, not of shard %s; use a new --store for each shard",
+				ErrShardMismatch, shard)
+		}
+		return meta.Put(keyShard, []byte(shard))
+	})
+	if err != nil {
+		return fmt.Errorf("store %s: %w", s.path, err)
+	}
+	return nil
 }
 
 // Get returns the record for key (a user_id or a RowKey), seeing writes that

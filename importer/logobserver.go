@@ -1,0 +1,133 @@
+package importer
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math"
+	"sync"
+	"time"
+
+	"bulkenroll/store"
+)
+
+// NewLogObserver returns an Observer that logs a run to l, for log
+// collectors (with slog.NewJSONHandler: one JSON object per line): a "row"
+// record at level WARN for each rejected or failed row (line, user_id,
+// state, code, reason), a "progress" record every interval (default 30s)
+// with the run's figures, and a "summary" record when the run ends (level
+// ERROR when it ended early for another reason than a signal). It never
+// logs credentials: nothing it is given holds them.
+func NewLogObserver(l *slog.Logger, interval time.Duration) Observer {
+	if interval <= 0 {
+		interval = 30 * time.Second
+	}
+	return &logObserver{log: l, interval: interval}
+}
+
+type logObserver struct {
+	log      *slog.Logger
+	interval time.Duration
+
+	mu   sync.Mutex
+	stop chan struct{}
+	done chan struct{}
+}
+
+// Start logs progress every interval until Finish.
+func (o *logObserver) Start(stats func() Stats) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.stop != nil {
+		return
+	}
+	o.stop, o.done = make(chan struct{}), make(chan struct{})
+	go func(stop, done chan struct{}) {
+		defer close(done)
+		t := time.NewTicker(o.interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				o.log.LogAttrs(context.Background(), slog.LevelInfo, "progress", statsAttrs(stats())...)
+			}
+		}
+	}(o.stop, o.done)
+}
+
+// Row logs a rejected or failed row; other rows are counted in progress.
+func (o *logObserver) Row(ev RowEvent) {
+	if ev.State != store.Rejected && ev.State != store.Failed {
+		return
+	}
+	o.log.LogAttrs(context.Background(), slog.LevelWarn, "row",
+		slog.Int("line", ev.Row.Line),
+		slog.String("user_id", ev.Row.UserID),
+		slog.String("state", string(ev.State)),
+		slog.String("code", ev.Code),
+		slog.String("reason", ev.Reason))
+}
+
+// Finish stops the progress records and logs the summary.
+func (o *logObserver) Finish(final Stats, err error) {
+	o.mu.Lock()
+	stop, done := o.stop, o.done
+	o.stop, o.done = nil, nil
+	o.mu.Unlock()
+	if stop != nil {
+		close(stop)
+		<-done
+	}
+	var acct *AccountError
+	level, outcome := slog.LevelInfo, "finished"
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrInterrupted), errors.Is(err, context.Canceled):
+		outcome = "interrupted"
+	case errors.As(err, &acct):
+		level, outcome = slog.LevelError, "stopped"
+	default:
+		level, outcome = slog.LevelError, "error"
+	}
+	attrs := append(statsAttrs(final), slog.String("outcome", outcome),
+		slog.Float64("seconds", final.Now.Sub(final.Started).Seconds()))
+	if err != nil {
+		attrs = append(attrs, slog.String("error", err.Error()))
+	}
+	o.log.LogAttrs(context.Background(), level, "summary", attrs...)
+}
+
+// statsAttrs are the figures of progress and summary records.
+func statsAttrs(s Stats) []slog.Attr {
+	attrs := []slog.Attr{
+		slog.Uint64("run_id", s.RunID),
+		slog.Int64("rows", s.Rows),
+	}
+	if s.Total >= 0 {
+		attrs = append(attrs, slog.Int64("total", s.Total))
+	}
+	attrs = append(attrs,
+		slog.Int64("enrolled", s.Enrolled),
+		slog.Int64("skipped", s.Skipped),
+		slog.Int64("rejected", s.Rejected),
+		slog.Int64("failed", s.Failed),
+		slog.Int64("pending", s.Pending),
+		slog.Float64("rows_per_second", round2(s.RowsPerSecond())),
+		slog.Float64("rate", s.Rate),
+		slog.Float64("learned_rate", s.LearnedRate),
+		slog.Float64("eta_seconds", s.ETA().Seconds()),
+		slog.Int64("throttled", s.Requests[AnswerThrottled]),
+	)
+	if !s.LastSuccess.IsZero() {
+		attrs = append(attrs, slog.Time("last_success", s.LastSuccess))
+	}
+	if s.DryRun {
+		attrs = append(attrs, slog.Bool("dry_run", true))
+	}
+	return attrs
+}
+
+// round2 rounds f to two decimals, for readable logs.
+func round2(f float64) float64 { return math.Round(f*100) / 100 }

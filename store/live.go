@@ -1,0 +1,136 @@
+package store
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// LiveStaleAfter is how old a live snapshot may be and still describe a
+// running import: a run replaces its snapshot every few seconds.
+const LiveStaleAfter = 30 * time.Second
+
+// LivePath is the file, next to the store at storePath, where a run
+// publishes its live figures: storePath + ".live.json".
+func LivePath(storePath string) string { return storePath + ".live.json" }
+
+// Live is a running import's snapshot, which the run replaces every few
+// seconds next to its store (see LivePath) so that `status` can show it while
+// the run holds the store's lock. Counts are those of the run so far.
+type Live struct {
+	// PID and Host identify the run's process.
+	PID  int    `json:"pid"`
+	Host string `json:"host"`
+	// RunID is the store's number for the run.
+	RunID uint64 `json:"run_id"`
+	// Manifest is the manifest path the run reads ("-" for standard input).
+	Manifest string `json:"manifest"`
+	// Shard is the manifest shard ("K/N") the run imports, "" for all rows.
+	Shard string `json:"shard,omitempty"`
+	// Started is when the run began; Updated when this snapshot was taken.
+	Started time.Time `json:"started"`
+	Updated time.Time `json:"updated"`
+	// Total is the manifest's row count, or -1 while unknown.
+	Total int64 `json:"total"`
+	// Rows counts the rows read; the others count rows by how they ended.
+	Rows     int64 `json:"rows"`
+	Enrolled int64 `json:"enrolled"`
+	Skipped  int64 `json:"skipped"`
+	Rejected int64 `json:"rejected"`
+	Failed   int64 `json:"failed"`
+	Pending  int64 `json:"pending"`
+	// RowsPerSecond is the speed of worked (not skipped) rows since the start.
+	RowsPerSecond float64 `json:"rows_per_second"`
+	// Rate is the request rate limit in force (0: none); LearnedRate the
+	// quota the adaptive rate has found (0: none yet).
+	Rate        float64 `json:"rate"`
+	LearnedRate float64 `json:"learned_rate"`
+	// ETASeconds estimates the time left (0: cannot tell).
+	ETASeconds float64 `json:"eta_seconds"`
+	// LastSuccess is when the last enrollment was confirmed (zero: none yet).
+	LastSuccess time.Time `json:"last_success,omitzero"`
+	// Done is set in the last snapshot of a run that ended.
+	Done bool `json:"done"`
+}
+
+// WriteLive replaces the live snapshot of the store at storePath atomically:
+// it writes a temporary file (mode 0600) in the same folder and renames it,
+// so a reader sees the old snapshot or the new one, never a part.
+func WriteLive(storePath string, l Live) error {
+	path := LivePath(storePath)
+	b, err := json.Marshal(l)
+	if err != nil {
+		return fmt.Errorf("live status %s: %w", path, err)
+	}
+	b = append(b, '\n')
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("live status %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name()) // a no-op once renamed
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return fmt.Errorf("live status %s: %w", path, err)
+	}
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return fmt.Errorf("live status %s: writing: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("live status %s: writing: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("live status %s: %w", path, err)
+	}
+	return nil
+}
+
+// ReadLive reads the live snapshot of the store at storePath. When there is
+// none the error wraps fs.ErrNotExist.
+func ReadLive(storePath string) (Live, error) {
+	path := LivePath(storePath)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Live{}, fmt.Errorf("live status: %w", err)
+	}
+	var l Live
+	if err := json.Unmarshal(b, &l); err != nil {
+		return Live{}, fmt.Errorf("live status %s: not a bulkenroll live status: %w", path, err)
+	}
+	return l, nil
+}
+
+// RemoveLive deletes the live snapshot of the store at storePath; a missing
+// one is not an error.
+func RemoveLive(storePath string) error {
+	if err := os.Remove(LivePath(storePath)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("live status: %w", err)
+	}
+	return nil
+}
+
+// Alive reports whether the snapshot describes a run still going at now:
+// not Done, written on this host by a process that still exists, and
+// updated within LiveStaleAfter. (A PID can be reused by another process;
+// the freshness check covers that.)
+func (l Live) Alive(now time.Time) bool {
+	if l.Done || !l.Fresh(now) {
+		return false
+	}
+	host, err := os.Hostname()
+	if err != nil || host != l.Host {
+		return false
+	}
+	return processExists(l.PID)
+}
+
+// Fresh reports whether the snapshot was updated within LiveStaleAfter of
+// now (and not in the future by more than that: a clock step).
+func (l Live) Fresh(now time.Time) bool {
+	age := now.Sub(l.Updated)
+	return age <= LiveStaleAfter && age >= -LiveStaleAfter
+}
