@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net/http"
 	"os"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"bulkenroll/importer"
+	"bulkenroll/importer/metrics"
 	"bulkenroll/manifest"
 	"bulkenroll/store"
 )
@@ -33,6 +35,12 @@ type runOptions struct {
 	NoProgress    bool
 	RetryRejected bool
 	MaxPhotoBytes int64
+	// Shard limits the run to one shard of the manifest (zero: all rows).
+	Shard manifest.Shard
+	// LogFormat is "text" (the default) or "json" (log/slog, one object a line).
+	LogFormat string
+	// MetricsFile and MetricsAddr publish Prometheus metrics during the run.
+	MetricsFile, MetricsAddr string
 	// ReportEvery is the time between progress lines without a bar (tests shorten it).
 	ReportEvery time.Duration
 	// Transport replaces the HTTP transport (tests only).
@@ -56,9 +64,22 @@ func runCommand(io streams) *cli.Command {
 			&cli.BoolFlag{Name: "no-progress", Usage: "no progress bar or progress lines"},
 			&cli.BoolFlag{Name: "retry-rejected", Usage: "send again rows Smile ID refused before, even with an unchanged photo"},
 			&cli.Int64Flag{Name: "max-photo-bytes", Value: manifest.DefaultMaxPhotoBytes, Usage: "photo size limit in bytes"},
+			&cli.StringFlag{Name: "shard", Usage: "import only shard `K/N` of the manifest (0 <= K < N, by a stable hash of user_id)"},
+			&cli.IntFlag{Name: "shards", Usage: "import shard $JOB_COMPLETION_INDEX of `N` (Kubernetes Indexed Jobs)"},
+			&cli.StringFlag{Name: "log-format", EnvVars: []string{"BULKENROLL_LOG_FORMAT"}, Value: "text", Usage: "text, or json: one JSON object per line on standard error"},
+			&cli.StringFlag{Name: "metrics-file", Usage: "write Prometheus metrics to `FILE` during the run (textfile collector)"},
+			&cli.StringFlag{Name: "metrics-addr", Usage: "serve Prometheus metrics at http://`ADDR`/metrics during the run"},
 		),
 		Action: func(c *cli.Context) error {
+			shard, err := shardFrom(c.String("shard"), c.Int("shards"))
+			if err != nil {
+				return err
+			}
 			return runImport(c.Context, runOptions{
+				Shard:         shard,
+				LogFormat:     c.String("log-format"),
+				MetricsFile:   c.String("metrics-file"),
+				MetricsAddr:   c.String("metrics-addr"),
 				streams:       io,
 				Cred:          credentialsFrom(c),
 				StorePath:     c.String("store"),
@@ -91,6 +112,8 @@ func runImport(ctx context.Context, o runOptions) (err error) {
 		return usagef("--timeout %s: want a positive duration", o.Timeout)
 	case o.MaxPhotoBytes <= 0:
 		return usagef("--max-photo-bytes %d: want a positive size", o.MaxPhotoBytes)
+	case o.LogFormat != "" && o.LogFormat != "text" && o.LogFormat != "json":
+		return usagef("--log-format %q: want text or json", o.LogFormat)
 	}
 
 	var client *importer.Client
@@ -124,9 +147,15 @@ func runImport(ctx context.Context, o runOptions) (err error) {
 		}()
 	}
 
+	if st != nil && !o.DryRun {
+		if err := st.BindShard(o.Shard.String()); err != nil {
+			return err
+		}
+	}
+
 	opts := importer.Options{
 		Workers: o.Workers, Rate: o.Rate, Retries: o.Retries, MaxPhotoBytes: o.MaxPhotoBytes,
-		RetryRejected: o.RetryRejected, DryRun: o.DryRun, Manifest: o.Manifest,
+		RetryRejected: o.RetryRejected, DryRun: o.DryRun, Manifest: o.Manifest, Shard: o.Shard,
 	}
 	if o.Rejects != "" {
 		f, err := os.OpenFile(o.Rejects, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
@@ -137,17 +166,47 @@ func runImport(ctx context.Context, o runOptions) (err error) {
 		_ = f.Chmod(0o600) // it names users; an older file keeps no looser mode
 		opts.Rejects = f
 	}
-	bar := o.ErrTTY && !o.NoProgress
+	jsonLog := o.LogFormat == "json"
+	bar := o.ErrTTY && !o.NoProgress && !jsonLog
 	every := o.ReportEvery
 	if o.NoProgress {
 		every = 1<<63 - 1 // no periodic lines; problems and the summary still print
 	}
-	opts.Progress = importer.NewProgress(o.Err, bar, every)
+	if jsonLog {
+		// One JSON object a line on standard error: rows, progress, summary.
+		logger := slog.New(slog.NewJSONHandler(o.Err, nil))
+		opts.Observers = append(opts.Observers, importer.NewLogObserver(logger, every))
+	} else {
+		opts.Progress = importer.NewProgress(o.Err, bar, every)
+	}
 	// Only a regular file can be read twice: a pipe (-, /dev/stdin, <(...))
 	// is read once, by the import, and its rows are never counted ahead.
 	opts.ManifestIsFile = o.Manifest != "-" && manifest.IsRegularFile(o.Manifest)
-	if opts.ManifestIsFile && !o.NoProgress {
-		opts.Count = func() (int, error) { return manifest.Count(o.Manifest) }
+	if opts.ManifestIsFile {
+		opts.Count = func() (int, error) { return manifest.CountShard(o.Manifest, o.Shard) }
+	}
+	if st != nil && !o.DryRun {
+		opts.Observers = append(opts.Observers, importer.NewLiveFile(st.Path(), o.Manifest, o.Shard.String(), 0))
+	}
+	if o.MetricsFile != "" || o.MetricsAddr != "" {
+		labels := map[string]string{}
+		if !o.Shard.IsZero() {
+			labels["shard"] = o.Shard.String()
+		}
+		mf := metrics.NewFile(o.MetricsFile, 0, labels)
+		if o.MetricsAddr != "" {
+			mctx, stopMetrics := context.WithCancel(ctx)
+			defer stopMetrics()
+			if _, err := mf.Serve(mctx, o.MetricsAddr); err != nil {
+				return usagef("--metrics-addr %s: %v", o.MetricsAddr, err)
+			}
+		}
+		opts.Observers = append(opts.Observers, mf)
+		defer func() {
+			if merr := mf.Err(); merr != nil && err == nil {
+				fmt.Fprintf(o.Err, "bulkenroll: writing the metrics file: %v\n", merr)
+			}
+		}()
 	}
 
 	importing.Store(true)
@@ -157,7 +216,9 @@ func runImport(ctx context.Context, o runOptions) (err error) {
 		sub = client
 	}
 	sum, runErr := importer.Run(ctx, rd, st, sub, opts)
-	printSummary(o.streams, sum, runErr, o.Rejects, st)
+	if !jsonLog {
+		printSummary(o.streams, sum, runErr, o.Rejects, st)
+	}
 	if o.JSON {
 		b, _ := json.Marshal(sum)
 		fmt.Fprintln(o.Out, string(b))
@@ -248,4 +309,26 @@ func printSummary(io streams, s importer.Summary, runErr error, rejects string, 
 			fmt.Fprintf(w, "list the rejected rows with: bulkenroll report --store %s --state rejected\n", st.Path())
 		}
 	}
+}
+
+// shardFrom reads --shard K/N, or --shards N with K from
+// $JOB_COMPLETION_INDEX (Kubernetes Indexed Jobs).
+func shardFrom(spec string, shards int) (manifest.Shard, error) {
+	switch {
+	case spec != "" && shards != 0:
+		return manifest.Shard{}, usagef("--shard and --shards: give one of them")
+	case spec != "":
+		sh, err := manifest.ParseShard(spec)
+		if err != nil {
+			return manifest.Shard{}, usagef("--shard: %v", err)
+		}
+		return sh, nil
+	case shards != 0:
+		sh, err := manifest.ShardFromEnv(shards, os.Getenv("JOB_COMPLETION_INDEX"))
+		if err != nil {
+			return manifest.Shard{}, usagef("--shards: %v", err)
+		}
+		return sh, nil
+	}
+	return manifest.Shard{}, nil
 }

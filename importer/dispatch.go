@@ -23,7 +23,10 @@ type read struct {
 // never waits for a silent producer (a pipe, standard input): the run stops
 // listening, and the reader is left to the process's end. The channel is
 // closed after the end or a failure.
-func readRows(rd *manifest.Reader, quit <-chan struct{}) <-chan read {
+//
+// Rows of other shards (shard's Has is false for their user_id) are left
+// out here, so no stage sees or counts them.
+func readRows(rd *manifest.Reader, shard manifest.Shard, quit <-chan struct{}) <-chan read {
 	out := make(chan read, 64)
 	go func() {
 		defer close(out)
@@ -37,6 +40,9 @@ func readRows(rd *manifest.Reader, quit <-chan struct{}) <-chan read {
 				res.rowErr = rowErr
 			default:
 				res.err = err
+			}
+			if res.err == nil && !shard.Has(row.UserID) {
+				continue
 			}
 			select {
 			case out <- res:
@@ -56,7 +62,7 @@ func readRows(rd *manifest.Reader, quit <-chan struct{}) <-chan read {
 func (r *runner) pipeline(rd *manifest.Reader) error {
 	quit := make(chan struct{})
 	defer close(quit)
-	rows := readRows(rd, quit)
+	rows := readRows(rd, r.opts.Shard, quit)
 	jobs := make(chan job, 2*r.opts.Workers)
 	var g errgroup.Group
 	for range r.opts.Workers {

@@ -59,6 +59,8 @@ type Options struct {
 	// stop its unread rows are counted. Rows of a pipe or terminal are never
 	// waited for once the run stops.
 	ManifestIsFile bool
+	// Shard, when set, limits the run to the rows whose user_id is in it.
+	Shard manifest.Shard
 	// Count, when set, counts the manifest's rows for the ETA; it is called
 	// once, concurrently with the run (only ever for a regular file).
 	Count func() (int, error)

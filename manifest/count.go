@@ -53,3 +53,34 @@ func IsRegularFile(path string) bool {
 	fi, err := os.Stat(path)
 	return err == nil && fi.Mode().IsRegular()
 }
+
+// CountShard counts the data records of the manifest at path whose user_id
+// is in shard (every record for the zero Shard), for a progress display's
+// total. Like Count, it reads only regular files.
+func CountShard(path string, shard Shard) (int, error) {
+	if shard.IsZero() {
+		return Count(path)
+	}
+	if !IsRegularFile(path) {
+		return 0, fmt.Errorf("counting %s: %w", path, ErrNotRegular)
+	}
+	rd, err := Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer rd.Close()
+	n := 0
+	for {
+		row, err := rd.Next()
+		if errors.Is(err, io.EOF) {
+			return n, nil
+		}
+		var rowErr *RowError
+		if err != nil && !errors.As(err, &rowErr) {
+			return 0, err
+		}
+		if shard.Has(row.UserID) {
+			n++
+		}
+	}
+}

@@ -1,0 +1,80 @@
+package importer
+
+import (
+	"os"
+	"sync"
+	"time"
+
+	"bulkenroll/store"
+)
+
+// liveFile is the Observer that publishes the run's figures next to the
+// store (store.WriteLive) every few seconds, so that `status` can show a
+// run that holds the store's lock. The last snapshot says Done.
+type liveFile struct {
+	storePath, manifest, shard string
+	interval                   time.Duration
+
+	mu    sync.Mutex
+	stats func() Stats
+	quit  chan struct{}
+	done  chan struct{}
+	err   error
+}
+
+// NewLiveFile returns an Observer that writes the live snapshot of a run on
+// the store at storePath every interval (default 2s).
+func NewLiveFile(storePath, manifest, shard string, interval time.Duration) Observer {
+	if interval <= 0 {
+		interval = 2 * time.Second
+	}
+	return &liveFile{storePath: storePath, manifest: manifest, shard: shard, interval: interval}
+}
+
+// Start writes the first snapshot and then one every interval.
+func (l *liveFile) Start(stats func() Stats) {
+	l.stats, l.quit, l.done = stats, make(chan struct{}), make(chan struct{})
+	l.write(stats(), false)
+	go func() {
+		defer close(l.done)
+		t := time.NewTicker(l.interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-l.quit:
+				return
+			case <-t.C:
+				l.write(l.stats(), false)
+			}
+		}
+	}()
+}
+
+// Row does nothing: the snapshot holds counts only.
+func (l *liveFile) Row(RowEvent) {}
+
+// Finish writes the final snapshot, marked done.
+func (l *liveFile) Finish(final Stats, _ error) {
+	if l.quit == nil {
+		return
+	}
+	close(l.quit)
+	<-l.done
+	l.write(final, true)
+}
+
+func (l *liveFile) write(s Stats, done bool) {
+	host, _ := os.Hostname()
+	live := store.Live{
+		PID: os.Getpid(), Host: host, RunID: s.RunID, Manifest: l.manifest, Shard: l.shard,
+		Started: s.Started.UTC(), Updated: s.Now.UTC(), Total: s.Total,
+		Rows: s.Rows, Enrolled: s.Enrolled, Skipped: s.Skipped, Rejected: s.Rejected, Failed: s.Failed, Pending: s.Pending,
+		RowsPerSecond: s.RowsPerSecond(), Rate: s.Rate, LearnedRate: s.LearnedRate,
+		ETASeconds: s.ETA().Seconds(), LastSuccess: s.LastSuccess, Done: done,
+	}
+	if err := store.WriteLive(l.storePath, live); err != nil {
+		l.mu.Lock()
+		l.err = err // a status file that cannot be written never stops a run
+		l.mu.Unlock()
+	}
+}
