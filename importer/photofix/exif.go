@@ -17,7 +17,11 @@ func Orientation(data []byte) int {
 // certain (a head cut off inside the headers, or inside the Exif segment
 // before the orientation tag was found); the orientation is then 1.
 func jpegOrientation(data []byte) (orientation int, known bool) {
-	if len(data) < 3 || data[0] != 0xFF || data[1] != 0xD8 {
+	if len(data) < 2 {
+		// Too short to tell; only the start of a JPEG leaves the answer open.
+		return 1, len(data) == 1 && data[0] != 0xFF
+	}
+	if data[0] != 0xFF || data[1] != 0xD8 {
 		return 1, true // not a JPEG: nothing to apply
 	}
 	i := 2

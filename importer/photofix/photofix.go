@@ -140,13 +140,13 @@ func Fix(src []byte, opts Options) (Result, error) {
 	b := img.Bounds()
 	w, h := b.Dx(), b.Dy()
 	if out == nil {
-		out, q, w, h, err = downscaleFitting(img, last, opts)
+		out, q, last, w, h, err = downscaleFitting(img, q, last, opts)
 		if err != nil {
 			return Result{}, fail(ErrCorrupt, f.name, err, "cannot encode the %s photo as JPEG", f.name)
 		}
 		if out == nil {
-			return Result{}, fail(ErrTooLarge, f.name, nil, "%s photo (%dx%d, %s) is still over the %s limit as a %dx%d JPEG at quality %d",
-				f.name, b.Dx(), b.Dy(), humanBytes(size), humanBytes(opts.MaxBytes), w, h, qualities[len(qualities)-1])
+			return Result{}, fail(ErrTooLarge, f.name, nil, "%s photo (%dx%d, %s) cannot be made to fit the %s limit: at %dx%d, the smallest size allowed, the JPEG is still %s at quality %d",
+				f.name, b.Dx(), b.Dy(), humanBytes(size), humanBytes(opts.MaxBytes), w, h, humanBytes(last), q)
 		}
 		actions = append(actions, fmt.Sprintf("resized %dx%d -> %dx%d", b.Dx(), b.Dy(), w, h))
 	}
