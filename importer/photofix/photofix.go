@@ -8,8 +8,10 @@
 // unchanged, the very same slice. Every other photo is decoded once, checked
 // against a pixel ceiling first (image.DecodeConfig reads only the header), and
 // encoded as a baseline JPEG without metadata. Fix keeps no state between
-// calls and is safe for concurrent use; each call holds at most the decoded
-// photo, one transformed copy and one encoded JPEG at a time.
+// calls and is safe for concurrent use. Besides its input, a call holds at
+// most two images at a time (the decoded photo or its upright copy, and one
+// rotated or downscaled copy) and one JPEG being encoded, whose kept bytes
+// are capped at Options.MaxBytes.
 package photofix
 
 import (
@@ -156,7 +158,7 @@ func Fix(src []byte, opts Options) (Result, error) {
 }
 
 // Needs reports cheaply whether a photo may need fixing, from its first bytes
-// (head; the first 64 KiB hold the whole Exif segment of any JPEG) and its
+// (head; the first 128 KiB are plenty to reach the Exif segment) and its
 // size in bytes; maxBytes 0 means DefaultMaxBytes. It is true for a file over
 // maxBytes, for any format other than JPEG and PNG (including those Fix will
 // refuse, so that Fix explains why), and for a JPEG whose EXIF orientation is
