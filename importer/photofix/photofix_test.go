@@ -188,8 +188,8 @@ func TestFixPassesThroughUnchanged(t *testing.T) {
 
 func TestFixOversizeDownscales(t *testing.T) {
 	t.Parallel()
-	const limit = 100 << 10
-	src := encJPEG(t, noisy(1000, 750, 1), 95)
+	const limit = 80 << 10
+	src := encJPEG(t, noisy(800, 600, 1), 95)
 	if len(src) <= limit {
 		t.Fatalf("test photo is only %d bytes", len(src))
 	}
@@ -202,19 +202,19 @@ func TestFixOversizeDownscales(t *testing.T) {
 	if !bytes.Equal(src, orig) {
 		t.Error("Fix changed its input")
 	}
-	if long := max(r.Width, r.Height); long < DefaultMinSide || long >= 1000 {
-		t.Errorf("result %dx%d: want the longer side in [640, 1000)", r.Width, r.Height)
+	if long := max(r.Width, r.Height); long < DefaultMinSide || long >= 800 {
+		t.Errorf("result %dx%d: want the longer side in [640, 800)", r.Width, r.Height)
 	}
 	if r.Width*3 != r.Height*4 && (r.Width*3-r.Height*4)*(r.Width*3-r.Height*4) > 16 {
 		t.Errorf("aspect ratio lost: %dx%d", r.Width, r.Height)
 	}
-	if !strings.HasPrefix(r.Note, "resized 1000x750 -> ") || !strings.Contains(r.Note, "KiB -> ") {
+	if !strings.HasPrefix(r.Note, "resized 800x600 -> ") || !strings.Contains(r.Note, "KiB -> ") {
 		t.Errorf("note %q", r.Note)
 	}
 	t.Logf("%s", r.Note)
 
 	// Rotation and downscaling together: the size is the upright one.
-	rotated := withSegment(encJPEG(t, noisy(750, 1000, 2), 95), exifSegment(binary.LittleEndian, 6))
+	rotated := withSegment(encJPEG(t, noisy(600, 800, 2), 95), exifSegment(binary.LittleEndian, 6))
 	r, err = Fix(rotated, Options{MaxBytes: limit})
 	if err != nil {
 		t.Fatal(err)
@@ -223,20 +223,20 @@ func TestFixOversizeDownscales(t *testing.T) {
 	if r.Width <= r.Height {
 		t.Errorf("orientation 6 of a 1200x1600 photo gave %dx%d, want landscape", r.Width, r.Height)
 	}
-	if !strings.HasPrefix(r.Note, "rotated (EXIF orientation 6), resized 1000x750 -> ") {
+	if !strings.HasPrefix(r.Note, "rotated (EXIF orientation 6), resized 800x600 -> ") {
 		t.Errorf("note %q", r.Note)
 	}
 }
 
 func TestFixCannotFit(t *testing.T) {
 	t.Parallel()
-	src := encJPEG(t, noisy(800, 600, 3), 90)
+	src := encJPEG(t, noisy(700, 500, 3), 90)
 	_, err := Fix(src, Options{MaxBytes: 8 << 10})
 	var pe *Error
 	if !errors.Is(err, ErrTooLarge) || !errors.As(err, &pe) || pe.Format != "JPEG" {
 		t.Fatalf("got %v, want an *Error wrapping ErrTooLarge", err)
 	}
-	if !strings.Contains(err.Error(), "JPEG photo (800x600, ") || !strings.Contains(err.Error(), "cannot be made to fit the 8.0 KiB limit: at 640x480, the smallest size allowed, the JPEG is still ") {
+	if !strings.Contains(err.Error(), "JPEG photo (700x500, ") || !strings.Contains(err.Error(), "cannot be made to fit the 8.0 KiB limit: at 640x457, the smallest size allowed, the JPEG is still ") {
 		t.Errorf("message %q", err)
 	}
 	// A photo already at or under MinSide is not shrunk at all.

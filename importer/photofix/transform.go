@@ -47,7 +47,7 @@ func upright(img image.Image, o int) image.Image {
 	dst := image.NewRGBA(image.Rect(0, 0, dw, dh))
 	row := image.NewRGBA(image.Rect(0, 0, w, 1))
 	white := image.NewUniform(color.White)
-	S := dst.Stride
+	stride := dst.Stride
 	for y := 0; y < h; y++ {
 		if !opaque {
 			draw.Draw(row, row.Bounds(), white, image.Point{}, draw.Src)
@@ -57,21 +57,21 @@ func upright(img image.Image, o int) image.Image {
 		var base, step int
 		switch o {
 		case 2:
-			base, step = y*S+(w-1)*4, -4
+			base, step = y*stride+(w-1)*4, -4
 		case 3:
-			base, step = (h-1-y)*S+(w-1)*4, -4
+			base, step = (h-1-y)*stride+(w-1)*4, -4
 		case 4:
-			base, step = (h-1-y)*S, 4
+			base, step = (h-1-y)*stride, 4
 		case 5:
-			base, step = y*4, S
+			base, step = y*4, stride
 		case 6:
-			base, step = (h-1-y)*4, S
+			base, step = (h-1-y)*4, stride
 		case 7:
-			base, step = (h-1-y)*4+(w-1)*S, -S
+			base, step = (h-1-y)*4+(w-1)*stride, -stride
 		case 8:
-			base, step = y*4+(w-1)*S, -S
+			base, step = y*4+(w-1)*stride, -stride
 		default: // 1 is handled above; anything else is treated as upright
-			base, step = y*S, 4
+			base, step = y*stride, 4
 		}
 		src := row.Pix[:4*w]
 		d := base
@@ -108,20 +108,20 @@ func (c *cappedBuffer) reset() { c.b, c.n = c.b[:0], 0 }
 const hopeless = 3
 
 // encodeFitting encodes img as JPEG at each of the qualities in turn and
-// returns the first encoding of at most max bytes with its quality. When none
+// returns the first encoding of at most limit bytes with its quality. When none
 // fits, data is nil, q is the last quality tried and last the size it gave;
 // lower qualities are skipped once an encoding is hopeless times the limit.
-func encodeFitting(img image.Image, max int64) (data []byte, q int, last int64, err error) {
-	buf := &cappedBuffer{max: max}
+func encodeFitting(img image.Image, limit int64) (data []byte, q int, last int64, err error) {
+	buf := &cappedBuffer{max: limit}
 	for _, q = range qualities {
 		buf.reset()
 		if err := jpeg.Encode(buf, img, &jpeg.Options{Quality: q}); err != nil {
 			return nil, q, 0, err
 		}
-		if buf.n <= max {
+		if buf.n <= limit {
 			return buf.b, q, buf.n, nil
 		}
-		if buf.n > hopeless*max {
+		if buf.n > hopeless*limit {
 			break
 		}
 	}
