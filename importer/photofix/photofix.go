@@ -130,7 +130,7 @@ func Fix(src []byte, opts Options) (Result, error) {
 	if orientation != 1 {
 		actions = append(actions, fmt.Sprintf("%s (EXIF orientation %d)", orientationVerb(orientation), orientation))
 	}
-	// One image at a time: the decoded photo is dropped as soon as it has
+	// The decoded photo is dropped as soon as it has
 	// been turned upright (or flattened to RGBA), and every downscale starts
 	// again from that upright image so quality is lost only once.
 	img = upright(img, orientation)
