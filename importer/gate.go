@@ -46,12 +46,19 @@ type gate struct {
 	learned float64 // the quota found at the last 429; 0: none yet
 	workers int
 
-	tokens   float64   // token bucket; negative: requests reserved ahead
-	filled   time.Time // when tokens was last brought up to date
-	burst    float64
-	grown    time.Time // auto: when the limit was last grown
-	created  time.Time
-	holdTill time.Time // 429s before this belong to the episode already cut for
+	// Admission is a FIFO queue served at the limit: every request takes
+	// a ticket (issued counts them), and ticket n may go once credit, which
+	// grows at the limit outside pauses, reaches n. Credit runs ahead of
+	// the tickets by at most the burst. A change of limit applies at once
+	// to every request waiting, without releasing the queue in a burst; a
+	// 429 empties the queue and bumps gen, which sends every waiting
+	// request back for a new ticket after the pause.
+	credit, issued float64
+	gen            uint64
+	burst          float64
+	grown          time.Time // auto: when the limit was last grown
+	created        time.Time
+	holdTill       time.Time // 429s before this belong to the episode already cut for
 
 	pauseUntil time.Time
 	slowUntil  time.Time // fixed mode: when the rate goes back to base
@@ -90,15 +97,16 @@ type gateConfig struct {
 
 // Constants of the adaptive rate.
 const (
-	defaultStartRate = 10.0 // requests/s, a rate no API should mind
-	defaultMaxRate   = 50.0 // requests/s, --max-rate's default
-	minRate          = 0.5  // requests/s: the limit never goes below
-	gateBeta         = 0.7  // multiplicative decrease on a 429 (TCP CUBIC, AWS adaptive retry)
-	alphaFastShare   = 0.2  // additive increase per second, as a share of Max
-	probeShare       = 0.005
-	approachShare    = 0.95 // the fast climb stops here, as a share of learned
-	staleShare       = 1.05 // past this share of learned with no 429, learned is stale
-	boundShare       = 0.8  // sending below this share of the limit: worker-bound
+	defaultStartRate = 10.0   // requests/s, a rate no API should mind
+	defaultMaxRate   = 50.0   // requests/s, --max-rate's default
+	minRate          = 0.5    // requests/s: the limit never goes below
+	gateBeta         = 0.7    // multiplicative decrease on a 429 (TCP CUBIC, AWS adaptive retry)
+	alphaFastShare   = 0.2    // additive increase per second, as a share of Max
+	probeBelowShare  = 0.0025 // per second, as a share of learned, from approach to learned
+	probeAboveShare  = 0.01   // per second, as a share of learned, from learned to stale
+	approachShare    = 0.95   // the fast climb stops here, as a share of learned
+	staleShare       = 1.05   // past this share of learned with no 429, learned is stale
+	boundShare       = 0.8    // sending below this share of the limit: worker-bound
 	boundWindow      = 2 * time.Second
 	measureWindow    = time.Second
 	maxGrowStep      = time.Second // the most time one success may count for
@@ -120,7 +128,7 @@ func newGateWith(c gateConfig) *gate {
 		g.now = time.Now
 	}
 	now := g.now()
-	g.created, g.filled, g.grown = now, now, now
+	g.created, g.grown = now, now
 	switch {
 	case c.Fixed > 0:
 		g.mode = gateFixed
@@ -143,17 +151,16 @@ func newGateWith(c gateConfig) *gate {
 		}
 		g.setLimit(min(max(start, minRate), g.max))
 	}
-	g.tokens = g.burst
+	g.credit = g.burst // the bucket starts full
 	return g
 }
 
 // setLimit changes the limit and the burst that goes with it: a tenth of a
 // second's worth, at least 1, at most the pool. The caller holds g.mu (or
-// owns g) and has brought the bucket up to date.
+// owns g).
 func (g *gate) setLimit(l float64) {
 	g.limit = l
 	g.burst = float64(min(max(1, int(l/10)), max(1, g.workers)))
-	g.tokens = min(g.tokens, g.burst)
 }
 
 // wait blocks until a request may go, or ctx ends.
@@ -162,66 +169,93 @@ func (g *gate) wait(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		d, paused := g.reserve(g.now())
+		d, t, paused := g.reserve(g.now())
 		if paused {
 			if err := sleep(ctx, d); err != nil {
 				return err
 			}
 			continue
 		}
-		if d > 0 {
+		stale := false
+		for d > 0 && !stale {
 			if err := sleep(ctx, d); err != nil {
-				g.unreserve()
+				g.unreserve(t)
 				return err
 			}
+			d, stale = g.admit(g.now(), t)
 		}
-		// A pause that began while this request waited for its token
-		// holds it too.
-		for {
-			p := g.pausedFor(g.now())
-			if p <= 0 {
-				break
-			}
-			if err := sleep(ctx, p); err != nil {
-				return err
-			}
+		if !stale {
+			return nil
 		}
-		g.sent(g.now())
-		return nil
+		// A 429 came while this request waited for its turn: take a new
+		// ticket, at the new rate, after the pause.
 	}
 }
 
-// reserve is one step of wait at time now. During a pause it returns the
-// pause left and paused set, and takes nothing. Otherwise it takes a token
-// and returns how long the request must wait for it (0: go now).
-func (g *gate) reserve(now time.Time) (delay time.Duration, paused bool) {
+// ticket is a request's place in the gate's queue.
+type ticket struct {
+	n   float64
+	gen uint64
+}
+
+// maxNap bounds one sleep of a waiting request, so that a higher limit
+// applies to it soon.
+const maxNap = 100 * time.Millisecond
+
+// reserve is the first step of wait at time now. During a pause it returns
+// the pause left and paused set, and takes nothing. Otherwise it gives the
+// request a ticket: if delay is 0 the request may go now (and is counted as
+// sent); if not, it must sleep delay and then ask admit.
+func (g *gate) reserve(now time.Time) (delay time.Duration, t ticket, paused bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if d := g.pauseUntil.Sub(now); d > 0 {
-		return d, true
+		return d, ticket{gen: g.gen}, true
 	}
+	g.account(now)
 	if g.mode == gateFixed && !g.slowUntil.IsZero() && !now.Before(g.slowUntil) {
-		g.refill(now)
 		g.setLimit(g.base)
 		g.slowUntil = time.Time{}
 	}
-	if g.mode == gateOpen {
-		return 0, false
-	}
-	g.refill(now)
-	g.tokens--
-	if g.tokens >= 0 {
-		return 0, false
-	}
-	return time.Duration(-g.tokens / g.limit * float64(time.Second)), false
+	g.issued++
+	t = ticket{n: g.issued, gen: g.gen}
+	return g.turn(now, t), t, false
 }
 
-// unreserve gives back the token of a request that gave up waiting.
-func (g *gate) unreserve() {
+// admit is the next step of wait, once the request has slept: it returns
+// 0 if the request may go now (and counts it as sent), how long to sleep
+// before asking again, or stale if a 429 came since reserve and the request
+// must reserve again.
+func (g *gate) admit(now time.Time, t ticket) (delay time.Duration, stale bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.mode != gateOpen {
-		g.tokens = min(g.tokens+1, g.burst)
+	if t.gen != g.gen {
+		return 0, true
+	}
+	if d := g.pauseUntil.Sub(now); d > 0 {
+		return d, false
+	}
+	g.account(now)
+	return g.turn(now, t), false
+}
+
+// turn returns how long ticket t must still wait, at most maxNap, or 0 and
+// counts the request as sent. The caller holds g.mu, with credit up to date.
+func (g *gate) turn(now time.Time, t ticket) time.Duration {
+	if g.mode != gateOpen && g.credit < t.n {
+		d := time.Duration((t.n - g.credit) / g.limit * float64(time.Second))
+		return min(max(d, time.Microsecond), maxNap)
+	}
+	g.hist.bin(now).sent++
+	return 0
+}
+
+// unreserve gives the turn of a request that gave up waiting to the next.
+func (g *gate) unreserve(t ticket) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if t.gen == g.gen {
+		g.credit++
 	}
 }
 
@@ -230,22 +264,6 @@ func (g *gate) pausedFor(now time.Time) time.Duration {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.pauseUntil.Sub(now)
-}
-
-// refill brings the token bucket up to now. The caller holds g.mu.
-func (g *gate) refill(now time.Time) {
-	if dt := now.Sub(g.filled).Seconds(); dt > 0 {
-		g.tokens = min(g.burst, g.tokens+dt*g.limit)
-		g.filled = now
-	}
-}
-
-// sent records a request going out at now.
-func (g *gate) sent(now time.Time) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.account(now)
-	g.hist.bin(now).sent++
 }
 
 // succeeded records a verified answer that was not a 429, and grows the
@@ -268,7 +286,6 @@ func (g *gate) succeeded() {
 	if dt <= 0 || g.boundLocked(now) {
 		return
 	}
-	g.refill(now)
 	g.setLimit(g.grow(g.limit, dt))
 }
 
@@ -283,8 +300,10 @@ func (g *gate) grow(l, dt float64) float64 {
 			// Fast back up to just below the learned rate, but no further
 			// in one step.
 			l = min(l+fast*dt, approach)
+		case l < g.learned:
+			l += probeBelowShare * g.learned * dt
 		case l < stale:
-			l += probeShare * g.learned * dt
+			l += probeAboveShare * g.learned * dt
 		default:
 			l += fast * dt
 		}
@@ -307,6 +326,7 @@ func (g *gate) throttled(retryAfter time.Duration) {
 	now := g.now()
 	g.account(now)
 	g.hist.bin(now).throttled++
+	resumed := g.pauseUntil // the end of the last pause
 	if until := now.Add(retryAfter); until.After(g.pauseUntil) {
 		g.pauseUntil = until
 	}
@@ -315,8 +335,10 @@ func (g *gate) throttled(retryAfter time.Duration) {
 		// per episode, as TCP cuts once per window.
 		return
 	}
-	g.learned = g.measured(now)
-	g.refill(now)
+	g.learned = g.measured(now, resumed)
+	// Requests waiting at the old rate take a new ticket after the pause.
+	g.gen++
+	g.issued = g.credit
 	switch g.mode {
 	case gateFixed:
 		g.setLimit(max(g.limit/2, g.base/8))
@@ -329,11 +351,12 @@ func (g *gate) throttled(retryAfter time.Duration) {
 }
 
 // measured returns the rate of successful answers over the last
-// measureWindow, capped by the limit; the limit if there were too few to
-// tell. The caller holds g.mu.
-func (g *gate) measured(now time.Time) float64 {
-	ok, _, _, _, span := g.hist.sum(now, g.created, measureWindow)
-	if ok < 3 || span < binWidth {
+// measureWindow (or since the last pause ended, if that is later), capped
+// by the limit; the limit if there were too few to tell. The caller holds
+// g.mu.
+func (g *gate) measured(now, resumed time.Time) float64 {
+	ok, _, _, _, span := g.hist.sum(now, later(g.created, resumed), measureWindow)
+	if ok < 3 || span < measureWindow/4 {
 		if g.limit > 0 {
 			return g.limit
 		}
@@ -371,14 +394,14 @@ func (g *gate) boundLocked(now time.Time) bool {
 		return false
 	}
 	_, sent, throttled, allowed, _ := g.hist.sum(now, g.created, boundWindow)
-	if throttled > 0 || allowed < 2 {
+	if throttled > 0 || allowed < 5 {
 		return false
 	}
 	return float64(sent) < boundShare*allowed
 }
 
-// account adds what the limit allowed since the last call to the history,
-// leaving out pauses. The caller holds g.mu.
+// account adds what the limit allowed since the last call to the credit of
+// the queue and to the history, leaving out pauses. The caller holds g.mu.
 func (g *gate) account(now time.Time) {
 	from := g.hist.upTo
 	if from.IsZero() {
@@ -394,6 +417,7 @@ func (g *gate) account(now time.Time) {
 	if g.mode == gateOpen || !now.After(from) {
 		return
 	}
+	g.credit = min(g.credit+now.Sub(from).Seconds()*g.limit, g.issued+g.burst)
 	if now.Sub(from) > histSpan {
 		from = now.Add(-histSpan)
 	}
@@ -436,13 +460,14 @@ func (h *history) bin(t time.Time) *histBin {
 	return b
 }
 
-// sum adds up the bins from the one holding now-span to now, and returns
-// the time they cover (from the start of the first, or since, to now).
+// sum adds up the bins from the one holding now-span (or since, if later)
+// to now, and returns the time they cover: from the start of the first, or
+// since, to now.
 func (h *history) sum(now, since time.Time, span time.Duration) (ok, sent, throttled int, allowed float64, covered time.Duration) {
 	if span <= 0 {
 		return
 	}
-	from := now.Add(-span).Truncate(binWidth)
+	from := later(now.Add(-span), since).Truncate(binWidth)
 	for i := range h.bins {
 		b := &h.bins[i]
 		if b.start.IsZero() || b.start.Before(from) || b.start.After(now) {
