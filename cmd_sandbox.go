@@ -23,7 +23,7 @@ func sandboxCommand(io streams) *cli.Command {
 	return &cli.Command{
 		Name:  "sandbox",
 		Usage: "run a local emulator of POST /v1/backfill_users for rehearsals and tests",
-		UsageText: "bulkenroll sandbox [--addr 127.0.0.1:8080] [--latency D] [--fail-rate F] [--throttle-rate F] ...\n" +
+		UsageText: "bulkenroll sandbox [--addr 127.0.0.1:8080] [--latency D] [--fail-rate F] [--throttle-rate F] [--quota N] ...\n" +
 			"   accepts the credentials in SMILE_PARTNER_ID and SMILE_API_KEY (or the key file)",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "partner-id", EnvVars: []string{"SMILE_PARTNER_ID"}, Usage: "partner ID the emulator accepts"},
@@ -37,6 +37,8 @@ func sandboxCommand(io streams) *cli.Command {
 			&cli.Float64Flag{Name: "drop-after-rate", Usage: "fraction of connections closed with no answer, after enrolling"},
 			&cli.StringFlag{Name: "refuse", Usage: "answer every request with account-level `CODE` 2205, 2214 or 2220"},
 			&cli.Int64Flag{Name: "seed", Usage: "seed of the fault dice"},
+			&cli.Float64Flag{Name: "quota", Usage: "answer 429 above `N` requests per second (0: no quota), like a rate-limited API"},
+			&cli.IntFlag{Name: "quota-burst", Usage: "size of the quota's token bucket (default max(1, N/10))"},
 		},
 		Action: func(c *cli.Context) error {
 			return runSandbox(c.Context, sandboxOptions{
@@ -48,6 +50,7 @@ func sandboxCommand(io streams) *cli.Command {
 					ThrottleRate: c.Float64("throttle-rate"), RetryAfter: c.Duration("retry-after"),
 					DropBeforeRate: c.Float64("drop-before-rate"), DropAfterRate: c.Float64("drop-after-rate"),
 					Refuse: c.String("refuse"), Seed: c.Int64("seed"),
+					Quota: c.Float64("quota"), QuotaBurst: c.Int("quota-burst"),
 				},
 			})
 		},

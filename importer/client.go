@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -95,8 +96,22 @@ type User struct {
 	// UserID and CreatedAt are sent exactly as given.
 	UserID, CreatedAt string
 	// Photo is the JPEG or PNG file's bytes; the client base64-encodes them.
+	// It is used only when Open is nil.
 	Photo []byte
+	// Open, if set, opens the photo file; Submit then streams the body,
+	// encoding the photo as it reads it, instead of holding the photo, its
+	// base64 and the whole body in memory. It is called once per request
+	// sent, and again if the transport must send the body again.
+	Open func() (io.ReadCloser, error)
+	// Size is the photo's size in bytes, which Open must deliver exactly:
+	// it fixes the Content-Length. A file that turns out shorter or longer
+	// fails the request with ErrPhotoChanged (as a *TransportError).
+	Size int64
 }
+
+// ErrPhotoChanged is the cause of a streamed request that failed because
+// the photo file no longer had the size it had when the row was checked.
+var ErrPhotoChanged = errors.New("the photo file changed size since it was checked")
 
 // Result is a verified enrollment.
 type Result struct {
@@ -140,12 +155,17 @@ func (e *TransportError) Error() string { return describeTransport(e.Err) }
 func (e *TransportError) Unwrap() error { return e.Err }
 
 // Submit sends one user and returns the verified result, or an *APIError or
-// *TransportError. It signs with a fresh timestamp on every call.
+// *TransportError. It signs with a fresh timestamp on every call. With
+// u.Open set it streams the photo from the file; if Open fails, it returns
+// that error, wrapped, and sends nothing.
 func (c *Client) Submit(ctx context.Context, u User) (*Result, error) {
+	if u.Open != nil {
+		return c.submitStream(ctx, u)
+	}
 	buf := c.bufs.Get().(*bytes.Buffer)
 	c.buildBody(buf, u)
 	body := &trackedBody{Reader: bytes.NewReader(buf.Bytes()), closed: make(chan struct{})}
-	res, err := c.send(ctx, body, int64(buf.Len()), u.UserID)
+	res, err := c.send(ctx, body, nil, int64(buf.Len()), u.UserID)
 	// The transport may still hold the body after the answer arrives; reuse
 	// the buffer only once it has let go (it usually has by now).
 	release := func() {
@@ -166,13 +186,45 @@ func (c *Client) Submit(ctx context.Context, u User) (*Result, error) {
 	return res, err
 }
 
+// submitStream sends u with its photo streamed from u.Open.
+func (c *Client) submitStream(ctx context.Context, u User) (*Result, error) {
+	if u.Size < 0 {
+		return nil, fmt.Errorf("photo of user %q: negative size %d", u.UserID, u.Size)
+	}
+	var head bytes.Buffer
+	c.writeHead(&head, u)
+	size := int64(head.Len()) + int64(base64.StdEncoding.EncodedLen(int(u.Size))) + int64(len(bodyTail))
+	open := func() (io.ReadCloser, error) {
+		f, err := u.Open()
+		if err != nil {
+			return nil, fmt.Errorf("opening the photo of user %q: %w", u.UserID, err)
+		}
+		return &photoBody{head: head.Bytes(), f: f, size: u.Size}, nil
+	}
+	body, err := open()
+	if err != nil {
+		return nil, err
+	}
+	return c.send(ctx, body, open, size, u.UserID)
+}
+
+// bodyTail ends the JSON body after the photo.
+const bodyTail = `"}`
+
 // buildBody writes the signed JSON body into buf, encoding the photo in
 // place in the buffer's spare room.
 func (c *Client) buildBody(buf *bytes.Buffer, u User) {
-	ts := signature.Timestamp(c.now())
-	sig := signature.Sign(string(c.cfg.APIKey), c.cfg.PartnerID, ts)
 	buf.Reset()
 	buf.Grow(base64.StdEncoding.EncodedLen(len(u.Photo)) + len(u.UserID) + len(u.CreatedAt) + len(c.cfg.PartnerID) + 256)
+	c.writeHead(buf, u)
+	buf.Write(base64.StdEncoding.AppendEncode(buf.AvailableBuffer(), u.Photo))
+	buf.WriteString(bodyTail)
+}
+
+// writeHead writes the signed JSON body up to the photo's opening quote.
+func (c *Client) writeHead(buf *bytes.Buffer, u User) {
+	ts := signature.Timestamp(c.now())
+	sig := signature.Sign(string(c.cfg.APIKey), c.cfg.PartnerID, ts)
 	buf.WriteString(`{"partner_id":`)
 	writeJSONString(buf, c.cfg.PartnerID)
 	buf.WriteString(`,"timestamp":`)
@@ -184,11 +236,89 @@ func (c *Client) buildBody(buf *bytes.Buffer, u User) {
 	buf.WriteString(`,"user_created_at":`)
 	writeJSONString(buf, u.CreatedAt)
 	buf.WriteString(`,"photo":"`)
-	buf.Write(base64.StdEncoding.AppendEncode(buf.AvailableBuffer(), u.Photo))
-	buf.WriteString(`"}`)
 }
 
-func (c *Client) send(ctx context.Context, body *trackedBody, size int64, userID string) (*Result, error) {
+// photoBody streams a request body: the JSON head, the photo in base64,
+// encoded as it is read from the file, and the tail. It reads the file in
+// chunks of a multiple of 3 bytes, so each chunk encodes on its own, and
+// holds no more than one chunk and its encoding.
+type photoBody struct {
+	head      []byte
+	f         io.ReadCloser
+	size      int64 // bytes the file must have
+	read      int64
+	stage     int    // 0 head, 1 photo, 2 tail, 3 done
+	pending   []byte // what the next Read returns first
+	err       error
+	closeOnce sync.Once
+	raw       [3 * 4096]byte
+	enc       [4 * 4096]byte
+}
+
+// Read implements io.Reader.
+func (b *photoBody) Read(p []byte) (int, error) {
+	for len(b.pending) == 0 {
+		if b.err != nil {
+			return 0, b.err
+		}
+		switch b.stage {
+		case 0:
+			b.pending, b.stage = b.head, 1
+		case 1:
+			b.fill()
+		case 2:
+			b.pending, b.stage = []byte(bodyTail), 3
+		default:
+			return 0, io.EOF
+		}
+	}
+	n := copy(p, b.pending)
+	b.pending = b.pending[n:]
+	return n, nil
+}
+
+// fill reads and encodes the next chunk of the photo, or checks that the
+// file ends where it should and moves on to the tail.
+func (b *photoBody) fill() {
+	left := b.size - b.read
+	if left == 0 {
+		var one [1]byte
+		n, err := io.ReadFull(b.f, one[:])
+		switch {
+		case n > 0:
+			b.err = fmt.Errorf("%w: it has more than the %d bytes it had", ErrPhotoChanged, b.size)
+		case err != nil && err != io.EOF:
+			b.err = fmt.Errorf("reading the photo: %w", err)
+		default:
+			b.stage = 2
+		}
+		return
+	}
+	n := int(min(int64(len(b.raw)), left))
+	m, err := io.ReadFull(b.f, b.raw[:n])
+	b.read += int64(m)
+	switch {
+	case err == io.EOF || err == io.ErrUnexpectedEOF:
+		b.err = fmt.Errorf("%w: it ended after %d of the %d bytes it had", ErrPhotoChanged, b.read, b.size)
+		return
+	case err != nil:
+		b.err = fmt.Errorf("reading the photo: %w", err)
+		return
+	}
+	base64.StdEncoding.Encode(b.enc[:], b.raw[:n])
+	b.pending = b.enc[:base64.StdEncoding.EncodedLen(n)]
+}
+
+// Close closes the file.
+func (b *photoBody) Close() error {
+	var err error
+	b.closeOnce.Do(func() { err = b.f.Close() })
+	return err
+}
+
+// send posts body, of exactly size bytes; getBody, if set, gives the body
+// afresh for the transport to send again.
+func (c *Client) send(ctx context.Context, body io.ReadCloser, getBody func() (io.ReadCloser, error), size int64, userID string) (*Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, body)
@@ -197,6 +327,7 @@ func (c *Client) send(ctx context.Context, body *trackedBody, size int64, userID
 		return nil, fmt.Errorf("building the request: %w", err)
 	}
 	req.ContentLength = size
+	req.GetBody = getBody
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", c.agent)

@@ -113,12 +113,12 @@ func TestGatePause(t *testing.T) {
 
 func TestGateSlowsDown(t *testing.T) {
 	g := newGate(16, 4)
-	if g.limiter == nil || float64(g.limiter.Limit()) != 16 || g.limiter.Burst() != 1 {
-		t.Fatalf("limiter %v burst %d", g.limiter.Limit(), g.limiter.Burst())
+	if g.mode != gateFixed || g.limit != 16 || g.burst != 1 {
+		t.Fatalf("limit %v burst %v", g.limit, g.burst)
 	}
 	for _, want := range []float64{8, 4, 2, 2} { // halves, down to an eighth
 		g.throttled(time.Nanosecond)
-		if got := float64(g.limiter.Limit()); got != want {
+		if got := g.limit; got != want {
 			t.Errorf("limit after a 429 = %v, want %v", got, want)
 		}
 	}
@@ -129,15 +129,15 @@ func TestGateSlowsDown(t *testing.T) {
 	if err := g.wait(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if got := float64(g.limiter.Limit()); got != 16 {
+	if got := g.limit; got != 16 {
 		t.Errorf("limit after the slow period = %v, want 16", got)
 	}
 	for _, c := range []struct {
 		rate          float64
 		workers, want int
 	}{{10, 4, 1}, {100, 4, 4}, {100, 20, 10}, {0.5, 4, 1}, {1000, 0, 1}} {
-		if g := newGate(c.rate, c.workers); g.limiter.Burst() != c.want {
-			t.Errorf("burst for rate %v, %d workers = %d, want %d", c.rate, c.workers, g.limiter.Burst(), c.want)
+		if g := newGate(c.rate, c.workers); int(g.burst) != c.want {
+			t.Errorf("burst for rate %v, %d workers = %d, want %d", c.rate, c.workers, int(g.burst), c.want)
 		}
 	}
 }
@@ -145,7 +145,7 @@ func TestGateSlowsDown(t *testing.T) {
 func TestGateRate(t *testing.T) {
 	const rate, n = 100, 30
 	g := newGate(rate, 4)
-	burst := g.limiter.Burst()
+	burst := int(g.burst)
 	start := time.Now()
 	for range n {
 		if err := g.wait(context.Background()); err != nil {

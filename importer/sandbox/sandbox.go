@@ -17,12 +17,14 @@ package sandbox
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -31,6 +33,8 @@ import (
 	"sync/atomic"
 	"time"
 	"unsafe"
+
+	"golang.org/x/time/rate"
 
 	"bulkenroll/importer/signature"
 )
@@ -97,11 +101,22 @@ type Options struct {
 	// Now returns the current time; nil means time.Now. It stamps answers
 	// and measures Stats.MaxPerSecond.
 	Now func() time.Time
+	// Quota, if positive, is a request rate quota per second, enforced
+	// with a token bucket on every authorised request before anything else
+	// is done with it. Requests above it are answered HTTP 429
+	// {"error":"Too Many Requests"} (no Smile ID code: the real API's 429
+	// body is not documented) with a Retry-After of the time until the
+	// next token, in whole seconds rounded up, at least 1. Negative or
+	// non-finite values are an error in New.
+	Quota float64
+	// QuotaBurst is the bucket's size; zero means max(1, Quota/10).
+	// Negative is an error in New.
+	QuotaBurst int
 }
 
 // Stats counts what the emulator did on its API route. Each POST request is
 // counted in Requests and in exactly one of Enrolled, AlreadyEnrolled,
-// Rejected, Failed, Throttled, DroppedBefore or Unauthorized. DroppedAfter
+// Rejected, Failed, Throttled, QuotaRefused, DroppedBefore or Unauthorized. DroppedAfter
 // counts the enrollments, already in Enrolled, whose answer was then withheld
 // by closing the connection. Requests with another method are not counted.
 type Stats struct {
@@ -129,6 +144,12 @@ type Stats struct {
 	// MaxPerSecond is the largest number of requests that arrived within
 	// any one-second sliding window.
 	MaxPerSecond int `json:"max_per_second"`
+	// QuotaRefused is the number of authorised requests refused with HTTP
+	// 429 for going over Options.Quota.
+	QuotaRefused int `json:"quota_refused"`
+	// MaxAcceptedPerSecond is the largest number of authorised requests
+	// let through the quota check within any one-second sliding window.
+	MaxAcceptedPerSecond int `json:"max_accepted_per_second"`
 }
 
 // State is the JSON document served on StatePath.
@@ -159,6 +180,8 @@ type Server struct {
 	stats     Stats
 	window    []int64 // arrival times (UnixNano) of the last second, from head
 	windowPos int
+	quota     *rate.Limiter // nil: no quota; guarded by mu
+	accepted  slidingWindow // requests that passed the quota
 }
 
 // New checks opts and returns a Server. It fails if PartnerID or APIKey is
@@ -199,6 +222,12 @@ func New(opts Options) (*Server, error) {
 	if opts.MaxPhotoBytes < 0 {
 		return nil, fmt.Errorf("sandbox: photo size limit %d is negative", opts.MaxPhotoBytes)
 	}
+	if !(opts.Quota >= 0) || math.IsInf(opts.Quota, 0) {
+		return nil, fmt.Errorf("sandbox: quota %v is not a rate of zero or more per second", opts.Quota)
+	}
+	if opts.QuotaBurst < 0 {
+		return nil, fmt.Errorf("sandbox: quota burst %d is negative", opts.QuotaBurst)
+	}
 	s := &Server{opts: opts, now: opts.Now, enrolled: make(map[string]int)}
 	if s.now == nil {
 		s.now = time.Now
@@ -220,6 +249,14 @@ func New(opts Options) (*Server, error) {
 		seed = defaultSeed
 	}
 	s.dice = rand.New(rand.NewPCG(uint64(seed), 0x62756c6b656e726f))
+	if opts.Quota > 0 {
+		burst := opts.QuotaBurst
+		if burst == 0 {
+			burst = max(1, int(opts.Quota/10))
+		}
+		s.quota = rate.NewLimiter(rate.Limit(opts.Quota), burst)
+		s.quota.AllowN(s.now(), 0) // start the bucket full at the emulator's clock
+	}
 	// Job IDs need only be unique, not reproducible: draw their base from the
 	// process-wide source so that two emulator runs do not repeat them.
 	s.jobBase = 1_000_000_000 + rand.Uint64N(7_000_000_000)
@@ -403,7 +440,8 @@ type request struct {
 type answer struct {
 	status int
 	body   any
-	drop   bool // close the connection instead of answering
+	drop   bool   // close the connection instead of answering
+	retry  string // Retry-After of a 429; empty: the configured one
 }
 
 // outcome identifies the Stats counter an answer belongs to.
@@ -418,6 +456,7 @@ const (
 	outDroppedBefore
 	outDroppedAfter
 	outUnauthorized
+	outQuota
 )
 
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
@@ -442,7 +481,7 @@ func (s *Server) backfill(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if a.status == http.StatusTooManyRequests {
-		w.Header().Set("Retry-After", s.retryHdr)
+		w.Header().Set("Retry-After", cmp.Or(a.retry, s.retryHdr))
 	}
 	writeJSON(w, a.status, a.body)
 }
@@ -538,6 +577,10 @@ func (s *Server) decide(w http.ResponseWriter, r *http.Request) (answer, outcome
 	if !s.authorised(req.PartnerID, req.Timestamp, req.Signature) {
 		return answer{status: http.StatusUnauthorized,
 			body: errBody{Code: "2205", Error: "Unauthorized"}}, outUnauthorized
+	}
+	if wait, ok := s.admit(); !ok {
+		return answer{status: http.StatusTooManyRequests, body: errBody{Error: "Too Many Requests"},
+			retry: strconv.FormatInt(max(1, int64((wait+time.Second-1)/time.Second)), 10)}, outQuota
 	}
 	switch s.opts.Refuse {
 	case "2214":
@@ -682,6 +725,48 @@ func (s *Server) arrive() {
 	}
 }
 
+// admit takes a token of the quota for an authorised request, recording it
+// in the accepted window, or returns the time until the next token.
+func (s *Server) admit() (wait time.Duration, ok bool) {
+	if s.opts.Quota <= 0 {
+		return 0, true
+	}
+	now := s.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.quota.AllowN(now, 1) {
+		if n := s.accepted.add(now.UnixNano()); n > s.stats.MaxAcceptedPerSecond {
+			s.stats.MaxAcceptedPerSecond = n
+		}
+		return 0, true
+	}
+	missing := 1 - s.quota.TokensAt(now)
+	return time.Duration(missing / s.opts.Quota * float64(time.Second)), false
+}
+
+// slidingWindow holds the times (UnixNano) of the events of the last second.
+type slidingWindow struct {
+	times []int64
+	head  int
+}
+
+// add records an event at now and returns how many fell within the second
+// up to now.
+func (w *slidingWindow) add(now int64) int {
+	cut := now - int64(time.Second)
+	w.times = append(w.times, now)
+	for w.head < len(w.times) && w.times[w.head] <= cut {
+		w.head++
+	}
+	n := len(w.times) - w.head
+	if w.head > 0 && w.head*2 >= len(w.times) {
+		k := copy(w.times, w.times[w.head:])
+		w.times = w.times[:k]
+		w.head = 0
+	}
+	return n
+}
+
 func (s *Server) count(o outcome) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -703,6 +788,8 @@ func (s *Server) count(o outcome) {
 		s.stats.DroppedAfter++
 	case outUnauthorized:
 		s.stats.Unauthorized++
+	case outQuota:
+		s.stats.QuotaRefused++
 	}
 }
 
