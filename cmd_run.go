@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"math"
 	"net/http"
 	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -22,11 +25,16 @@ import (
 // runOptions are the settings of `bulkenroll run`.
 type runOptions struct {
 	streams
-	Cred          credentials
-	StorePath     string
-	Manifest      string
-	Workers       int
-	Rate          float64
+	Cred      credentials
+	StorePath string
+	Manifest  string
+	Workers   int
+	Rate      float64
+	// RateAuto discovers the quota (--rate auto, the default) up to MaxRate.
+	RateAuto bool
+	MaxRate  float64
+	// FixPhotos converts photos Smile ID would refuse before sending.
+	FixPhotos     bool
 	Retries       int
 	Timeout       time.Duration
 	Rejects       string
@@ -55,7 +63,9 @@ func runCommand(io streams) *cli.Command {
 		Flags: append(credentialFlags(), storeFlag(),
 			&cli.StringFlag{Name: "manifest", Aliases: []string{"m"}, Required: true, Usage: "CSV manifest `FILE` (- for standard input)"},
 			&cli.IntFlag{Name: "workers", Value: 4, Usage: "concurrent requests"},
-			&cli.Float64Flag{Name: "rate", Value: 10, Usage: "requests per second over all workers (0: no limit)"},
+			&cli.StringFlag{Name: "rate", Value: "auto", Usage: "requests per second over all workers: auto (find Smile ID's quota from its 429s, up to --max-rate), a number (a fixed limit), or 0 (no limit)"},
+			&cli.Float64Flag{Name: "max-rate", Value: 50, Usage: "ceiling of --rate auto, requests per second"},
+			&cli.BoolFlag{Name: "fix-photos", Usage: "convert photos Smile ID would refuse (over the size limit, WebP, GIF, BMP, TIFF, rotated by EXIF) to JPEG before sending; the files are not changed"},
 			&cli.IntFlag{Name: "retries", Value: 5, Usage: "retries of a transient failure"},
 			&cli.DurationFlag{Name: "timeout", Value: 60 * time.Second, Usage: "time limit of one request"},
 			&cli.StringFlag{Name: "rejects", Usage: "write the rows rejected in this run to CSV `FILE`"},
@@ -75,6 +85,10 @@ func runCommand(io streams) *cli.Command {
 			if err != nil {
 				return err
 			}
+			rate, auto, err := parseRate(c.String("rate"))
+			if err != nil {
+				return err
+			}
 			return runImport(c.Context, runOptions{
 				Shard:         shard,
 				LogFormat:     c.String("log-format"),
@@ -85,7 +99,10 @@ func runCommand(io streams) *cli.Command {
 				StorePath:     c.String("store"),
 				Manifest:      c.String("manifest"),
 				Workers:       c.Int("workers"),
-				Rate:          c.Float64("rate"),
+				Rate:          rate,
+				RateAuto:      auto,
+				MaxRate:       c.Float64("max-rate"),
+				FixPhotos:     c.Bool("fix-photos"),
 				Retries:       c.Int("retries"),
 				Timeout:       c.Duration("timeout"),
 				Rejects:       c.String("rejects"),
@@ -105,7 +122,9 @@ func runImport(ctx context.Context, o runOptions) (err error) {
 	case o.Workers < 1 || o.Workers > 256:
 		return usagef("--workers %d: want 1 to 256", o.Workers)
 	case o.Rate < 0:
-		return usagef("--rate %g: want 0 (no limit) or more", o.Rate)
+		return usagef("--rate %g: want auto, 0 (no limit) or more", o.Rate)
+	case o.RateAuto && o.MaxRate <= 0:
+		return usagef("--max-rate %g: want a positive rate", o.MaxRate)
 	case o.Retries < 0:
 		return usagef("--retries %d: want 0 or more", o.Retries)
 	case o.Timeout <= 0:
@@ -156,6 +175,12 @@ func runImport(ctx context.Context, o runOptions) (err error) {
 	opts := importer.Options{
 		Workers: o.Workers, Rate: o.Rate, Retries: o.Retries, MaxPhotoBytes: o.MaxPhotoBytes,
 		RetryRejected: o.RetryRejected, DryRun: o.DryRun, Manifest: o.Manifest, Shard: o.Shard,
+		RateAuto: o.RateAuto, MaxRate: o.MaxRate, FixPhotos: o.FixPhotos,
+	}
+	if o.RateAuto && st != nil {
+		if meta, err := st.Meta(); err == nil && meta.LearnedRate > 0 {
+			opts.LearnedRate = min(meta.LearnedRate, o.MaxRate)
+		}
 	}
 	if o.Rejects != "" {
 		f, err := os.OpenFile(o.Rejects, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
@@ -216,6 +241,11 @@ func runImport(ctx context.Context, o runOptions) (err error) {
 		sub = client
 	}
 	sum, runErr := importer.Run(ctx, rd, st, sub, opts)
+	if o.RateAuto && st != nil && !o.DryRun && sum.Stats.LearnedRate > 0 {
+		if err := st.SetLearnedRate(sum.Stats.LearnedRate); err != nil && runErr == nil {
+			runErr = err
+		}
+	}
 	if !jsonLog {
 		printSummary(o.streams, sum, runErr, o.Rejects, st)
 	}
@@ -289,6 +319,9 @@ func printSummary(io streams, s importer.Summary, runErr error, rejects string, 
 		how = "failed"
 	}
 	fmt.Fprintf(w, "bulkenroll: %s %s in %.1fs\n", head, how, s.Seconds)
+	if r := rateSummary(s.Stats); r != "" && !s.DryRun {
+		fmt.Fprintf(w, "  requests  %s\n", r)
+	}
 	fmt.Fprintf(w, "  rows      %d\n", s.Rows)
 	fmt.Fprintf(w, "  enrolled  %d\n", s.Enrolled)
 	fmt.Fprintf(w, "  skipped   %d  (enrolled before)\n", s.Skipped)
@@ -331,4 +364,42 @@ func shardFrom(spec string, shards int) (manifest.Shard, error) {
 		return sh, nil
 	}
 	return manifest.Shard{}, nil
+}
+
+// parseRate reads --rate: "auto", or a fixed rate (0: no limit).
+func parseRate(v string) (rate float64, auto bool, err error) {
+	if strings.EqualFold(strings.TrimSpace(v), "auto") {
+		return 0, true, nil
+	}
+	rate, err = strconv.ParseFloat(strings.TrimSpace(v), 64)
+	if err != nil || rate < 0 || math.IsNaN(rate) || math.IsInf(rate, 0) {
+		return 0, false, usagef("--rate %q: want auto, 0 (no limit) or a positive number of requests per second", v)
+	}
+	return rate, false, nil
+}
+
+// rateSummary describes the requests of a run: how many, how many were
+// throttled, and the rate learned.
+func rateSummary(s importer.Stats) string {
+	var sent int64
+	for _, n := range s.Requests {
+		sent += n
+	}
+	if sent == 0 {
+		return ""
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d sent", sent)
+	if n := s.Requests[importer.AnswerThrottled]; n > 0 {
+		fmt.Fprintf(&b, ", %d throttled (429)", n)
+	}
+	if s.LearnedRate > 0 {
+		fmt.Fprintf(&b, "; learned quota about %.0f/s (the next run starts near it)", s.LearnedRate)
+	} else if s.Rate > 0 {
+		fmt.Fprintf(&b, "; rate limit %.1f/s", s.Rate)
+	}
+	if s.WorkerBound {
+		b.WriteString("; the workers were the bottleneck: raise --workers")
+	}
+	return b.String()
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 
+	"bulkenroll/importer/photofix"
 	"bulkenroll/manifest"
 	"bulkenroll/store"
 )
@@ -70,7 +71,7 @@ func (r *runner) plan(row manifest.Row, rowErr *manifest.RowError) (job, bool) {
 	}
 	if r.opts.DryRun {
 		// A run checks the photo in the worker, as it reads it to send it.
-		if _, err := r.val.CheckPhoto(&row); err != nil {
+		if err := r.dryCheckPhoto(&row); err != nil {
 			rec.Invalidate(r.runID, row.Line, row.CreatedAt, row.Photo, err.Error(), now)
 			r.settle(j.key, row, rec, "", err.Error())
 			return job{}, false
@@ -126,4 +127,24 @@ func photoSum(path string) string {
 		return ""
 	}
 	return hex.EncodeToString(h.Sum(nil))
+}
+
+// dryCheckPhoto checks a photo offline as a run would before sending it:
+// with FixPhotos, a photo that would be converted passes.
+func (r *runner) dryCheckPhoto(row *manifest.Row) error {
+	if !r.opts.FixPhotos {
+		_, err := r.val.CheckPhoto(row)
+		return err
+	}
+	size, head, err := manifest.PeekFile(row.PhotoPath, maxFixInput)
+	if err != nil {
+		return err
+	}
+	if photofix.Needs(head, size, r.opts.MaxPhotoBytes) {
+		return nil
+	}
+	if rerr := manifest.CheckHead(head); rerr != nil {
+		return rerr
+	}
+	return nil
 }

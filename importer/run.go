@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"time"
 
 	"bulkenroll/manifest"
@@ -43,8 +44,19 @@ type Submitter interface {
 type Options struct {
 	// Workers is the number of concurrent requests; default 4.
 	Workers int
-	// Rate is requests per second over all workers; 0 means no limit.
+	// Rate is a fixed limit in requests per second over all workers; 0
+	// means no limit unless RateAuto is set.
 	Rate float64
+	// RateAuto discovers the API's quota while running (additive increase,
+	// multiplicative decrease on 429), from StartRate (or just below
+	// LearnedRate) up to MaxRate.
+	RateAuto bool
+	// StartRate, MaxRate and LearnedRate shape the adaptive rate (defaults
+	// 10/s, 50/s, none).
+	StartRate, MaxRate, LearnedRate float64
+	// FixPhotos converts photos Smile ID would refuse (too large, WebP, GIF,
+	// BMP, TIFF, rotated by EXIF) into JPEGs under the limit before sending.
+	FixPhotos bool
 	// Retries is how many times a transient failure is tried again.
 	Retries int
 	// MaxPhotoBytes is the photo size limit; default manifest.DefaultMaxPhotoBytes.
@@ -134,6 +146,10 @@ type runner struct {
 	reqCtx context.Context
 
 	partial bool // a stop left unread rows uncounted
+
+	// fixSlots bounds how many photos are converted at once (each holds a
+	// decoded image): about one per CPU, whatever the number of workers.
+	fixSlots chan struct{}
 }
 
 // Run imports the rows of rd. st may be nil only for a dry run. The error is
@@ -151,7 +167,8 @@ func Run(ctx context.Context, rd *manifest.Reader, st *store.Store, sub Submitte
 		st:   st,
 		sub:  sub,
 		val:  manifest.Validator{MaxPhotoBytes: opts.MaxPhotoBytes, Now: opts.Now},
-		gate: newGate(opts.Rate, opts.Workers),
+		gate: newGateWith(gateConfig{Fixed: opts.Rate, Auto: opts.RateAuto && opts.Rate <= 0,
+			Start: opts.StartRate, Max: opts.MaxRate, Learned: opts.LearnedRate, Workers: opts.Workers}),
 		live: newLiveStats(start, opts.DryRun, opts.Now),
 	}
 	r.obs = r.observers()
@@ -169,7 +186,13 @@ func Run(ctx context.Context, rd *manifest.Reader, st *store.Store, sub Submitte
 		r.runID = runRec.ID
 		r.live.runID = runRec.ID
 	}
-	r.live.rate = func() (float64, float64, bool) { return opts.Rate, 0, false }
+	r.live.rate = func() (float64, float64, bool) {
+		cur, learned := r.gate.rates()
+		return cur, learned, r.gate.workerBound()
+	}
+	if opts.FixPhotos {
+		r.fixSlots = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)))
+	}
 
 	r.ctx, r.cancel = context.WithCancelCause(ctx)
 	defer r.cancel(nil)

@@ -2,12 +2,13 @@ package importer
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"time"
 
+	"bulkenroll/importer/photofix"
 	"bulkenroll/manifest"
 	"bulkenroll/store"
 )
@@ -73,10 +74,87 @@ func decide(err error, try, retries int, unknownBefore bool) decision {
 	return decision{act: actRetry, unknown: unknown}
 }
 
-// worker sends rows; each owns a photo buffer it reuses.
+// worker sends rows; each owns a buffer for the photos it converts.
 type worker struct {
 	r   *runner
 	buf bytes.Buffer
+}
+
+// answered reports whether err is an answer from the API that was not a
+// throttle: the rate it was sent at was accepted.
+func answered(err error) bool {
+	var ae *APIError
+	if err == nil {
+		return true
+	}
+	return errors.As(err, &ae) && ae.Status != 429 && !ae.NotSmileID
+}
+
+// photo checks the row's photo from its size and first bytes and returns
+// the user to send: with the photo streamed from its file as the request
+// goes out (so a worker never holds a whole photo, its base64 and its body),
+// or, with FixPhotos, converted in memory when Smile ID would refuse it as
+// it is (rec's PhotoNote then says how). A fault of the photo itself is a
+// *manifest.RowError; a failure to read it is a plain error.
+func (w *worker) photo(j job, rec *store.Record) (User, error) {
+	r := w.r
+	path := j.row.PhotoPath
+	u := User{UserID: j.row.UserID, CreatedAt: j.row.CreatedAt}
+	if !r.opts.FixPhotos {
+		size, _, err := manifest.PeekPhoto(path, r.opts.MaxPhotoBytes)
+		if err != nil {
+			return u, err
+		}
+		u.Size, u.Open = size, func() (io.ReadCloser, error) { return os.Open(path) }
+		return u, nil
+	}
+	size, head, err := manifest.PeekFile(path, maxFixInput)
+	if err != nil {
+		return u, err
+	}
+	if !photofix.Needs(head, size, r.opts.MaxPhotoBytes) {
+		if rerr := manifest.CheckHead(head); rerr != nil {
+			return u, rerr
+		}
+		u.Size, u.Open = size, func() (io.ReadCloser, error) { return os.Open(path) }
+		return u, nil
+	}
+	r.fixSlots <- struct{}{}
+	defer func() { <-r.fixSlots }()
+	if err := readAll(path, maxFixInput, &w.buf); err != nil {
+		return u, err
+	}
+	res, err := photofix.Fix(w.buf.Bytes(), photofix.Options{MaxBytes: r.opts.MaxPhotoBytes})
+	if err != nil {
+		return u, &manifest.RowError{Field: manifest.ColPhoto, Reason: err.Error()}
+	}
+	if res.Changed {
+		rec.PhotoNote = res.Note
+	}
+	u.Photo = bytes.Clone(res.Data)
+	w.buf.Reset()
+	return u, nil
+}
+
+// maxFixInput bounds the photos FixPhotos reads to convert.
+const maxFixInput = 64 << 20
+
+// readAll reads the file at path into buf, refusing more than limit bytes.
+func readAll(path string, limit int64, buf *bytes.Buffer) error {
+	buf.Reset()
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("opening photo: %w", err)
+	}
+	defer f.Close()
+	n, err := buf.ReadFrom(io.LimitReader(f, limit+1))
+	if err != nil {
+		return fmt.Errorf("reading photo: %w", err)
+	}
+	if n > limit {
+		return &manifest.RowError{Field: manifest.ColPhoto, Reason: fmt.Sprintf("over the %d-byte limit for conversion", limit)}
+	}
+	return nil
 }
 
 // do sends one row and settles it. It never returns an error: every outcome
@@ -90,7 +168,9 @@ func (w *worker) do(j job) {
 	rec := j.rec
 	rec.Attempts = j.prior.Attempts // counted again for each request sent
 	rec.OutcomeUnknown = j.prior.OutcomeUnknown
-	if err := manifest.ReadPhoto(j.row.PhotoPath, r.opts.MaxPhotoBytes, &w.buf); err != nil {
+	rec.PhotoNote = ""
+	u, err := w.photo(j, &rec)
+	if err != nil {
 		if transientRead(err) {
 			reason := fmt.Sprintf("reading the photo failed (the next run tries again): %v", err)
 			rec.Fail(reason, rec.OutcomeUnknown, r.opts.Now())
@@ -101,7 +181,6 @@ func (w *worker) do(j job) {
 		r.settle(j.key, j.row, rec, "", err.Error())
 		return
 	}
-	u := User{UserID: j.row.UserID, CreatedAt: j.row.CreatedAt, Photo: w.buf.Bytes()}
 	var lastErr error
 	for try := 0; ; try++ {
 		if err := r.gate.wait(r.ctx); err != nil {
@@ -111,6 +190,9 @@ func (w *worker) do(j job) {
 		res, err := r.sub.Submit(r.reqCtx, u)
 		rec.Attempts++
 		r.live.answer(answerClass(err))
+		if answered(err) {
+			r.gate.succeeded()
+		}
 		d := decide(err, try, r.opts.Retries, rec.OutcomeUnknown)
 		rec.OutcomeUnknown = d.unknown
 		now := r.opts.Now()
@@ -173,8 +255,7 @@ func (w *worker) refuse(j job, rec store.Record, ae *APIError, reason string) {
 	if code == "" {
 		code = fmt.Sprint(ae.Status)
 	}
-	sum := sha256.Sum256(w.buf.Bytes())
-	rec.Refuse(code, ae.Text, reason, hex.EncodeToString(sum[:]), rec.OutcomeUnknown, w.r.opts.Now())
+	rec.Refuse(code, ae.Text, reason, photoSum(j.row.PhotoPath), rec.OutcomeUnknown, w.r.opts.Now())
 	w.r.settle(j.key, j.row, rec, code, reason)
 }
 

@@ -134,46 +134,94 @@ func (v *Validator) CheckPhoto(row *Row) (size int64, err error) {
 	if i := strings.IndexByte(path, 0); i >= 0 {
 		return 0, rowErr(ColPhoto, fmt.Sprintf("path contains a NUL byte (at byte %d)", i+1))
 	}
-	limit := v.maxPhoto()
+	size, _, err = PeekPhoto(path, v.maxPhoto())
+	var re *RowError
+	if err != nil && !errors.As(err, &re) {
+		// Offline, a photo that cannot be read is a problem of the row.
+		return 0, rowErr(ColPhoto, fmt.Sprintf("cannot read %s: %v", showPath(path), unwrapPath(err)))
+	}
+	return size, err
+}
+
+// PeekPhoto checks the photo file at path without reading it whole: a
+// regular file (checked before opening, so a named pipe never blocks), not
+// empty, at most maxBytes, and a JPEG or PNG by its first bytes. It returns
+// the size and the first bytes read. A fault of the photo itself is a
+// *RowError with Field "photo"; a failure to read it (an I/O error, too many
+// open files) is a plain wrapped error, which may pass.
+func PeekPhoto(path string, maxBytes int64) (size int64, head []byte, err error) {
+	size, head, err = PeekFile(path, maxBytes)
+	if err != nil {
+		return 0, nil, err
+	}
+	if rerr := CheckHead(head); rerr != nil {
+		return 0, nil, rerr
+	}
+	return size, head, nil
+}
+
+// CheckHead refuses a photo whose first bytes are not a JPEG's or a PNG's.
+func CheckHead(head []byte) *RowError {
+	if len(head) == 0 {
+		return rowErr(ColPhoto, "empty file")
+	}
+	if reason := imageReason(head); reason != "" {
+		return rowErr(ColPhoto, reason)
+	}
+	return nil
+}
+
+// PeekFile is PeekPhoto without the check of the type: for photos that are
+// to be converted.
+func PeekFile(path string, maxBytes int64) (size int64, head []byte, err error) {
+	if maxBytes <= 0 {
+		maxBytes = DefaultMaxPhotoBytes
+	}
+	if path == "" {
+		return 0, nil, rowErr(ColPhoto, "missing")
+	}
 	fi, err := os.Stat(path)
 	if err != nil {
-		return 0, photoFileError(path, err)
+		if rerr := fileError(path, err); rerr != nil {
+			return 0, nil, rerr
+		}
+		return 0, nil, fmt.Errorf("checking photo %s: %w", showPath(path), unwrapPath(err))
 	}
-	if rerr := checkFileInfo(fi, limit); rerr != nil {
-		return 0, rerr
+	if rerr := checkFileInfo(fi, maxBytes); rerr != nil {
+		return 0, nil, rerr
 	}
 	f, err := os.OpenFile(path, os.O_RDONLY|openFlags, 0)
 	if err != nil {
-		return 0, photoFileError(path, err)
+		if rerr := fileError(path, err); rerr != nil {
+			return 0, nil, rerr
+		}
+		return 0, nil, fmt.Errorf("opening photo %s: %w", showPath(path), unwrapPath(err))
 	}
 	defer f.Close()
 	// The file may have been replaced since Stat: check what was opened.
 	fi, err = f.Stat()
 	if err != nil {
-		return 0, rowErr(ColPhoto, fmt.Sprintf("cannot check %s: %v", showPath(path), unwrapPath(err)))
+		return 0, nil, fmt.Errorf("checking photo %s: %w", showPath(path), unwrapPath(err))
 	}
-	if rerr := checkFileInfo(fi, limit); rerr != nil {
-		return 0, rerr
+	if rerr := checkFileInfo(fi, maxBytes); rerr != nil {
+		return 0, nil, rerr
 	}
-	var head [sniffLen]byte
+	buf := make([]byte, sniffLen)
 	n := 0
-	for n < len(head) {
-		m, err := f.Read(head[n:])
+	for n < len(buf) {
+		m, err := f.Read(buf[n:])
 		n += m
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			return 0, rowErr(ColPhoto, fmt.Sprintf("cannot read %s: %v", showPath(path), unwrapPath(err)))
+			return 0, nil, fmt.Errorf("reading photo %s: %w", showPath(path), unwrapPath(err))
 		}
 	}
 	if n == 0 {
-		return 0, rowErr(ColPhoto, "empty file")
+		return 0, nil, rowErr(ColPhoto, "empty file")
 	}
-	if reason := imageReason(head[:n]); reason != "" {
-		return 0, rowErr(ColPhoto, reason)
-	}
-	return fi.Size(), nil
+	return fi.Size(), buf[:n], nil
 }
 
 // Check runs CheckFields and then CheckPhoto, and returns the first problem

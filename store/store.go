@@ -5,6 +5,7 @@
 package store
 
 import (
+	"strconv"
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
@@ -32,6 +33,7 @@ var (
 	keyBaseURL   = []byte("base_url")
 	keyCreated   = []byte("created_at")
 	keyShard     = []byte("shard")
+	keyLearned   = []byte("learned_rate")
 )
 
 // formatVersion is written into every store this code creates.
@@ -282,6 +284,9 @@ type Meta struct {
 	// Shard is the manifest shard ("K/N") the store holds, or "" for a
 	// store of the whole manifest (see BindShard).
 	Shard string
+	// LearnedRate is the request quota the last adaptive run learned for
+	// the endpoint, per second (0: none).
+	LearnedRate float64
 }
 
 // Meta returns the store's binding; empty fields when it is not bound yet.
@@ -293,9 +298,25 @@ func (s *Store) Meta() (Meta, error) {
 		m.BaseURL = string(b.Get(keyBaseURL))
 		m.CreatedAt = string(b.Get(keyCreated))
 		m.Shard = string(b.Get(keyShard))
+		m.LearnedRate, _ = strconv.ParseFloat(string(b.Get(keyLearned)), 64)
 		return nil
 	})
 	return m, err
+}
+
+// SetLearnedRate remembers the request quota a run learned for the store's
+// endpoint (a store is bound to one), so the next run starts near it.
+func (s *Store) SetLearnedRate(perSecond float64) error {
+	if s.w == nil {
+		return fmt.Errorf("store %s: %w", s.path, ErrReadOnly)
+	}
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketMeta).Put(keyLearned, []byte(strconv.FormatFloat(perSecond, 'f', 2, 64)))
+	})
+	if err != nil {
+		return fmt.Errorf("store %s: saving the learned rate: %w", s.path, err)
+	}
+	return nil
 }
 
 // CheckBinding returns ErrMismatch when the store is bound to another partner
