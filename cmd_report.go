@@ -54,10 +54,12 @@ type reportRecord struct {
 	ResultCode string `json:"result_code"`
 	ResultText string `json:"result_text"`
 	SmileJobID string `json:"smile_job_id"`
-	JobID      string `json:"job_id"`
 	Attempts   int    `json:"attempts"`
 	Error      string `json:"error"`
 	UpdatedAt  string `json:"updated_at"`
+	// JobID is PartnerParams.job_id of Smile ID's answer (after the
+	// contract's columns, so scripts that read them by position still work).
+	JobID string `json:"job_id"`
 }
 
 // writeReport is `bulkenroll report`.
@@ -95,10 +97,10 @@ func writeReport(o reportOptions) error {
 	var flush func() error
 	if o.Format == "csv" {
 		cw := csv.NewWriter(o.Out)
-		_ = cw.Write([]string{"user_id", "state", "result_code", "result_text", "smile_job_id", "job_id", "attempts", "error", "updated_at"})
+		_ = cw.Write([]string{"user_id", "state", "result_code", "result_text", "smile_job_id", "attempts", "error", "updated_at", "job_id"})
 		emit = func(r reportRecord) error {
-			return cw.Write([]string{r.UserID, r.State, r.ResultCode, r.ResultText, r.SmileJobID, r.JobID,
-				strconv.Itoa(r.Attempts), r.Error, r.UpdatedAt})
+			return cw.Write([]string{r.UserID, r.State, r.ResultCode, r.ResultText, r.SmileJobID,
+				strconv.Itoa(r.Attempts), r.Error, r.UpdatedAt, r.JobID})
 		}
 		flush = func() error { cw.Flush(); return cw.Error() }
 	} else {

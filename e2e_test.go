@@ -538,7 +538,7 @@ func TestE2EStatusAndReport(t *testing.T) {
 	if err != nil {
 		t.Fatalf("report: %v\n%s", err, r.Stdout)
 	}
-	if want := []string{"user_id", "state", "result_code", "result_text", "smile_job_id", "job_id", "attempts", "error", "updated_at"}; !slices.Equal(recs[0], want) {
+	if want := []string{"user_id", "state", "result_code", "result_text", "smile_job_id", "attempts", "error", "updated_at", "job_id"}; !slices.Equal(recs[0], want) {
 		t.Errorf("report header %q, want %q", recs[0], want)
 	}
 	if len(recs) != 8 {
@@ -547,16 +547,16 @@ func TestE2EStatusAndReport(t *testing.T) {
 	states := map[string]string{}
 	for _, rec := range recs[1:] {
 		states[rec[0]] = rec[1]
-		if _, err := time.Parse(time.RFC3339, rec[8]); err != nil {
-			t.Errorf("report: updated_at %q: %v", rec[8], err)
+		if _, err := time.Parse(time.RFC3339, rec[7]); err != nil {
+			t.Errorf("report: updated_at %q: %v", rec[7], err)
 		}
 		switch rec[1] {
 		case "enrolled":
-			if rec[2] != "0840" || rec[3] != "Enroll User" || rec[4] == "" || rec[6] != "1" || rec[7] != "" {
-				t.Errorf("report: enrolled record %q", rec)
+			if rec[2] != "0840" || rec[3] != "Enroll User" || rec[4] == "" || rec[5] != "1" || rec[6] != "" || rec[8] == "" {
+				t.Errorf("report: enrolled record %q (want Smile ID's job_id last)", rec)
 			}
 		case "rejected":
-			if rec[2] != "" || rec[4] != "" || rec[5] != "" || rec[6] != "0" || rec[7] == "" {
+			if rec[2] != "" || rec[4] != "" || rec[8] != "" || rec[5] != "0" || rec[6] == "" {
 				t.Errorf("report: rejected record %q", rec)
 			}
 		default:
