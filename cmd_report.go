@@ -60,6 +60,8 @@ type reportRecord struct {
 	// JobID is PartnerParams.job_id of Smile ID's answer (after the
 	// contract's columns, so scripts that read them by position still work).
 	JobID string `json:"job_id"`
+	// PhotoNote says how --fix-photos converted the photo, if it did.
+	PhotoNote string `json:"photo_note"`
 }
 
 // writeReport is `bulkenroll report`.
@@ -97,10 +99,10 @@ func writeReport(o reportOptions) error {
 	var flush func() error
 	if o.Format == "csv" {
 		cw := csv.NewWriter(o.Out)
-		_ = cw.Write([]string{"user_id", "state", "result_code", "result_text", "smile_job_id", "attempts", "error", "updated_at", "job_id"})
+		_ = cw.Write([]string{"user_id", "state", "result_code", "result_text", "smile_job_id", "attempts", "error", "updated_at", "job_id", "photo_note"})
 		emit = func(r reportRecord) error {
 			return cw.Write([]string{r.UserID, r.State, r.ResultCode, r.ResultText, r.SmileJobID,
-				strconv.Itoa(r.Attempts), r.Error, r.UpdatedAt, r.JobID})
+				strconv.Itoa(r.Attempts), r.Error, r.UpdatedAt, r.JobID, r.PhotoNote})
 		}
 		flush = func() error { cw.Flush(); return cw.Error() }
 	} else {
@@ -121,7 +123,7 @@ func writeReport(o reportOptions) error {
 			updated = rec.UpdatedAt.UTC().Format(time.RFC3339)
 		}
 		return emit(reportRecord{UserID: rec.UserID, State: string(rec.State), ResultCode: rec.ResultCode,
-			ResultText: rec.ResultText, SmileJobID: rec.SmileJobID, JobID: rec.JobID, Attempts: rec.Attempts, Error: rec.Error,
+			ResultText: rec.ResultText, SmileJobID: rec.SmileJobID, JobID: rec.JobID, PhotoNote: rec.PhotoNote, Attempts: rec.Attempts, Error: rec.Error,
 			UpdatedAt: updated})
 	})
 	if err != nil {

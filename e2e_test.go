@@ -538,7 +538,7 @@ func TestE2EStatusAndReport(t *testing.T) {
 	if err != nil {
 		t.Fatalf("report: %v\n%s", err, r.Stdout)
 	}
-	if want := []string{"user_id", "state", "result_code", "result_text", "smile_job_id", "attempts", "error", "updated_at", "job_id"}; !slices.Equal(recs[0], want) {
+	if want := []string{"user_id", "state", "result_code", "result_text", "smile_job_id", "attempts", "error", "updated_at", "job_id", "photo_note"}; !slices.Equal(recs[0], want) {
 		t.Errorf("report header %q, want %q", recs[0], want)
 	}
 	if len(recs) != 8 {

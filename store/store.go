@@ -5,7 +5,6 @@
 package store
 
 import (
-	"strconv"
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
@@ -14,6 +13,7 @@ import (
 	"hash/fnv"
 	"io/fs"
 	"os"
+	"strconv"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
