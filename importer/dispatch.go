@@ -158,10 +158,23 @@ func (r *runner) dispatch(rows <-chan read, jobs chan<- job) error {
 		var res read
 		var ok bool
 		select {
-		case <-r.ctx.Done():
+		case res, ok = <-rows:
+		default:
+			// No row is ready (a silent pipe, a slow disk): hand out what
+			// is planned before waiting, so no row waits for the next one.
+			send()
+			select {
+			case <-r.ctx.Done():
+				abandon()
+				return nil
+			case res, ok = <-rows:
+			}
+		}
+		if r.stopped() && ok {
+			r.live.rows.Add(1)
+			r.pendingRow(res.row, "not reached: the run stopped early")
 			abandon()
 			return nil
-		case res, ok = <-rows:
 		}
 		if !ok || errors.Is(res.err, io.EOF) {
 			break
@@ -171,11 +184,6 @@ func (r *runner) dispatch(rows <-chan read, jobs chan<- job) error {
 			return fmt.Errorf("reading the manifest: %w", res.err)
 		}
 		r.live.rows.Add(1)
-		if r.stopped() {
-			r.pendingRow(res.row, "not reached: the run stopped early")
-			abandon()
-			return nil
-		}
 		j, ok := r.plan(res.row, res.rowErr)
 		if !ok {
 			continue

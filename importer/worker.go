@@ -284,6 +284,12 @@ func (w *worker) endEarly(j job, rec store.Record, sent int, lastErr error) {
 		w.r.notReached(j, "not reached: the run stopped early")
 		return
 	}
+	if !errors.Is(w.r.cause(), ErrInterrupted) {
+		// Stopped by an account-level refusal or a foreign answer: the row
+		// was not done, and keeps its state (with its attempts counted).
+		w.keep(j, rec, fmt.Sprintf("not done: the run stopped between tries; last error: %v", lastErr))
+		return
+	}
 	reason := fmt.Sprintf("interrupted before retries finished; last error: %v", lastErr)
 	rec.Fail(reason, rec.OutcomeUnknown, w.r.opts.Now())
 	w.r.settle(j.key, j.row, rec, "", reason)
