@@ -760,9 +760,11 @@ func TestRowsInterruptSilentStdin(t *testing.T) {
 // TestRowsSilentStdinSendsEveryRow (case 8, first half): every complete row
 // a silent producer has written is sent without waiting for more input.
 func TestRowsSilentStdinSendsEveryRow(t *testing.T) {
-	t.Skip("BUG: importer/dispatch.go holds planned rows in its mark batch until the next row or the end " +
-		"of the manifest arrives: with a pipe producer that goes silent after 3 rows, only 1 or 2 are sent " +
-		"(with 5 rows, 2); the rest wait for more input, and a SIGINT then leaves them pending")
+	if os.Getenv("BULKENROLL_E2E_BUGS") == "" { // set it to run the test anyway
+		t.Skip("BUG: importer/dispatch.go holds planned rows in its mark batch until the next row or the end " +
+			"of the manifest arrives: with a pipe producer that goes silent after 3 rows, only 1 or 2 are sent " +
+			"(with 5 rows, 2); the rest wait for more input, and a SIGINT then leaves them pending")
+	}
 	t.Parallel()
 	sb := e2eStartSandbox(t)
 	c := e2eNewCLI(t, sb.URL)
