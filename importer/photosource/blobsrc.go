@@ -157,4 +157,3 @@ func blobErr(r *ref, err error) error {
 	e.Transient = IsTransient(err)
 	return e
 }
-

@@ -109,4 +109,3 @@ func localErr(r *ref, op string, err error) error {
 	e.Transient = transientCause(err)
 	return e
 }
-
