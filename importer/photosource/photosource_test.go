@@ -558,11 +558,11 @@ func noCloud(t *testing.T, ref string) {
 
 func TestRedactAndIsRemote(t *testing.T) {
 	for in, want := range map[string]string{
-		"photos/a.jpg":                        "photos/a.jpg",
-		"https://u:p@h.example/a.jpg?sig=x&b": "https://h.example/a.jpg?sig=...&b=...",
+		"photos/a.jpg":                                         "photos/a.jpg",
+		"https://u:p@h.example/a.jpg?sig=x&b":                  "https://h.example/a.jpg?sig=...&b=...",
 		"s3://b/k.jpg?endpoint=http://127.0.0.1:9000&region=x": "s3://b/k.jpg?endpoint=...&region=...",
-		"https://h/a b.jpg#frag":    "https://h/a%20b.jpg",
-		"https://u:p@h/%zz?tok=abc": "https://h/%zz?...",
+		"https://h/a b.jpg#frag":                               "https://h/a%20b.jpg",
+		"https://u:p@h/%zz?tok=abc":                            "https://h/%zz?...",
 	} {
 		if got := Redact(in); got != want {
 			t.Errorf("Redact(%q) = %q, want %q", in, got, want)
