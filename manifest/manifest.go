@@ -41,7 +41,7 @@ type Row struct {
 	UserID    string // trimmed of surrounding spaces
 	CreatedAt string // trimmed, otherwise exactly as given (it is sent as given)
 	Photo     string // the photo column as given (trimmed)
-	PhotoPath string // Photo resolved against the manifest's folder unless absolute ("" if Photo empty)
+	PhotoPath string // Photo resolved against the manifest's folder unless absolute or a URL ("" if Photo empty)
 }
 
 // RowError is why one row is refused. Field is "user_id", "user_created_at",

@@ -251,9 +251,10 @@ func (r *Reader) fill(rec []string, line int) Row {
 	return row
 }
 
-// resolve returns photo relative to the manifest's folder unless absolute.
+// resolve returns photo relative to the manifest's folder unless absolute or
+// a URL (s3://, gs://, azblob://, https://, ...), which is kept as given.
 func (r *Reader) resolve(photo string) string {
-	if r.baseDir == "" || r.baseDir == "." || filepath.IsAbs(photo) {
+	if r.baseDir == "" || r.baseDir == "." || filepath.IsAbs(photo) || IsURL(photo) {
 		return photo
 	}
 	return filepath.Join(r.baseDir, photo)

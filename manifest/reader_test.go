@@ -217,6 +217,12 @@ func TestPhotoPath(t *testing.T) {
 		{base: "/data/in", photo: "a.jpg", want: "/data/in/a.jpg"},
 		{base: "samples", photo: abs, want: abs},
 		{base: "samples", photo: "", want: ""},
+		{base: "samples", photo: "s3://bucket/photos/a.jpg?endpoint=http://127.0.0.1:9000", want: "s3://bucket/photos/a.jpg?endpoint=http://127.0.0.1:9000"},
+		{base: "/data/in", photo: "gs://bucket/a.jpg", want: "gs://bucket/a.jpg"},
+		{base: "/data/in", photo: "azblob://container/a.jpg", want: "azblob://container/a.jpg"},
+		{base: "samples", photo: "https://cdn.example.com/a.jpg?sig=x", want: "https://cdn.example.com/a.jpg?sig=x"},
+		{base: "samples", photo: "HTTP://127.0.0.1:8080/a.jpg", want: "HTTP://127.0.0.1:8080/a.jpg"},
+		{base: "samples", photo: "ftp://host/a.jpg", want: "ftp://host/a.jpg"},
 	}
 	for _, tt := range tests {
 		src := "user_id,user_created_at,photo\nu,d,\"" + tt.photo + "\"\n"

@@ -120,6 +120,10 @@ func checkUserID(id string) error {
 //
 // It returns the size of the file, or a *RowError with Field "photo".
 // PhotoPath is checked, or Photo if PhotoPath is empty.
+//
+// A remote photo (IsURL) is not fetched: CheckPhoto only refuses a malformed
+// one (see remoteReason) and otherwise returns size -1 and nil; its
+// existence, size and type are checked by the importer's photo source.
 func (v *Validator) CheckPhoto(row *Row) (size int64, err error) {
 	path := row.PhotoPath
 	if path == "" {
@@ -133,6 +137,12 @@ func (v *Validator) CheckPhoto(row *Row) (size int64, err error) {
 	}
 	if i := strings.IndexByte(path, 0); i >= 0 {
 		return 0, rowErr(ColPhoto, fmt.Sprintf("path contains a NUL byte (at byte %d)", i+1))
+	}
+	if IsURL(path) {
+		if reason := remoteReason(path); reason != "" {
+			return 0, rowErr(ColPhoto, reason)
+		}
+		return -1, nil
 	}
 	size, _, err = PeekPhoto(path, v.maxPhoto())
 	var re *RowError
@@ -362,8 +372,6 @@ func fileError(path string, err error) *RowError {
 // notFoundHint guesses why a photo path that does not exist was written.
 func notFoundHint(path string) string {
 	switch {
-	case strings.HasPrefix(path, "http://") || strings.HasPrefix(path, "https://"):
-		return " (photo must be a file path, not a URL)"
 	case strings.HasPrefix(path, "~/") || strings.Contains(path, "/~/"):
 		return " (~ is not expanded; write the full path)"
 	}

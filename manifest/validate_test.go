@@ -168,14 +168,10 @@ func TestCheckPhoto(t *testing.T) {
 		{photo: "ok.jpg/x.jpg", want: "photo: file not found: " + filepath.Join(dir, "ok.jpg", "x.jpg") + " (part of the path is a file, not a folder)"},
 		{photo: "a\x00b.jpg", want: "photo: path contains a NUL byte"},
 		{photo: strings.Repeat("d/", 3000) + "x.jpg", want: "photo: path longer than 4096 bytes ("},
-		{photo: "https://example.com/a.jpg", want: "photo: file not found: "},
 	}
 	for _, tt := range tests {
 		t.Run(tt.photo[:min(len(tt.photo), 40)], func(t *testing.T) {
 			row := Row{Line: 2, UserID: "u", CreatedAt: "2021-08-12", Photo: tt.photo, PhotoPath: filepath.Join(dir, tt.photo)}
-			if strings.HasPrefix(tt.photo, "https:") {
-				row.PhotoPath = tt.photo
-			}
 			size, err := v.CheckPhoto(&row)
 			if tt.want == "" {
 				if err != nil || size != tt.wantSize {
@@ -197,9 +193,8 @@ func TestCheckPhoto(t *testing.T) {
 func TestCheckPhotoHints(t *testing.T) {
 	var v Validator
 	for photo, want := range map[string]string{
-		"https://example.com/a.jpg": "photo: file not found: https://example.com/a.jpg (photo must be a file path, not a URL)",
-		"~/photos/a.jpg":            "photo: file not found: ~/photos/a.jpg (~ is not expanded; write the full path)",
-		"":                          "photo: missing",
+		"~/photos/a.jpg": "photo: file not found: ~/photos/a.jpg (~ is not expanded; write the full path)",
+		"":               "photo: missing",
 	} {
 		_, err := v.CheckPhoto(&Row{Photo: photo, PhotoPath: photo})
 		if err == nil || err.Error() != want {
@@ -402,5 +397,57 @@ func TestDuplicates(t *testing.T) {
 	}
 	if d.Len() != 4 {
 		t.Errorf("Len = %d, want 4", d.Len())
+	}
+}
+
+func TestCheckPhotoRemote(t *testing.T) {
+	var v Validator
+	tests := []struct{ photo, want string }{
+		{photo: "s3://bucket/photos/a.jpg"},
+		{photo: "s3://bucket/a.jpg?endpoint=http://127.0.0.1:9000&use_path_style=true"},
+		{photo: "S3://bucket/a.jpg"},
+		{photo: "gs://bucket/a b.jpg"},
+		{photo: "azblob://container/dir/a.png"},
+		{photo: "https://cdn.example.com/a.jpg?X-Amz-Signature=secret"},
+		{photo: "http://127.0.0.1:8080/a.jpg"},
+		{photo: "http://localhost/a.jpg"},
+		{photo: "http://[::1]:8080/a.jpg"},
+		{photo: "ftp://host/a.jpg", want: "photo: unsupported URL scheme ftp:// in ftp://host/a.jpg (use a file path, s3://, gs://, azblob:// or https://)"},
+		{photo: "file:///tmp/a.jpg", want: "photo: unsupported URL scheme file://"},
+		{photo: "s3://bucket", want: "photo: missing object key in s3://bucket (the form is s3://bucket/key)"},
+		{photo: "s3://bucket/", want: "photo: missing object key in s3://bucket/"},
+		{photo: "gs://bucket/folder/", want: "photo: missing object key"},
+		{photo: "gs:///a.jpg", want: "photo: missing bucket name in gs:///a.jpg"},
+		{photo: "azblob:///a.jpg?sig=secret", want: "photo: missing container name in azblob:///a.jpg (the form"},
+		{photo: "https:///a.jpg", want: "photo: URL without a host"},
+		{photo: "http://10.1.2.3/a.jpg", want: "photo: plain http:// is allowed only for loopback hosts: http://10.1.2.3/a.jpg (use https://)"},
+		{photo: "https://user:pw@h/a%zz.jpg?tok=secret", want: "photo: not a valid URL: https://h/a%zz.jpg ("},
+		{photo: "s3://bucket/a#b.jpg", want: `photo: "#" in s3://bucket/a starts a URL fragment`},
+	}
+	for _, tt := range tests {
+		row := Row{UserID: "u", CreatedAt: "2021-08-12", Photo: tt.photo, PhotoPath: tt.photo}
+		size, err := v.CheckPhoto(&row)
+		if tt.want == "" {
+			if err != nil || size != -1 {
+				t.Errorf("%s: got %d, %v; want -1, nil (not fetched)", tt.photo, size, err)
+			}
+			continue
+		}
+		var re *RowError
+		if !errors.As(err, &re) || re.Field != ColPhoto || !strings.HasPrefix(err.Error(), tt.want) {
+			t.Errorf("%s: got %v, want %s", tt.photo, err, tt.want)
+			continue
+		}
+		if strings.Contains(err.Error(), "secret") || strings.Contains(err.Error(), "pw@") {
+			t.Errorf("%s: message shows a secret: %v", tt.photo, err)
+		}
+	}
+	for photo, want := range map[string]bool{
+		"s3://b/k": true, "HTTPS://h/a": true, "ftp://h/a": true, "git+ssh://h/a": true,
+		"a.jpg": false, "/abs/a.jpg": false, "photos/s3://x": false, "C://a.jpg": false, "://a": false, "1a://x": false,
+	} {
+		if IsURL(photo) != want {
+			t.Errorf("IsURL(%q) = %v", photo, !want)
+		}
 	}
 }

@@ -1,0 +1,257 @@
+package photosource
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// refKind says where a photo lives.
+type refKind int
+
+const (
+	kindLocal refKind = iota // a path on this machine
+	kindBlob                 // s3://, gs://, azblob:// through gocloud.dev/blob
+	kindHTTP                 // https://, or http:// to a loopback host
+)
+
+// blobSchemes are the schemes opened through gocloud.dev/blob.
+var blobSchemes = map[string]bool{"s3": true, "gs": true, "azblob": true}
+
+// ref is a parsed photo reference.
+type ref struct {
+	kind  refKind
+	shown string   // the reference as it may appear in messages
+	path  string   // kindLocal: the path
+	u     *url.URL // kindHTTP: the URL; kindBlob: the bucket URL (no path)
+	key   string   // kindBlob: the object key
+	cache string   // kindBlob: scheme, bucket and canonical query
+}
+
+// urlScheme returns the scheme of ref, lowercased, when ref starts with
+// "scheme://" (scheme: a letter, then letters, digits, "+", "-" or ".",
+// at least two characters so that a Windows drive letter is not one).
+func urlScheme(ref string) (string, bool) {
+	i := strings.Index(ref, "://")
+	if i < 2 {
+		return "", false
+	}
+	for j := 0; j < i; j++ {
+		c := ref[j]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z':
+		case j > 0 && ('0' <= c && c <= '9' || c == '+' || c == '-' || c == '.'):
+		default:
+			return "", false
+		}
+	}
+	return strings.ToLower(ref[:i]), true
+}
+
+// IsRemote reports whether ref names a remote photo: it starts with s3://,
+// gs://, azblob://, https:// or http:// (in any case). Anything else is taken
+// for a local path (or, with another scheme, refused as malformed by Stat and
+// Open).
+func IsRemote(ref string) bool {
+	s, ok := urlScheme(ref)
+	return ok && (blobSchemes[s] || s == "https" || s == "http")
+}
+
+// Redact returns ref as it may be shown in messages and logs: a local path
+// unchanged; a URL without its userinfo and fragment, and with every query
+// value replaced by "...", since query strings may carry signatures or
+// tokens (presigned URLs, SAS tokens).
+func Redact(ref string) string {
+	if _, ok := urlScheme(ref); !ok {
+		return ref
+	}
+	u, err := url.Parse(ref)
+	if err != nil {
+		// Best effort: drop the query and anything that may be userinfo.
+		s := ref
+		if i := strings.IndexAny(s, "?#"); i >= 0 {
+			s = s[:i] + "?..."
+		}
+		if i := strings.Index(s, "://"); i >= 0 {
+			rest := s[i+3:]
+			end := strings.IndexByte(rest, '/')
+			if end < 0 {
+				end = len(rest)
+			}
+			if at := strings.LastIndexByte(rest[:end], '@'); at >= 0 {
+				s = s[:i+3] + rest[at+1:]
+			}
+		}
+		return s
+	}
+	return redactURL(u)
+}
+
+// redactURL formats u without userinfo, fragment and query values.
+func redactURL(u *url.URL) string {
+	var b strings.Builder
+	b.WriteString(strings.ToLower(u.Scheme))
+	b.WriteString("://")
+	b.WriteString(u.Host)
+	b.WriteString(u.EscapedPath())
+	if u.RawQuery != "" {
+		keys := make([]string, 0, 4)
+		seen := map[string]bool{}
+		for _, kv := range strings.Split(u.RawQuery, "&") {
+			k, _, _ := strings.Cut(kv, "=")
+			if uk, err := url.QueryUnescape(k); err == nil {
+				k = url.QueryEscape(uk)
+			} else {
+				k = "?"
+			}
+			if k != "" && !seen[k] {
+				seen[k] = true
+				keys = append(keys, k)
+			}
+		}
+		for i, k := range keys {
+			if i == 0 {
+				b.WriteByte('?')
+			} else {
+				b.WriteByte('&')
+			}
+			b.WriteString(k + "=...")
+		}
+	}
+	return b.String()
+}
+
+// isLoopback reports whether host (without brackets or port) is localhost or
+// a loopback IP address (127.0.0.0/8, ::1). No name is looked up.
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// parseRef parses a photo reference, refusing malformed ones (ErrBadRef) and
+// plain http to hosts that are not loopback (ErrInsecure) without any I/O.
+func parseRef(s string) (*ref, error) {
+	scheme, ok := urlScheme(s)
+	if !ok {
+		if s == "" {
+			return nil, newErr(`""`, ErrBadRef, "empty photo reference", nil)
+		}
+		return &ref{kind: kindLocal, shown: s, path: s}, nil
+	}
+	shown := Redact(s)
+	bad := func(format string, args ...any) error {
+		return newErr(shown, ErrBadRef, fmt.Sprintf(format, args...), nil)
+	}
+	if !IsRemote(s) {
+		return nil, bad("unsupported scheme %q (use s3://, gs://, azblob://, https:// or a local path)", scheme+"://")
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // its message repeats the URL, secrets included
+		}
+		return nil, bad("not a valid URL: %v", err)
+	}
+	if u.Fragment != "" || strings.Contains(s, "#") {
+		return nil, bad(`"#" starts a URL fragment; write it as %%23 in a key or path`)
+	}
+	if scheme == "http" || scheme == "https" {
+		if u.Host == "" || u.Hostname() == "" {
+			return nil, bad("missing host")
+		}
+		if scheme == "http" && !isLoopback(u.Hostname()) {
+			return nil, newErr(shown, ErrInsecure, "plain http:// is allowed only for loopback hosts (127.0.0.0/8, ::1, localhost); use https://", nil)
+		}
+		return &ref{kind: kindHTTP, shown: shown, u: u}, nil
+	}
+
+	// s3://, gs://, azblob://
+	what := "bucket"
+	if scheme == "azblob" {
+		what = "container"
+	}
+	if u.Host == "" {
+		return nil, bad("missing %s name (the form is %s://%s/key)", what, scheme, what)
+	}
+	if u.User != nil {
+		return nil, bad("credentials in a %s:// URL are not supported; use the cloud's usual credentials", scheme)
+	}
+	key := strings.TrimPrefix(u.Path, "/")
+	if key == "" || strings.HasSuffix(key, "/") {
+		return nil, bad("missing object key (the form is %s://%s/key)", scheme, what)
+	}
+	q := u.Query()
+	if err := checkQuery(scheme, q); err != nil {
+		return nil, newErr(shown, ErrInsecure, err.Error(), nil)
+	}
+	bu := &url.URL{Scheme: scheme, Host: u.Host, RawQuery: canonicalQuery(q)}
+	return &ref{kind: kindBlob, shown: shown, u: bu, key: key, cache: bu.String()}, nil
+}
+
+// checkQuery refuses bucket URL parameters that would send photos over plain
+// http to a host that is not loopback.
+func checkQuery(scheme string, q url.Values) error {
+	switch scheme {
+	case "s3":
+		endpoint := q.Get("endpoint")
+		if endpoint != "" {
+			eu, err := url.Parse(endpoint)
+			if err != nil || eu.Host == "" || (eu.Scheme != "http" && eu.Scheme != "https") {
+				return fmt.Errorf("endpoint must be a URL such as https://minio.example.com:9000")
+			}
+			if eu.Scheme == "http" && !isLoopback(eu.Hostname()) {
+				return fmt.Errorf("a plain http:// endpoint is allowed only for loopback hosts; use https://")
+			}
+		}
+		if v, err := strconv.ParseBool(q.Get("disable_https")); err == nil && v {
+			if endpoint == "" || !strings.HasPrefix(endpoint, "http") {
+				return fmt.Errorf("disable_https=true is allowed only with a loopback endpoint")
+			}
+			if eu, err := url.Parse(endpoint); err != nil || !isLoopback(eu.Hostname()) {
+				return fmt.Errorf("disable_https=true is allowed only with a loopback endpoint")
+			}
+		}
+	case "azblob":
+		if strings.EqualFold(q.Get("protocol"), "http") {
+			d := q.Get("domain")
+			if h, _, err := net.SplitHostPort(d); err == nil {
+				d = h
+			}
+			if !isLoopback(d) {
+				return fmt.Errorf("protocol=http is allowed only with a loopback domain")
+			}
+		}
+	}
+	return nil
+}
+
+// canonicalQuery encodes q with its keys sorted, so that two references to
+// the same bucket with the parameters in another order share one bucket.
+func canonicalQuery(q url.Values) string {
+	if len(q) == 0 {
+		return ""
+	}
+	keys := make([]string, 0, len(q))
+	for k := range q {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		for _, v := range q[k] {
+			if b.Len() > 0 {
+				b.WriteByte('&')
+			}
+			b.WriteString(url.QueryEscape(k) + "=" + url.QueryEscape(v))
+		}
+	}
+	return b.String()
+}
