@@ -183,12 +183,12 @@ func TestOpsAutoRateFallsOn429(t *testing.T) {
 	const quota = 10
 	sb := e2eStartSandbox(t, "--quota", strconv.Itoa(quota))
 	c := e2eNewCLI(t, sb.URL)
-	m, ids := e2eManifest(t, c.Dir, "fall", 120)
+	m, ids := e2eManifest(t, c.Dir, "fall", 80)
 
 	r := c.Run("run", "--manifest", m, "--json", "--no-progress", "--workers", "8", "--max-rate", "50")
 	e2eWantCode(t, r, 0)
 	s := e2eParseSummary(t, r)
-	e2eWantSummary(t, s, e2eSummary{Rows: 120, Enrolled: 120})
+	e2eWantSummary(t, s, e2eSummary{Rows: 80, Enrolled: 80})
 	st := sb.State(t)
 	e2eWantEnrolledOnce(t, st, ids)
 	t.Logf("%.1fs, %d requests, %d refused by the quota, max %d accepted/s; %s",
@@ -196,8 +196,8 @@ func TestOpsAutoRateFallsOn429(t *testing.T) {
 	if st.Stats.QuotaRefused < 2 {
 		t.Errorf("the sandbox refused %d requests with 429, want more than one", st.Stats.QuotaRefused)
 	}
-	if st.Stats.Requests != 120+st.Stats.QuotaRefused {
-		t.Errorf("the sandbox got %d requests, want the 120 rows plus the %d refused", st.Stats.Requests, st.Stats.QuotaRefused)
+	if st.Stats.Requests != 80+st.Stats.QuotaRefused {
+		t.Errorf("the sandbox got %d requests, want the 80 rows plus the %d refused", st.Stats.Requests, st.Stats.QuotaRefused)
 	}
 	if learned := opsLearned(r.Stderr); learned < 5 || learned > 15 {
 		t.Errorf("learned quota %d, want 5 to 15:\n%s", learned, r.Stderr)
@@ -205,8 +205,8 @@ func TestOpsAutoRateFallsOn429(t *testing.T) {
 	if !strings.Contains(r.Stderr, fmt.Sprintf("%d throttled (429)", st.Stats.QuotaRefused)) {
 		t.Errorf("the summary does not count the %d 429s:\n%s", st.Stats.QuotaRefused, r.Stderr)
 	}
-	// Throttled back to the quota: 120 rows at about 10/s take over 10 s.
-	if s.Seconds < 9 {
+	// Held to the quota: 80 rows at 10/s (a bucket of 1) take 7.9 s at least.
+	if s.Seconds < 7.9 {
 		t.Errorf("the run took %.1fs: faster than the quota allows", s.Seconds)
 	}
 }
@@ -301,7 +301,8 @@ func TestOpsStatusDuringRun(t *testing.T) {
 		s1 = s
 		return true
 	})
-	if s1.Live.RunID != 1 || s1.Live.Total != 200 || s1.Live.Killed || s1.Live.Done || s1.Live.PID != p.cmd.Process.Pid {
+	// (The total is -1 until the manifest has been counted.)
+	if s1.Live.RunID != 1 || (s1.Live.Total != 200 && s1.Live.Total != -1) || s1.Live.Killed || s1.Live.Done || s1.Live.PID != p.cmd.Process.Pid {
 		t.Errorf("live status %+v, want run 1 of 200 rows by pid %d, running", *s1.Live, p.cmd.Process.Pid)
 	}
 	if s1.Store != c.Store() {
@@ -318,7 +319,7 @@ func TestOpsStatusDuringRun(t *testing.T) {
 		s2 = s
 		return s.Live.Updated.After(s1.Live.Updated) && s.Live.Enrolled > s1.Live.Enrolled
 	})
-	if s2.Live.Rows < s1.Live.Rows || s2.Live.RowsPerSecond <= 0 {
+	if s2.Live.Rows < s1.Live.Rows || s2.Live.RowsPerSecond <= 0 || s2.Live.Total != 200 {
 		t.Errorf("live figures went from %+v to %+v", *s1.Live, *s2.Live)
 	}
 	// The human form says so too.
@@ -360,7 +361,7 @@ func TestOpsStatusAfterKill(t *testing.T) {
 	t.Parallel()
 	sb := e2eStartSandbox(t, "--latency", "200ms")
 	c := e2eNewCLI(t, sb.URL)
-	m, ids := e2eManifest(t, c.Dir, "killed", 60)
+	m, ids := e2eManifest(t, c.Dir, "sigkill", 60)
 	p := c.Start("run", "--manifest", m, "--no-progress", "--workers", "2")
 	opsWaitLive(t, c, 1, 30*time.Second, "a live snapshot with rows enrolled", func(l store.Live) bool { return l.Enrolled >= 2 && !l.Done })
 	p.Signal(syscall.SIGKILL)
@@ -370,7 +371,7 @@ func TestOpsStatusAfterKill(t *testing.T) {
 
 	r := c.Run("status")
 	e2eWantCode(t, r, 0)
-	if !strings.Contains(r.Stdout, "run #1 was killed") || !strings.Contains(r.Stdout, "killed") {
+	if !strings.Contains(r.Stdout, "run #1 was killed") || !strings.Contains(r.Stdout, "the next run resumes") {
 		t.Errorf("status after SIGKILL does not say the run was killed:\n%s", r)
 	}
 	s, r := opsStatusJSON(t, c)
@@ -389,7 +390,7 @@ func TestOpsStatusAfterKill(t *testing.T) {
 	e2eWantEnrolledOnce(t, sb.State(t), ids)
 	r = c.Run("status")
 	e2eWantCode(t, r, 0)
-	if strings.Contains(r.Stdout, "killed") || !strings.Contains(r.Stdout, "last run  #2 finished") {
+	if strings.Contains(r.Stdout, "was killed") || !strings.Contains(r.Stdout, "last run  #2 finished") {
 		t.Errorf("status after the resumed run:\n%s", r)
 	}
 }
@@ -789,12 +790,15 @@ func TestOpsShards(t *testing.T) {
 		t.Errorf("status of the --shards store names shard %q, want 1/3", s.Shard)
 	}
 
-	// A store made for shard 0/3 refuses shard 1/3, and sends nothing.
+	// A store made for shard 0/3 refuses shard 1/3, and the whole
+	// manifest, and sends nothing.
 	before := sb.State(t).Stats.Requests
-	r = clis[0].Run("run", "--manifest", m, "--no-progress", "--rate", "0", "--shard", "1/3")
-	e2eWantCode(t, r, 2)
-	if !strings.Contains(r.Stderr, "shard") {
-		t.Errorf("the refusal does not speak of shards:\n%s", r.Stderr)
+	for _, flags := range [][]string{{"--shard", "1/3"}, {}} {
+		r = clis[0].Run(append([]string{"run", "--manifest", m, "--no-progress", "--rate", "0"}, flags...)...)
+		e2eWantCode(t, r, 2)
+		if !strings.Contains(r.Stderr, "shard") {
+			t.Errorf("the refusal of %q does not speak of shards:\n%s", flags, r.Stderr)
+		}
 	}
 	if after := sb.State(t).Stats.Requests; after != before {
 		t.Errorf("the refused run sent %d requests", after-before)
@@ -842,5 +846,53 @@ func TestOpsReportRun(t *testing.T) {
 	e2eWantCode(t, r, 2)
 	if !strings.Contains(r.Stderr, "no run #3") {
 		t.Errorf("report --run 3 on a store with 2 runs:\n%s", r)
+	}
+}
+
+// TestOpsJSONLogsWhenStopped: a run stopped by an account-level refusal
+// (2205) with --log-format json still writes only JSON on standard error.
+func TestOpsJSONLogsWhenStopped(t *testing.T) {
+	t.Skip("BUG: with --log-format json, main.go prints the run's error as a plain text line (\"bulkenroll: stopped: Smile ID 2205: ...\") after the JSON summary record, which already holds it: standard error is no longer one JSON object a line")
+	t.Parallel()
+	sb := e2eStartSandboxKey(t, e2ePartner, "the-right-key")
+	c := e2eNewCLI(t, sb.URL) // the test key, which the sandbox refuses
+	m, _ := e2eManifest(t, c.Dir, "jl-stop", 4)
+	r := c.Run("run", "--manifest", m, "--rate", "0", "--log-format", "json")
+	e2eWantCode(t, r, 2)
+	objs := opsJSONLines(t, r.Stderr)
+	if len(objs) == 0 || objs[len(objs)-1]["msg"] != "summary" || objs[len(objs)-1]["outcome"] != "stopped" {
+		t.Errorf("want the JSON summary, outcome stopped, last:\n%s", r.Stderr)
+	}
+}
+
+// TestOpsFlagErrors: --shards without JOB_COMPLETION_INDEX and a busy
+// --metrics-addr are usage errors (exit 2) that name the flag once, and
+// send nothing.
+func TestOpsFlagErrors(t *testing.T) {
+	t.Skip("BUG: the messages name the flag twice: \"bulkenroll: --shards: --shards 3: JOB_COMPLETION_INDEX is not set ...\" (manifest.ShardFromEnv already prefixes it, and shardFrom in cmd_run.go adds \"--shards: \"), \"bulkenroll: --metrics-addr A: --metrics-addr A: listen tcp ...\" (metrics.File.Serve and runImport both prefix it)")
+	t.Parallel()
+	sb := e2eStartSandbox(t)
+	c := e2eNewCLI(t, sb.URL)
+	m, _ := e2eManifest(t, c.Dir, "flagerr", 2)
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	for _, tc := range []struct {
+		flag string
+		args []string
+	}{
+		{"--shards", []string{"--shards", "3"}},
+		{"--metrics-addr", []string{"--metrics-addr", busy.Addr().String()}},
+	} {
+		r := c.Run(append([]string{"run", "--manifest", m, "--no-progress", "--rate", "0"}, tc.args...)...)
+		e2eWantCode(t, r, 2)
+		if n := strings.Count(r.Stderr, tc.flag); n != 1 {
+			t.Errorf("the message names %s %d times, want once:\n%s", tc.flag, n, r.Stderr)
+		}
+	}
+	if n := sb.State(t).Stats.Requests; n != 0 {
+		t.Errorf("the refused runs sent %d requests", n)
 	}
 }
