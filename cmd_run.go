@@ -223,7 +223,7 @@ func runImport(ctx context.Context, o runOptions) (err error) {
 			mctx, stopMetrics := context.WithCancel(ctx)
 			defer stopMetrics()
 			if _, err := mf.Serve(mctx, o.MetricsAddr); err != nil {
-				return usagef("--metrics-addr %s: %v", o.MetricsAddr, err)
+				return &usageError{err.Error()} // it names the flag and the address
 			}
 		}
 		opts.Observers = append(opts.Observers, mf)
@@ -241,6 +241,11 @@ func runImport(ctx context.Context, o runOptions) (err error) {
 		sub = client
 	}
 	sum, runErr := importer.Run(ctx, rd, st, sub, opts)
+	if jsonLog && runErr != nil {
+		// The summary record holds the error: standard error stays one
+		// JSON object a line.
+		defer func() { err = reported{err} }()
+	}
 	if o.RateAuto && st != nil && !o.DryRun && sum.Stats.LearnedRate > 0 {
 		if err := st.SetLearnedRate(sum.Stats.LearnedRate); err != nil && runErr == nil {
 			runErr = err
@@ -359,7 +364,7 @@ func shardFrom(spec string, shards int) (manifest.Shard, error) {
 	case shards != 0:
 		sh, err := manifest.ShardFromEnv(shards, os.Getenv("JOB_COMPLETION_INDEX"))
 		if err != nil {
-			return manifest.Shard{}, usagef("--shards: %v", err)
+			return manifest.Shard{}, &usageError{err.Error()} // it names --shards
 		}
 		return sh, nil
 	}

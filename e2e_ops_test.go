@@ -852,7 +852,6 @@ func TestOpsReportRun(t *testing.T) {
 // TestOpsJSONLogsWhenStopped: a run stopped by an account-level refusal
 // (2205) with --log-format json still writes only JSON on standard error.
 func TestOpsJSONLogsWhenStopped(t *testing.T) {
-	t.Skip("BUG: with --log-format json, main.go prints the run's error as a plain text line (\"bulkenroll: stopped: Smile ID 2205: ...\") after the JSON summary record, which already holds it: standard error is no longer one JSON object a line")
 	t.Parallel()
 	sb := e2eStartSandboxKey(t, e2ePartner, "the-right-key")
 	c := e2eNewCLI(t, sb.URL) // the test key, which the sandbox refuses
@@ -869,7 +868,6 @@ func TestOpsJSONLogsWhenStopped(t *testing.T) {
 // --metrics-addr are usage errors (exit 2) that name the flag once, and
 // send nothing.
 func TestOpsFlagErrors(t *testing.T) {
-	t.Skip("BUG: the messages name the flag twice: \"bulkenroll: --shards: --shards 3: JOB_COMPLETION_INDEX is not set ...\" (manifest.ShardFromEnv already prefixes it, and shardFrom in cmd_run.go adds \"--shards: \"), \"bulkenroll: --metrics-addr A: --metrics-addr A: listen tcp ...\" (metrics.File.Serve and runImport both prefix it)")
 	t.Parallel()
 	sb := e2eStartSandbox(t)
 	c := e2eNewCLI(t, sb.URL)

@@ -27,6 +27,16 @@ var version = "dev"
 // command has already said which.
 var errRowsNotDone = errors.New("some rows were not enrolled")
 
+// reported wraps an error the command has already reported in its own
+// form (a JSON log record): main maps it to its exit code but prints
+// nothing more.
+type reported struct{ err error }
+
+func (r reported) Error() string { return r.err.Error() }
+
+// Unwrap returns the error reported.
+func (r reported) Unwrap() error { return r.err }
+
 // usageError is a command line that cannot be run.
 type usageError struct{ msg string }
 
@@ -62,7 +72,8 @@ func main() {
 	io := streams{In: os.Stdin, Out: os.Stdout, Err: os.Stderr, ErrTTY: isTerminal(os.Stderr)}
 	err := newApp(io).RunContext(ctx, os.Args)
 	code := exitCode(err)
-	if err != nil && code != 1 {
+	var rep reported
+	if err != nil && code != 1 && !errors.As(err, &rep) {
 		fmt.Fprintf(os.Stderr, "bulkenroll: %v\n", err)
 	}
 	cancel(nil)
