@@ -6,9 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
+	"bulkenroll/importer/photosource"
 	"bulkenroll/manifest"
 )
 
@@ -18,21 +21,26 @@ type validateOptions struct {
 	Manifest      string
 	JSON          bool
 	MaxPhotoBytes int64
+	// Workers checks that many remote photos (object storage, https) at once.
+	Workers int
+	// PhotoHTTPClient fetches https photos (tests); default photosource's own.
+	PhotoHTTPClient *http.Client
 }
 
 func validateCommand(io streams) *cli.Command {
 	return &cli.Command{
 		Name:      "validate",
 		Usage:     "check every row of a manifest offline; send nothing, write nothing",
-		UsageText: "bulkenroll validate --manifest FILE [--json]",
+		UsageText: "bulkenroll validate --manifest FILE [--json] [--workers N]",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "manifest", Aliases: []string{"m"}, Required: true, Usage: "CSV manifest `FILE` (- for standard input)"},
 			&cli.BoolFlag{Name: "json", Usage: "print the problems and counts as JSON"},
 			&cli.Int64Flag{Name: "max-photo-bytes", Value: manifest.DefaultMaxPhotoBytes, Usage: "photo size limit in bytes"},
+			&cli.IntFlag{Name: "workers", Value: 8, Usage: "remote photos (s3://, gs://, azblob://, https://) checked at once"},
 		},
 		Action: func(c *cli.Context) error {
 			return validateManifest(c.Context, validateOptions{streams: io, Manifest: c.String("manifest"),
-				JSON: c.Bool("json"), MaxPhotoBytes: c.Int64("max-photo-bytes")})
+				JSON: c.Bool("json"), MaxPhotoBytes: c.Int64("max-photo-bytes"), Workers: c.Int("workers")})
 		},
 	}
 }
@@ -50,6 +58,12 @@ func validateManifest(ctx context.Context, o validateOptions) error {
 	if o.MaxPhotoBytes <= 0 {
 		return usagef("--max-photo-bytes %d: want a positive size", o.MaxPhotoBytes)
 	}
+	if o.Workers <= 0 {
+		o.Workers = 8
+	}
+	if o.Workers > 256 {
+		return usagef("--workers %d: want 1 to 256", o.Workers)
+	}
 	rd, err := openManifest(o.Manifest, o.In)
 	if err != nil {
 		return err
@@ -58,38 +72,69 @@ func validateManifest(ctx context.Context, o validateOptions) error {
 	val := manifest.Validator{MaxPhotoBytes: o.MaxPhotoBytes}
 	dups := manifest.NewDuplicates()
 	out := newProblemWriter(o.Out, o.JSON)
+	// Remote photos are checked by a pool (existence and size with a HEAD
+	// or attributes call, the type from the first bytes); results are
+	// printed in the manifest's order through a window of pending checks.
+	photos := photosource.New(photosource.Options{MaxBytes: o.MaxPhotoBytes, HTTPClient: o.PhotoHTTPClient})
+	defer photos.Close()
+	pending := make(chan pendingCheck, 4*o.Workers)
+	slots := make(chan struct{}, o.Workers)
 	var rows, invalid int
-	for n := 0; ; n++ {
-		if n%1024 == 0 && ctx.Err() != nil {
-			return ctx.Err()
-		}
-		row, err := rd.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		var re *manifest.RowError
-		if err != nil && !errors.As(err, &re) {
-			return fmt.Errorf("reading the manifest: %w", err)
-		}
-		rows++
-		if re == nil {
-			err = val.CheckFields(&row)
-			errors.As(err, &re)
-		}
-		if re == nil || re.Field != "user_id" && re.Field != manifest.FieldRow {
-			if first := dups.Seen(row.UserID, row.Line); first != 0 {
-				re = &manifest.RowError{Field: "user_id", Reason: fmt.Sprintf("duplicate of line %d", first)}
+	printed := make(chan struct{})
+	go func() {
+		defer close(printed)
+		for pc := range pending {
+			if re := <-pc.result; re != nil {
+				invalid++
+				out.problem(problem{Line: pc.row.Line, UserID: pc.row.UserID, Field: re.Field, Reason: re.Error()})
 			}
 		}
-		if re == nil {
-			if _, err := val.CheckPhoto(&row); err != nil && !errors.As(err, &re) {
-				re = &manifest.RowError{Field: "photo", Reason: err.Error()}
+	}()
+	readErr := func() error {
+		defer close(pending)
+		for n := 0; ; n++ {
+			if n%1024 == 0 && ctx.Err() != nil {
+				return ctx.Err()
 			}
+			row, err := rd.Next()
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			var re *manifest.RowError
+			if err != nil && !errors.As(err, &re) {
+				return fmt.Errorf("reading the manifest: %w", err)
+			}
+			rows++
+			if re == nil {
+				err = val.CheckFields(&row)
+				errors.As(err, &re)
+			}
+			if re == nil || re.Field != "user_id" && re.Field != manifest.FieldRow {
+				if first := dups.Seen(row.UserID, row.Line); first != 0 {
+					re = &manifest.RowError{Field: "user_id", Reason: fmt.Sprintf("duplicate of line %d", first)}
+				}
+			}
+			if re == nil {
+				if _, err := val.CheckPhoto(&row); err != nil && !errors.As(err, &re) {
+					re = &manifest.RowError{Field: "photo", Reason: err.Error()}
+				}
+			}
+			pc := pendingCheck{row: row, result: make(chan *manifest.RowError, 1)}
+			if re == nil && photosource.IsRemote(row.PhotoPath) {
+				slots <- struct{}{}
+				go func() {
+					defer func() { <-slots }()
+					pc.result <- checkRemote(ctx, photos, row.PhotoPath, o.MaxPhotoBytes)
+				}()
+			} else {
+				pc.result <- re
+			}
+			pending <- pc
 		}
-		if re != nil {
-			invalid++
-			out.problem(problem{Line: row.Line, UserID: row.UserID, Field: re.Field, Reason: re.Error()})
-		}
+	}()
+	<-printed
+	if readErr != nil {
+		return readErr
 	}
 	out.end(rows, invalid)
 	if invalid > 0 {
@@ -132,4 +177,28 @@ func (p *problemWriter) end(rows, invalid int) {
 		return
 	}
 	fmt.Fprintf(p.w, "%d rows: %d valid, %d invalid\n", rows, rows-invalid, invalid)
+}
+
+// pendingCheck is a row whose check may still be running.
+type pendingCheck struct {
+	row    manifest.Row
+	result chan *manifest.RowError
+}
+
+// checkRemote checks a photo in object storage or at an https URL without
+// downloading it: it exists, its size is within the limit, and its first
+// bytes are a JPEG's or a PNG's.
+func checkRemote(ctx context.Context, photos *photosource.Opener, ref string, limit int64) *manifest.RowError {
+	info, err := photos.Stat(ctx, ref)
+	if err != nil {
+		return &manifest.RowError{Field: manifest.ColPhoto, Reason: strings.TrimPrefix(err.Error(), "photo: ")}
+	}
+	if info.Size > limit {
+		return &manifest.RowError{Field: manifest.ColPhoto, Reason: fmt.Sprintf("%s: %d bytes, over the %d-byte limit", photosource.Redact(ref), info.Size, limit)}
+	}
+	if rerr := manifest.CheckHead(info.Head); rerr != nil {
+		rerr.Reason = photosource.Redact(ref) + ": " + rerr.Reason
+		return rerr
+	}
+	return nil
 }

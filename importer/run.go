@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"runtime"
 	"time"
 
+	"bulkenroll/importer/photosource"
 	"bulkenroll/manifest"
 	"bulkenroll/store"
 )
@@ -54,6 +56,9 @@ type Options struct {
 	// StartRate, MaxRate and LearnedRate shape the adaptive rate (defaults
 	// 10/s, 50/s, none).
 	StartRate, MaxRate, LearnedRate float64
+	// PhotoHTTPClient fetches photos given as https URLs (tests); default
+	// photosource's own.
+	PhotoHTTPClient *http.Client
 	// FixPhotos converts photos Smile ID would refuse (too large, WebP, GIF,
 	// BMP, TIFF, rotated by EXIF) into JPEGs under the limit before sending.
 	FixPhotos bool
@@ -150,6 +155,8 @@ type runner struct {
 	// fixSlots bounds how many photos are converted at once (each holds a
 	// decoded image): about one per CPU, whatever the number of workers.
 	fixSlots chan struct{}
+	// photos opens photos in object storage and at https URLs.
+	photos *photosource.Opener
 }
 
 // Run imports the rows of rd. st may be nil only for a dry run. The error is
@@ -193,6 +200,12 @@ func Run(ctx context.Context, rd *manifest.Reader, st *store.Store, sub Submitte
 	if opts.FixPhotos {
 		r.fixSlots = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)))
 	}
+	limit := opts.MaxPhotoBytes
+	if opts.FixPhotos {
+		limit = max(limit, maxFixInput)
+	}
+	r.photos = photosource.New(photosource.Options{MaxBytes: limit, HTTPClient: opts.PhotoHTTPClient})
+	defer r.photos.Close()
 
 	r.ctx, r.cancel = context.WithCancelCause(ctx)
 	defer r.cancel(nil)

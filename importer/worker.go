@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"bulkenroll/importer/photofix"
+	"bulkenroll/importer/photosource"
 	"bulkenroll/manifest"
 	"bulkenroll/store"
 )
@@ -78,6 +80,9 @@ func decide(err error, try, retries int, unknownBefore bool) decision {
 type worker struct {
 	r   *runner
 	buf bytes.Buffer
+	// unsent is a remote photo opened to check it and not yet handed to a
+	// request; do closes it when the row is done.
+	unsent io.Closer
 }
 
 // answered reports whether err is an answer from the API that was not a
@@ -100,6 +105,9 @@ func (w *worker) photo(j job, rec *store.Record) (User, error) {
 	r := w.r
 	path := j.row.PhotoPath
 	u := User{UserID: j.row.UserID, CreatedAt: j.row.CreatedAt}
+	if photosource.IsRemote(path) {
+		return w.remotePhoto(j, rec, u)
+	}
 	if !r.opts.FixPhotos {
 		size, _, err := manifest.PeekPhoto(path, r.opts.MaxPhotoBytes)
 		if err != nil {
@@ -169,6 +177,7 @@ func (w *worker) do(j job) {
 	rec.Attempts = j.prior.Attempts // counted again for each request sent
 	rec.OutcomeUnknown = j.prior.OutcomeUnknown
 	rec.PhotoNote = ""
+	defer w.release()
 	u, err := w.photo(j, &rec)
 	if err != nil {
 		if transientRead(err) {
@@ -301,4 +310,92 @@ func (w *worker) endEarly(j job, rec store.Record, sent int, lastErr error) {
 func transientRead(err error) bool {
 	var re *manifest.RowError
 	return !errors.As(err, &re)
+}
+
+// release closes a remote photo opened and never sent.
+func (w *worker) release() {
+	if w.unsent != nil {
+		w.unsent.Close()
+		w.unsent = nil
+	}
+}
+
+// remotePhoto opens a photo in object storage or at an https URL, checks
+// its size and first bytes, and returns the user whose first request
+// streams that same download (a retry downloads again): one GET a photo,
+// fetched by the worker, so fetching overlaps the other workers' sending.
+func (w *worker) remotePhoto(j job, rec *store.Record, u User) (User, error) {
+	r := w.r
+	ref := j.row.PhotoPath
+	p, err := r.photos.Open(r.ctx, ref)
+	if err != nil {
+		return u, remoteErr(err)
+	}
+	head := make([]byte, photosource.HeadLen)
+	n, err := io.ReadFull(p, head)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		p.Close()
+		return u, remoteErr(err)
+	}
+	head = head[:n]
+	size := p.Size()
+	if r.opts.FixPhotos && photofix.Needs(head, size, r.opts.MaxPhotoBytes) {
+		defer p.Close()
+		r.fixSlots <- struct{}{}
+		defer func() { <-r.fixSlots }()
+		w.buf.Reset()
+		w.buf.Write(head)
+		if _, err := w.buf.ReadFrom(p); err != nil {
+			return u, remoteErr(err)
+		}
+		res, err := photofix.Fix(w.buf.Bytes(), photofix.Options{MaxBytes: r.opts.MaxPhotoBytes})
+		if err != nil {
+			return u, &manifest.RowError{Field: manifest.ColPhoto, Reason: fmt.Sprintf("%s: %v", photosource.Redact(ref), err)}
+		}
+		if res.Changed {
+			rec.PhotoNote = res.Note
+		}
+		u.Photo = bytes.Clone(res.Data)
+		w.buf.Reset()
+		return u, nil
+	}
+	if rerr := manifest.CheckHead(head); rerr != nil {
+		p.Close()
+		rerr.Reason = photosource.Redact(ref) + ": " + rerr.Reason
+		return u, rerr
+	}
+	if size > r.opts.MaxPhotoBytes {
+		p.Close()
+		return u, &manifest.RowError{Field: manifest.ColPhoto, Reason: fmt.Sprintf("%s: %d bytes, over the %d-byte limit", photosource.Redact(ref), size, r.opts.MaxPhotoBytes)}
+	}
+	first := &prefixed{Reader: io.MultiReader(bytes.NewReader(head), p), c: p}
+	w.unsent = first
+	u.Size = size
+	u.Open = func() (io.ReadCloser, error) {
+		if f := w.unsent; f != nil {
+			w.unsent = nil
+			return f.(io.ReadCloser), nil
+		}
+		return r.photos.Open(r.reqCtx, ref)
+	}
+	return u, nil
+}
+
+// prefixed is a download whose first bytes were read already.
+type prefixed struct {
+	io.Reader
+	c io.Closer
+}
+
+// Close closes the download.
+func (p *prefixed) Close() error { return p.c.Close() }
+
+// remoteErr words a failure to fetch a remote photo: a fault of the photo
+// (missing, too large, a bad URL) is a *manifest.RowError that rejects the
+// row; a passing one (5xx, time-out) a plain error that fails it.
+func remoteErr(err error) error {
+	if photosource.IsTransient(err) {
+		return err
+	}
+	return &manifest.RowError{Field: manifest.ColPhoto, Reason: strings.TrimPrefix(err.Error(), "photo: ")}
 }
