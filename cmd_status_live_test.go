@@ -266,10 +266,10 @@ func TestReportRunFilterAndJobID(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Join(recs[0], ",") != "user_id,state,result_code,result_text,smile_job_id,job_id,attempts,error,updated_at" {
+	if strings.Join(recs[0], ",") != "user_id,state,result_code,result_text,smile_job_id,attempts,error,updated_at,job_id,photo_note" {
 		t.Errorf("header %q", recs[0])
 	}
-	if len(recs) != 3 || recs[1][0] != "u3" || recs[2][0] != "u4" || recs[2][4] != "444" || recs[2][5] != "job-444" {
+	if len(recs) != 3 || recs[1][0] != "u3" || recs[2][0] != "u4" || recs[2][4] != "444" || recs[2][8] != "job-444" {
 		t.Errorf("report --run 2:\n%s", out)
 	}
 
