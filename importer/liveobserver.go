@@ -15,11 +15,9 @@ type liveFile struct {
 	storePath, manifest, shard string
 	interval                   time.Duration
 
-	mu    sync.Mutex
-	stats func() Stats
-	quit  chan struct{}
-	done  chan struct{}
-	err   error
+	mu   sync.Mutex
+	stop func() // stops the periodic writes; nil when not started
+	err  error
 }
 
 // NewLiveFile returns an Observer that writes the live snapshot of a run on
@@ -33,21 +31,8 @@ func NewLiveFile(storePath, manifest, shard string, interval time.Duration) Obse
 
 // Start writes the first snapshot and then one every interval.
 func (l *liveFile) Start(stats func() Stats) {
-	l.stats, l.quit, l.done = stats, make(chan struct{}), make(chan struct{})
 	l.write(stats(), false)
-	go func() {
-		defer close(l.done)
-		t := time.NewTicker(l.interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-l.quit:
-				return
-			case <-t.C:
-				l.write(l.stats(), false)
-			}
-		}
-	}()
+	l.stop = Every(l.interval, func() { l.write(stats(), false) })
 }
 
 // Row does nothing: the snapshot holds counts only.
@@ -55,11 +40,10 @@ func (l *liveFile) Row(RowEvent) {}
 
 // Finish writes the final snapshot, marked done.
 func (l *liveFile) Finish(final Stats, _ error) {
-	if l.quit == nil {
+	if l.stop == nil {
 		return
 	}
-	close(l.quit)
-	<-l.done
+	l.stop()
 	l.write(final, true)
 }
 

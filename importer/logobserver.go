@@ -2,7 +2,6 @@ package importer
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"math"
 	"sync"
@@ -30,8 +29,7 @@ type logObserver struct {
 	interval time.Duration
 
 	mu   sync.Mutex
-	stop chan struct{}
-	done chan struct{}
+	stop func() // stops the progress records; nil when not started
 }
 
 // Start logs progress every interval until Finish.
@@ -41,20 +39,9 @@ func (o *logObserver) Start(stats func() Stats) {
 	if o.stop != nil {
 		return
 	}
-	o.stop, o.done = make(chan struct{}), make(chan struct{})
-	go func(stop, done chan struct{}) {
-		defer close(done)
-		t := time.NewTicker(o.interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-				o.log.LogAttrs(context.Background(), slog.LevelInfo, "progress", statsAttrs(stats())...)
-			}
-		}
-	}(o.stop, o.done)
+	o.stop = Every(o.interval, func() {
+		o.log.LogAttrs(context.Background(), slog.LevelInfo, "progress", statsAttrs(stats())...)
+	})
 }
 
 // Row logs a rejected or failed row; other rows are counted in progress.
@@ -73,23 +60,19 @@ func (o *logObserver) Row(ev RowEvent) {
 // Finish stops the progress records and logs the summary.
 func (o *logObserver) Finish(final Stats, err error) {
 	o.mu.Lock()
-	stop, done := o.stop, o.done
-	o.stop, o.done = nil, nil
+	stop := o.stop
+	o.stop = nil
 	o.mu.Unlock()
 	if stop != nil {
-		close(stop)
-		<-done
+		stop()
 	}
-	var acct *AccountError
-	level, outcome := slog.LevelInfo, "finished"
-	switch {
-	case err == nil:
-	case errors.Is(err, ErrInterrupted), errors.Is(err, context.Canceled):
-		outcome = "interrupted"
-	case errors.As(err, &acct):
-		level, outcome = slog.LevelError, "stopped"
+	level, outcome := slog.LevelInfo, Outcome(err)
+	switch outcome {
+	case "finished", "interrupted":
+	case "failed":
+		level, outcome = slog.LevelError, "error" // as the metrics name it
 	default:
-		level, outcome = slog.LevelError, "error"
+		level = slog.LevelError
 	}
 	attrs := append(statsAttrs(final), slog.String("outcome", outcome),
 		slog.Float64("seconds", final.Now.Sub(final.Started).Seconds()))

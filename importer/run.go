@@ -257,7 +257,7 @@ func Run(ctx context.Context, rd *manifest.Reader, st *store.Store, sub Submitte
 	if !opts.DryRun {
 		runRec.Ended = opts.Now().UTC()
 		runRec.Counts = sum.counts()
-		runRec.Outcome = outcome(err)
+		runRec.Outcome = Outcome(err)
 		if serr := st.EndRun(runRec); serr != nil && err == nil {
 			err = serr
 		}
@@ -326,7 +326,10 @@ func (r *runner) cause() error {
 	return c
 }
 
-func outcome(err error) string {
+// Outcome names how a run that ended with err ended, as the run history
+// records it: "finished", "interrupted", "stopped" (by Smile ID, or by
+// answers that were not Smile ID's) or "failed".
+func Outcome(err error) string {
 	var ae *AccountError
 	var fe *ForeignAnswerError
 	switch {

@@ -1,8 +1,6 @@
 package metrics
 
 import (
-	"context"
-	"errors"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -69,16 +67,11 @@ func (c *collector) finish(final importer.Stats, err error) {
 	c.final, c.finished, c.outcome = &final, true, outcomeOf(err)
 }
 
-// outcomeOf names how a run that returned err ended.
+// outcomeOf names how a run that returned err ended ("failed" runs are
+// "error" here).
 func outcomeOf(err error) string {
-	var acct *importer.AccountError
-	switch {
-	case err == nil:
-		return OutcomeFinished
-	case errors.Is(err, importer.ErrInterrupted), errors.Is(err, context.Canceled):
-		return OutcomeInterrupted
-	case errors.As(err, &acct):
-		return OutcomeStopped
+	if o := importer.Outcome(err); o != "failed" {
+		return o
 	}
 	return OutcomeError
 }

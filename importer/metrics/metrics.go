@@ -29,8 +29,7 @@ type File struct {
 	col      *collector
 
 	mu      sync.Mutex
-	stop    chan struct{}
-	done    chan struct{}
+	stop    func() // stops the periodic writes; nil when not started
 	lastErr error
 }
 
@@ -59,20 +58,7 @@ func (f *File) Start(stats func() importer.Stats) {
 	if f.stop != nil || f.path == "" {
 		return
 	}
-	f.stop, f.done = make(chan struct{}), make(chan struct{})
-	go func(stop, done chan struct{}) {
-		defer close(done)
-		t := time.NewTicker(f.interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-				f.write()
-			}
-		}
-	}(f.stop, f.done)
+	f.stop = importer.Every(f.interval, f.write)
 }
 
 // Row does nothing: the metrics are counts, taken from the Stats.
@@ -82,12 +68,11 @@ func (f *File) Row(importer.RowEvent) {}
 // bulkenroll_run_finished 1 and the run's outcome.
 func (f *File) Finish(final importer.Stats, err error) {
 	f.mu.Lock()
-	stop, done := f.stop, f.done
-	f.stop, f.done = nil, nil
+	stop := f.stop
+	f.stop = nil
 	f.mu.Unlock()
 	if stop != nil {
-		close(stop)
-		<-done
+		stop()
 	}
 	f.col.finish(final, err)
 	f.write()
