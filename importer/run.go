@@ -335,7 +335,7 @@ func Outcome(err error) string {
 	switch {
 	case err == nil:
 		return "finished"
-	case errors.Is(err, ErrInterrupted):
+	case errors.Is(err, ErrInterrupted), errors.Is(err, context.Canceled):
 		return "interrupted"
 	case errors.As(err, &ae), errors.As(err, &fe):
 		return "stopped"

@@ -124,6 +124,9 @@ func (w *worker) photo(j job, rec *store.Record) (User, error) {
 		if rerr := manifest.CheckHead(head); rerr != nil {
 			return u, rerr
 		}
+		if err := checkHeaderFile(path); err != nil {
+			return u, err
+		}
 		u.Size, u.Open = size, func() (io.ReadCloser, error) { return os.Open(path) }
 		return u, nil
 	}
@@ -364,6 +367,14 @@ func (w *worker) remotePhoto(j job, rec *store.Record, u User) (User, error) {
 		rerr.Reason = photosource.Redact(ref) + ": " + rerr.Reason
 		return u, rerr
 	}
+	if r.opts.FixPhotos {
+		// As for a local photo, a header claiming too many pixels is
+		// refused (judged from the first bytes: a header beyond them passes).
+		if err := photofix.CheckHeader(bytes.NewReader(head), photofix.Options{}); err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+			p.Close()
+			return u, &manifest.RowError{Field: manifest.ColPhoto, Reason: fmt.Sprintf("%s: %v", photosource.Redact(ref), err)}
+		}
+	}
 	if size > r.opts.MaxPhotoBytes {
 		p.Close()
 		return u, &manifest.RowError{Field: manifest.ColPhoto, Reason: fmt.Sprintf("%s: %d bytes, over the %d-byte limit", photosource.Redact(ref), size, r.opts.MaxPhotoBytes)}
@@ -398,4 +409,22 @@ func remoteErr(err error) error {
 		return err
 	}
 	return &manifest.RowError{Field: manifest.ColPhoto, Reason: strings.TrimPrefix(err.Error(), "photo: ")}
+}
+
+// checkHeaderFile refuses, with --fix-photos, a photo sent as it is whose
+// header claims too many pixels (a decompression bomb is small on disk).
+func checkHeaderFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("opening photo: %w", err)
+	}
+	defer f.Close()
+	if err := photofix.CheckHeader(f, photofix.Options{}); err != nil {
+		var fe *photofix.Error
+		if errors.As(err, &fe) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return &manifest.RowError{Field: manifest.ColPhoto, Reason: err.Error()}
+		}
+		return err
+	}
+	return nil
 }

@@ -15,8 +15,11 @@
 package photofix
 
 import (
+	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"strings"
 )
 
@@ -205,4 +208,31 @@ func humanBytes(n int64) string {
 		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d B", n)
+}
+
+// CheckHeader refuses, from its header alone, a photo that Fix would refuse
+// before decoding: a format that cannot be converted, an unreadable header,
+// or a header claiming more than MaxPixels (a decompression bomb is small on
+// disk). r is read only as far as the header goes. It returns an error
+// wrapping io.ErrUnexpectedEOF when r ends before the header does.
+func CheckHeader(r io.Reader, opts Options) error {
+	opts = opts.withDefaults()
+	br := bufio.NewReaderSize(r, 4096)
+	first, _ := br.Peek(16)
+	f := sniff(first)
+	if f.decode == nil {
+		return fail(ErrUnsupported, f.name, nil, "%s", f.hint)
+	}
+	cfg, err := f.config(br)
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		return fmt.Errorf("reading the %s header: %w", f.name, io.ErrUnexpectedEOF)
+	}
+	if err != nil {
+		return fail(ErrCorrupt, f.name, err, "cannot read the %s header", f.name)
+	}
+	if px := int64(cfg.Width) * int64(cfg.Height); px > opts.MaxPixels {
+		return fail(ErrTooManyPixels, f.name, nil, "%s photo is %dx%d, %.1f megapixels, over the %.1f megapixel limit",
+			f.name, cfg.Width, cfg.Height, float64(px)/1e6, float64(opts.MaxPixels)/1e6)
+	}
+	return nil
 }

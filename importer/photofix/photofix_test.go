@@ -7,6 +7,7 @@ import (
 	"image"
 	"image/color"
 	_ "image/jpeg" // image.DecodeConfig below must know JPEG
+	"io"
 	"os"
 	"runtime"
 	"strings"
@@ -366,6 +367,29 @@ func TestNeeds(t *testing.T) {
 	} {
 		if got := Needs(tc.head, tc.size, tc.max); got != tc.want {
 			t.Errorf("%s: Needs = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestCheckHeader: the header alone refuses what Fix would refuse before
+// decoding, and says when the header is cut short.
+func TestCheckHeader(t *testing.T) {
+	small := pngHeader(800, 600)
+	cases := []struct {
+		name string
+		src  []byte
+		want error // nil: accepted
+	}{
+		{"small PNG", small, nil},
+		{"PNG bomb", pngHeader(100000, 100000), ErrTooManyPixels},
+		{"GIF bomb", []byte("GIF89a\xff\xff\xff\xff\x00\x00\x00;"), ErrTooManyPixels},
+		{"HEIC", []byte("\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic"), ErrUnsupported},
+		{"cut short", small[:20], io.ErrUnexpectedEOF},
+	}
+	for _, c := range cases {
+		err := CheckHeader(bytes.NewReader(c.src), Options{})
+		if c.want == nil && err != nil || c.want != nil && !errors.Is(err, c.want) {
+			t.Errorf("%s: CheckHeader = %v, want %v", c.name, err, c.want)
 		}
 	}
 }
