@@ -28,6 +28,7 @@ import (
 	"testing"
 	"time"
 
+	"bulkenroll/importer/sandbox"
 	"bulkenroll/importer/signature"
 	"bulkenroll/store"
 )
@@ -92,6 +93,13 @@ func benchUserID(prefix string, i int) string { return fmt.Sprintf("%s-%08d", pr
 // the photos, and returns its path.
 func (e *benchEnv) manifest(prefix string, rows int) string {
 	e.t.Helper()
+	return e.manifestWith(prefix, rows, photoName)
+}
+
+// manifestWith is manifest with the photo of row i named by photo(i)
+// (relative to e.dir).
+func (e *benchEnv) manifestWith(prefix string, rows int, photo func(i int) string) string {
+	e.t.Helper()
 	path := filepath.Join(e.dir, prefix+".csv")
 	f, err := os.Create(path)
 	if err != nil {
@@ -100,7 +108,7 @@ func (e *benchEnv) manifest(prefix string, rows int) string {
 	w := bufio.NewWriterSize(f, 1<<20)
 	w.WriteString("user_id,user_created_at,photo\n")
 	for i := range rows {
-		fmt.Fprintf(w, "%s,%s,%s\n", benchUserID(prefix, i), benchCreatedAt, photoName(i))
+		fmt.Fprintf(w, "%s,%s,%s\n", benchUserID(prefix, i), benchCreatedAt, photo(i))
 	}
 	if err := w.Flush(); err != nil {
 		e.t.Fatal(err)
@@ -197,10 +205,11 @@ type sandboxProc struct {
 	done chan struct{}
 }
 
-// startSandbox starts the emulator on a free loopback port.
-func (e *benchEnv) startSandbox(latency time.Duration) *sandboxProc {
+// startSandbox starts the emulator on a free loopback port, with the
+// flags in extra added (--quota N, for instance).
+func (e *benchEnv) startSandbox(latency time.Duration, extra ...string) *sandboxProc {
 	e.t.Helper()
-	cmd := exec.Command(e.bin, "sandbox", "--addr", "127.0.0.1:0", "--latency", latency.String())
+	cmd := exec.Command(e.bin, append([]string{"sandbox", "--addr", "127.0.0.1:0", "--latency", latency.String()}, extra...)...)
 	cmd.Env = benchEnviron()
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -228,6 +237,21 @@ func (e *benchEnv) startSandbox(latency time.Duration) *sandboxProc {
 	return s
 }
 
+// state returns the emulator's counters (GET /sandbox/state).
+func (s *sandboxProc) state(t *testing.T) sandbox.Stats {
+	t.Helper()
+	resp, err := http.Get(s.url + sandbox.StatePath)
+	if err != nil {
+		t.Fatalf("sandbox state: %v", err)
+	}
+	defer resp.Body.Close()
+	var st sandbox.State
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatalf("sandbox state: %v", err)
+	}
+	return st.Stats
+}
+
 // stop interrupts the emulator, waits for it, and returns the CPU time it used.
 func (s *sandboxProc) stop() time.Duration {
 	s.cmd.Process.Signal(os.Interrupt)
@@ -243,7 +267,8 @@ func (s *sandboxProc) stop() time.Duration {
 type procResult struct {
 	Wall     time.Duration
 	CPU      time.Duration // user + system
-	MaxRSS   int64         // bytes, from the kernel (ru_maxrss)
+	MaxRSS   int64         // bytes, the process's own peak: VmHWM sampled from /proc (RUMaxRSS if none)
+	RUMaxRSS int64         // bytes, ru_maxrss from the kernel: also counts the peak RSS of this test process (see runBin)
 	PeakAnon int64         // bytes, peak RssAnon sampled from /proc
 	PeakFile int64         // bytes, peak RssFile sampled from /proc
 	Exit     int
@@ -266,17 +291,29 @@ func (e *benchEnv) runBin(env []string, args ...string) procResult {
 	stopWatch := watchRSS(cmd.Process.Pid)
 	err := cmd.Wait()
 	wall := time.Since(start)
-	anon, file := stopWatch()
+	anon, file, hwm := stopWatch()
 	if err != nil {
 		if _, ok := err.(*exec.ExitError); !ok {
 			e.t.Fatal(err)
 		}
 	}
 	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	// The child's ru_maxrss is not its own peak alone: Go starts a child
+	// with vfork (CLONE_VM), and at exec Linux folds the high-water mark of
+	// the memory it leaves, this test process's, into the child's maxrss.
+	// A test process that once held more than the child (the big photos it
+	// generated, say) would be counted instead. VmHWM, sampled while the
+	// child runs, is the child's own; it misses only the last sampling
+	// interval before exit.
+	maxRSS := hwm
+	if maxRSS <= 0 {
+		maxRSS = ru.Maxrss * 1024
+	}
 	return procResult{
 		Wall:     wall,
 		CPU:      time.Duration(ru.Utime.Nano() + ru.Stime.Nano()),
-		MaxRSS:   ru.Maxrss * 1024,
+		MaxRSS:   maxRSS,
+		RUMaxRSS: ru.Maxrss * 1024,
 		PeakAnon: anon,
 		PeakFile: file,
 		Exit:     cmd.ProcessState.ExitCode(),
@@ -285,10 +322,10 @@ func (e *benchEnv) runBin(env []string, args ...string) procResult {
 	}
 }
 
-// watchRSS samples the RssAnon and RssFile of process pid until the
+// watchRSS samples the RssAnon, RssFile and VmHWM of process pid until the
 // returned function is called, which returns their peaks in bytes.
-func watchRSS(pid int) func() (anon, file int64) {
-	var peakAnon, peakFile int64
+func watchRSS(pid int) func() (anon, file, hwm int64) {
+	var peakAnon, peakFile, peakHWM int64
 	quit := make(chan struct{})
 	done := make(chan struct{})
 	path := fmt.Sprintf("/proc/%d/status", pid)
@@ -300,14 +337,17 @@ func watchRSS(pid int) func() (anon, file int64) {
 			if b, err := os.ReadFile(path); err == nil {
 				for line := range strings.SplitSeq(string(b), "\n") {
 					name, val, ok := strings.Cut(line, ":")
-					if !ok || (name != "RssAnon" && name != "RssFile") {
+					if !ok || (name != "RssAnon" && name != "RssFile" && name != "VmHWM") {
 						continue
 					}
 					kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(val), " kB"), 10, 64)
-					if name == "RssAnon" {
+					switch name {
+					case "RssAnon":
 						peakAnon = max(peakAnon, kb*1024)
-					} else {
+					case "RssFile":
 						peakFile = max(peakFile, kb*1024)
+					default:
+						peakHWM = max(peakHWM, kb*1024)
 					}
 				}
 			}
@@ -318,10 +358,10 @@ func watchRSS(pid int) func() (anon, file int64) {
 			}
 		}
 	}()
-	return func() (int64, int64) {
+	return func() (int64, int64, int64) {
 		close(quit)
 		<-done
-		return peakAnon, peakFile
+		return peakAnon, peakFile, peakHWM
 	}
 }
 
@@ -347,15 +387,25 @@ type importResult struct {
 // storePath against baseURL, and checks that it ended with exit code 0.
 func (e *benchEnv) runImport(manifestPath, storePath, baseURL string, workers int) importResult {
 	e.t.Helper()
-	p := e.runBin([]string{"SMILE_BASE_URL=" + baseURL, "BULKENROLL_STORE=" + storePath},
-		"run", "--manifest", manifestPath, "--workers", strconv.Itoa(workers), "--rate", "0",
-		"--no-progress", "--json")
-	r := importResult{procResult: p}
-	if p.Exit != 0 {
-		e.t.Fatalf("bulkenroll run %s: exit %d\n%s", filepath.Base(manifestPath), p.Exit, lastLines(p.Stderr, 20))
+	r := e.runImportWith(manifestPath, storePath, baseURL, workers, "--rate", "0")
+	if r.Exit != 0 {
+		e.t.Fatalf("bulkenroll run %s: exit %d\n%s", filepath.Base(manifestPath), r.Exit, lastLines(r.Stderr, 20))
 	}
+	return r
+}
+
+// runImportWith runs `bulkenroll run` as runImport does, with the flags in
+// args instead of --rate 0 (none: the default settings), and leaves the
+// exit code to the caller; it fails only if there is no summary.
+func (e *benchEnv) runImportWith(manifestPath, storePath, baseURL string, workers int, args ...string) importResult {
+	e.t.Helper()
+	p := e.runBin([]string{"SMILE_BASE_URL=" + baseURL, "BULKENROLL_STORE=" + storePath},
+		append([]string{"run", "--manifest", manifestPath, "--workers", strconv.Itoa(workers),
+			"--no-progress", "--json"}, args...)...)
+	r := importResult{procResult: p}
 	if err := json.Unmarshal([]byte(strings.TrimSpace(p.Stdout)), &r.Sum); err != nil {
-		e.t.Fatalf("bulkenroll run: summary %q: %v", p.Stdout, err)
+		e.t.Fatalf("bulkenroll run %s: exit %d, summary %q: %v\n%s", filepath.Base(manifestPath), p.Exit, p.Stdout, err,
+			lastLines(p.Stderr, 20))
 	}
 	if fi, err := os.Stat(storePath); err == nil {
 		r.StoreSize = fi.Size()

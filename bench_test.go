@@ -49,10 +49,11 @@ type benchLine struct {
 
 func (l benchLine) rowsPerSec() float64 { return float64(l.Rows) / l.Wall.Seconds() }
 
-// benchTarget is one asserted target.
+// benchTarget is one target, asserted unless Info.
 type benchTarget struct {
 	Name, Want, Got string
 	OK              bool
+	Info            bool // reported, not asserted
 }
 
 type benchReport struct {
@@ -70,9 +71,17 @@ func (r *benchReport) add(l benchLine) {
 }
 
 func (r *benchReport) target(name, want, got string, ok bool) {
-	r.targets = append(r.targets, benchTarget{name, want, got, ok})
+	r.targets = append(r.targets, benchTarget{name, want, got, ok, false})
 	if !ok {
 		r.t.Errorf("target missed: %s: want %s, got %s", name, want, got)
+	}
+}
+
+// info reports a figure against a target without asserting it.
+func (r *benchReport) info(name, want, got string, ok bool) {
+	r.targets = append(r.targets, benchTarget{name, want, got, ok, true})
+	if !ok {
+		r.t.Logf("information: %s: %s, got %s", name, want, got)
 	}
 }
 
@@ -101,7 +110,8 @@ func TestBenchHarness(t *testing.T) {
 	t.Logf("calibration: floor %0.f rows/s on loopback; throughput runs of %d rows", loopRate, loopRows)
 
 	// BULKENROLL_BENCH_ONLY (a comma-separated list of loopback, latency,
-	// memory, validate) runs some scenarios only, when working on one.
+	// memory, validate, quota50, quota200, noquota, bigphotos) runs some
+	// scenarios only, when working on one.
 	only := os.Getenv("BULKENROLL_BENCH_ONLY")
 	run := func(name string) bool { return only == "" || slices.Contains(strings.Split(only, ","), name) }
 	if run("loopback") {
@@ -116,6 +126,18 @@ func TestBenchHarness(t *testing.T) {
 	}
 	if run("validate") {
 		benchValidate(t, e, rep)
+	}
+	if run("quota50") {
+		benchQuota50(t, e, rep)
+	}
+	if run("quota200") {
+		benchQuota200(t, e, rep)
+	}
+	if run("noquota") {
+		benchNoQuota(t, e, rep, loopRate)
+	}
+	if run("bigphotos") {
+		benchBigPhotos(t, e, rep)
 	}
 	if only != "" {
 		rep.notes = append(rep.notes, "Only the scenarios "+only+" were run (BULKENROLL_BENCH_ONLY).")
@@ -135,11 +157,24 @@ func TestBenchHarness(t *testing.T) {
 
 func clamp(v, lo, hi int) int { return min(max(v, lo), hi) }
 
-// benchThroughput runs the floor and the importer alternately, rounds times
-// each, each on a fresh sandbox (and the importer on a fresh store), and
-// compares the best of each.
+// benchThroughput runs the floor and the importer (--rate 0) alternately,
+// rounds times each, each on a fresh sandbox (and the importer on a fresh
+// store), and compares the best of each.
 func benchThroughput(t *testing.T, e *benchEnv, rep *benchReport, name string, latency time.Duration, workers, rows, rounds int, want float64) {
-	slug := strings.NewReplacer(" ", "", ",", "-").Replace(name)
+	bf, bi := throughputRounds(t, e, name, latency, workers, rows, rounds, "importer", "--rate", "0")
+	rep.add(bf)
+	rep.add(bi)
+	rep.target(fmt.Sprintf("%s: importer / floor rows per second", name), fmt.Sprintf("≥ %.2f", want),
+		fmt.Sprintf("%.3f", bi.Ratio), bi.Ratio >= want)
+}
+
+// throughputRounds runs the floor and the importer with the flags in args
+// alternately, rounds times each, each on a fresh sandbox (and the importer
+// on a fresh store), and returns the best of each, the importer's with its
+// ratio to the floor's; label names the importer's runs.
+func throughputRounds(t *testing.T, e *benchEnv, name string, latency time.Duration, workers, rows, rounds int,
+	label string, args ...string) (bf, bi benchLine) {
+	slug := benchSlug(name)
 	var floors, imports []benchLine
 	for round := range rounds {
 		sb := e.startSandbox(latency)
@@ -153,12 +188,13 @@ func benchThroughput(t *testing.T, e *benchEnv, rep *benchReport, name string, l
 		prefix := fmt.Sprintf("%s-imp%d", slug, round)
 		m := e.manifest(prefix, rows)
 		sb = e.startSandbox(latency)
-		r := e.runImport(m, filepath.Join(e.dir, prefix+".db"), sb.url, workers)
+		r := e.runImportWith(m, filepath.Join(e.dir, prefix+".db"), sb.url, workers, args...)
 		is := sb.stop()
-		if r.Sum.Enrolled != rows {
-			t.Fatalf("%s: importer enrolled %d of %d rows: %+v", name, r.Sum.Enrolled, rows, r.Sum)
+		if r.Exit != 0 || r.Sum.Enrolled != rows {
+			t.Fatalf("%s: importer: exit %d, enrolled %d of %d rows: %+v\n%s", name, r.Exit, r.Sum.Enrolled, rows, r.Sum,
+				lastLines(r.Stderr, 20))
 		}
-		imports = append(imports, benchLine{Scenario: name, What: "importer", Rows: rows, Workers: workers,
+		imports = append(imports, benchLine{Scenario: name, What: label, Rows: rows, Workers: workers,
 			Wall: r.Wall, CPU: r.CPU, Server: is, RSS: r.MaxRSS, Anon: r.PeakAnon, Store: r.StoreSize})
 		os.Remove(m)
 		os.Remove(filepath.Join(e.dir, prefix+".db"))
@@ -173,15 +209,15 @@ func benchThroughput(t *testing.T, e *benchEnv, rep *benchReport, name string, l
 		}
 		return strings.Join(s, ", ")
 	}
-	bf, bi := best(floors), best(imports)
-	ratio := bi.rowsPerSec() / bf.rowsPerSec()
-	bf.Ratio, bi.Ratio = 1, ratio
+	bf, bi = best(floors), best(imports)
+	bf.Ratio, bi.Ratio = 1, bi.rowsPerSec()/bf.rowsPerSec()
 	bf.Note = fmt.Sprintf("best of %d (rows/s: %s)", rounds, walls(floors))
 	bi.Note = fmt.Sprintf("best of %d (rows/s: %s)", rounds, walls(imports))
-	rep.add(bf)
-	rep.add(bi)
-	rep.target(fmt.Sprintf("%s: importer / floor rows per second", name), fmt.Sprintf("≥ %.2f", want),
-		fmt.Sprintf("%.3f", ratio), ratio >= want)
+	return bf, bi
+}
+
+func benchSlug(name string) string {
+	return strings.NewReplacer(" ", "", ",", "-", "/", "-").Replace(name)
 }
 
 // benchMemory imports 40,000 rows and then 1,000,000 (or 200,000, with a
@@ -292,12 +328,18 @@ func (r *benchReport) markdown() string {
 		runtime.GOMAXPROCS(0), runtime.Version(), runtime.GOOS, runtime.GOARCH, time.Now().UTC().Format("2006-01-02"))
 	fmt.Fprintf(&b, "Generated by `make bench` (bench_test.go). Photos of 20 KiB (1,000 distinct files, cycled); "+
 		"the sandbox emulator runs as a separate `bulkenroll sandbox` process on loopback, fresh for every "+
-		"throughput run; the importer is the real binary with `--rate 0 --no-progress` and a fresh store. "+
+		"throughput run; the importer is the real binary with `--rate 0 --no-progress` and a fresh store, "+
+		"except where the run column names other rate flags (\"default\": no rate flag, that is `--rate auto "+
+		"--max-rate 50`). The quota scenarios run the sandbox with `--quota N --latency 50ms` (a token bucket "+
+		"answering 429 with Retry-After above N requests per second): share of the quota is rows/s ÷ N, and "+
+		"429s are the sandbox's quota_refused ÷ requests. "+
 		"The floor only reads each photo, base64-encodes it, signs and POSTs it with the same number of "+
 		"workers, from the test process; floor and importer runs alternate, and the ratio compares the best "+
 		"of each. CPU is user + system seconds per 1,000 rows of the client process (server: of the sandbox "+
-		"process); peak RSS is the importer's ru_maxrss, anon the peak of its anonymous part (heap and "+
-		"stacks, sampled), the rest being pages of the store file mapped by bbolt.\n\n")
+		"process); peak RSS is the importer's own high-water mark (VmHWM, sampled every 50 ms from /proc: "+
+		"ru_maxrss of a child started from Go also counts the peak of the process that started it, here "+
+		"the test), anon the peak of its anonymous part (heap and stacks, sampled), the rest being the "+
+		"program's own pages and pages of the store file mapped by bbolt.\n\n")
 	b.WriteString("| scenario | run | rows | workers | seconds | rows/s | vs floor | CPU s / 1k rows | server CPU s / 1k | peak RSS | peak anon | store | note |\n")
 	b.WriteString("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
 	for _, l := range r.lines {
@@ -320,8 +362,13 @@ func (r *benchReport) markdown() string {
 	b.WriteString("\n| target | want | measured | holds |\n| --- | --- | --- | --- |\n")
 	for _, tg := range r.targets {
 		ok := "yes"
-		if !tg.OK {
+		switch {
+		case !tg.OK && tg.Info:
+			ok = "no (information, not asserted)"
+		case !tg.OK:
 			ok = "**no**"
+		case tg.Info:
+			ok = "yes (information, not asserted)"
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", tg.Name, tg.Want, tg.Got, ok)
 	}
