@@ -110,8 +110,8 @@ func TestBenchHarness(t *testing.T) {
 	t.Logf("calibration: floor %0.f rows/s on loopback; throughput runs of %d rows", loopRate, loopRows)
 
 	// BULKENROLL_BENCH_ONLY (a comma-separated list of loopback, latency,
-	// memory, validate, quota50, quota200, noquota, bigphotos) runs some
-	// scenarios only, when working on one.
+	// memory, validate, quota50, quota200, noquota, bigphotos, s3) runs
+	// some scenarios only, when working on one.
 	only := os.Getenv("BULKENROLL_BENCH_ONLY")
 	run := func(name string) bool { return only == "" || slices.Contains(strings.Split(only, ","), name) }
 	if run("loopback") {
@@ -138,6 +138,9 @@ func TestBenchHarness(t *testing.T) {
 	}
 	if run("bigphotos") {
 		benchBigPhotos(t, e, rep)
+	}
+	if run("s3") {
+		benchS3(t, e, rep)
 	}
 	if only != "" {
 		rep.notes = append(rep.notes, "Only the scenarios "+only+" were run (BULKENROLL_BENCH_ONLY).")

@@ -23,6 +23,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"image"
+	_ "image/jpeg" // DecodeConfig of the ledger's photos
+	_ "image/png"
 	"io"
 	"math"
 	"math/rand/v2"
@@ -159,6 +162,24 @@ type State struct {
 	// Enrolled maps each enrolled user_id to the number of times it was
 	// enrolled, which is never more than one.
 	Enrolled map[string]int `json:"enrolled"`
+	// Photos maps each enrolled user_id to what is known of the photo its
+	// enrollment received.
+	Photos map[string]PhotoInfo `json:"photos"`
+}
+
+// PhotoInfo describes a photo the emulator accepted, read from its decoded
+// bytes with image.DecodeConfig only (the pixels are never decoded).
+type PhotoInfo struct {
+	// Format is "jpeg" or "png", from the file's magic bytes.
+	Format string `json:"format"`
+	// Bytes is the size of the decoded photo file.
+	Bytes int64 `json:"bytes"`
+	// Width and Height are the image's dimensions; both zero when the
+	// header could not be read.
+	Width  int `json:"width"`
+	Height int `json:"height"`
+	// ConfigError is why image.DecodeConfig failed, if it did.
+	ConfigError string `json:"config_error,omitempty"`
 }
 
 // Server emulates POST /v1/backfill_users. It implements http.Handler and is
@@ -177,6 +198,7 @@ type Server struct {
 	jsonOnly  bool       // tests: skip parseFast, to compare it with encoding/json
 	mu        sync.Mutex // guards everything below
 	enrolled  map[string]int
+	photos    map[string]PhotoInfo
 	stats     Stats
 	window    []int64 // arrival times (UnixNano) of the last second, from head
 	windowPos int
@@ -228,7 +250,7 @@ func New(opts Options) (*Server, error) {
 	if opts.QuotaBurst < 0 {
 		return nil, fmt.Errorf("sandbox: quota burst %d is negative", opts.QuotaBurst)
 	}
-	s := &Server{opts: opts, now: opts.Now, enrolled: make(map[string]int)}
+	s := &Server{opts: opts, now: opts.Now, enrolled: make(map[string]int), photos: make(map[string]PhotoInfo)}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -276,6 +298,18 @@ func (s *Server) Enrolled() map[string]int {
 	return out
 }
 
+// Photos returns a copy of the photo ledger: each enrolled user_id mapped to
+// the photo its enrollment received.
+func (s *Server) Photos() map[string]PhotoInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]PhotoInfo, len(s.photos))
+	for k, v := range s.photos {
+		out[k] = v
+	}
+	return out
+}
+
 // Stats returns a copy of the counters.
 func (s *Server) Stats() Stats {
 	s.mu.Lock()
@@ -301,7 +335,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusMethodNotAllowed, errBody{Error: "Method not allowed"})
 			return
 		}
-		st := State{Enrolled: s.Enrolled(), Stats: s.Stats()}
+		st := State{Enrolled: s.Enrolled(), Photos: s.Photos(), Stats: s.Stats()}
 		writeJSON(w, http.StatusOK, st)
 	default:
 		writeJSON(w, http.StatusNotFound, errBody{Error: "Not found"})
@@ -517,6 +551,7 @@ func (s *Server) decide(w http.ResponseWriter, r *http.Request) (answer, outcome
 	// is only given after the checks that come first: the fast path needs
 	// it to be sure the body was valid JSON.
 	var photoText string
+	var info PhotoInfo
 	var (
 		req   request
 		photo []byte
@@ -526,7 +561,7 @@ func (s *Server) decide(w http.ResponseWriter, r *http.Request) (answer, outcome
 		req, photo, ok = parseFast(body)
 	}
 	if ok && len(photo) > 0 {
-		photoText = s.checkPhoto(photo)
+		photoText, info = s.checkPhoto(photo)
 		if photoText == textNotBase64 && hasControl(photo) {
 			ok = false // invalid JSON: let encoding/json say so
 		}
@@ -554,7 +589,7 @@ func (s *Server) decide(w http.ResponseWriter, r *http.Request) (answer, outcome
 		// rather than copying a photo-sized string.
 		photo = unsafe.Slice(unsafe.StringData(req.Photo), len(req.Photo))
 		if len(photo) > 0 {
-			photoText = s.checkPhoto(photo)
+			photoText, info = s.checkPhoto(photo)
 		}
 	}
 
@@ -616,6 +651,7 @@ func (s *Server) decide(w http.ResponseWriter, r *http.Request) (answer, outcome
 	already := s.enrolled[req.UserID] > 0
 	if !already {
 		s.enrolled[req.UserID]++
+		s.photos[req.UserID] = info
 	}
 	s.mu.Unlock()
 	if already {
@@ -663,10 +699,11 @@ func (s *Server) roll() outcome {
 }
 
 // checkPhoto returns why photo is unacceptable, or "" if it is a JPEG or PNG
-// file in standard base64 within the size limit.
-func (s *Server) checkPhoto(photo []byte) string {
+// file in standard base64 within the size limit; for an acceptable photo it
+// also describes it for the ledger.
+func (s *Server) checkPhoto(photo []byte) (string, PhotoInfo) {
 	if len(photo) >= 5 && bytes.EqualFold(photo[:5], []byte("data:")) {
-		return "photo must be base64 without a data URI prefix"
+		return "photo must be base64 without a data URI prefix", PhotoInfo{}
 	}
 	bp := photoPool.Get().(*[]byte)
 	defer photoPool.Put(bp)
@@ -677,16 +714,28 @@ func (s *Server) checkPhoto(photo []byte) string {
 	dst := (*bp)[:need]
 	n, err := base64.StdEncoding.Decode(dst, photo)
 	if err != nil {
-		return textNotBase64
+		return textNotBase64, PhotoInfo{}
 	}
 	if int64(n) > s.maxPhoto {
-		return s.tooLarge()
+		return s.tooLarge(), PhotoInfo{}
 	}
 	dst = dst[:n]
-	if !bytes.HasPrefix(dst, jpegMagic) && !bytes.HasPrefix(dst, pngMagic) {
-		return "photo must be a JPEG or PNG image"
+	info := PhotoInfo{Bytes: int64(n)}
+	switch {
+	case bytes.HasPrefix(dst, jpegMagic):
+		info.Format = "jpeg"
+	case bytes.HasPrefix(dst, pngMagic):
+		info.Format = "png"
+	default:
+		return "photo must be a JPEG or PNG image", PhotoInfo{}
 	}
-	return ""
+	// The header only: cheap whatever the photo's size.
+	if cfg, _, err := image.DecodeConfig(bytes.NewReader(dst)); err != nil {
+		info.ConfigError = err.Error()
+	} else {
+		info.Width, info.Height = cfg.Width, cfg.Height
+	}
+	return "", info
 }
 
 const textNotBase64 = "photo is not valid standard base64"
