@@ -252,7 +252,7 @@ func runImport(ctx context.Context, o runOptions) (err error) {
 		}
 	}
 	if !jsonLog {
-		printSummary(o.streams, sum, runErr, o.Rejects, st)
+		printSummary(o.streams, sum, runErr, o.Rejects, st, o.RateAuto)
 	}
 	if o.JSON {
 		b, _ := json.Marshal(sum)
@@ -301,7 +301,7 @@ func openRunStore(path string, dry bool, cfg importer.Config) (*store.Store, err
 }
 
 // printSummary tells a person on standard error how the run ended.
-func printSummary(io streams, s importer.Summary, runErr error, rejects string, st *store.Store) {
+func printSummary(io streams, s importer.Summary, runErr error, rejects string, st *store.Store, auto bool) {
 	w := io.Err
 	head := "run"
 	if s.RunID > 0 {
@@ -324,7 +324,7 @@ func printSummary(io streams, s importer.Summary, runErr error, rejects string, 
 		how = "failed"
 	}
 	fmt.Fprintf(w, "bulkenroll: %s %s in %.1fs\n", head, how, s.Seconds)
-	if r := rateSummary(s.Stats); r != "" && !s.DryRun {
+	if r := rateSummary(s.Stats, auto); r != "" && !s.DryRun {
 		fmt.Fprintf(w, "  requests  %s\n", r)
 	}
 	fmt.Fprintf(w, "  rows      %d\n", s.Rows)
@@ -385,7 +385,7 @@ func parseRate(v string) (rate float64, auto bool, err error) {
 
 // rateSummary describes the requests of a run: how many, how many were
 // throttled, and the rate learned.
-func rateSummary(s importer.Stats) string {
+func rateSummary(s importer.Stats, auto bool) string {
 	var sent int64
 	for _, n := range s.Requests {
 		sent += n
@@ -398,7 +398,7 @@ func rateSummary(s importer.Stats) string {
 	if n := s.Requests[importer.AnswerThrottled]; n > 0 {
 		fmt.Fprintf(&b, ", %d throttled (429)", n)
 	}
-	if s.LearnedRate > 0 {
+	if s.LearnedRate > 0 && auto {
 		fmt.Fprintf(&b, "; learned quota about %.0f/s (the next run starts near it)", s.LearnedRate)
 	} else if s.Rate > 0 {
 		fmt.Fprintf(&b, "; rate limit %.1f/s", s.Rate)

@@ -757,13 +757,10 @@ func TestPhotosFixDownscale(t *testing.T) {
 
 // TestPhotosFixSmallBomb: a PNG whose header claims 100000x100000 pixels
 // but whose file is small (as a real decompression bomb is: its IDAT is
-// deflated zeros) must be rejected by --fix-photos, as README-section.md of
-// photofix promises ("a header claiming more than 50 megapixels: rejected
-// before anything is decoded").
+// deflated zeros) must be rejected by --fix-photos, as the README promises
+// ("a header claiming more than 50 megapixels: rejected before anything is
+// decoded"), even though it needs no conversion.
 func TestPhotosFixSmallBomb(t *testing.T) {
-	t.Skip("BUG: importer/worker.go (*worker).photo and remotePhoto skip photofix.Fix when photofix.Needs is false, " +
-		"and Needs is false for any PNG (or upright JPEG) under the size limit, so a small file whose header claims " +
-		"100000x100000 pixels is sent to Smile ID as it is with --fix-photos; the pixel ceiling is only checked for photos Fix is called on")
 	t.Parallel()
 	sb := e2eStartSandbox(t)
 	c := photosCLI(t, sb.URL)

@@ -275,15 +275,23 @@ func (g *gate) succeeded() {
 	now := g.now()
 	g.account(now)
 	g.hist.bin(now).ok++
-	if g.mode != gateAuto {
-		return
-	}
-	if now.Before(g.pauseUntil) {
+	if g.mode == gateOpen || now.Before(g.pauseUntil) {
 		return
 	}
 	dt := min(now.Sub(g.grown), maxGrowStep).Seconds()
 	g.grown = now
-	if dt <= 0 || g.boundLocked(now) {
+	if dt <= 0 {
+		return
+	}
+	if g.mode == gateFixed {
+		// After a 429 cut, climb back to the operator's limit additively
+		// (a fifth of it a second) rather than waiting out the slow period.
+		if g.limit < g.base {
+			g.setLimit(min(g.base, g.limit+alphaFastShare*g.base*dt))
+		}
+		return
+	}
+	if g.boundLocked(now) {
 		return
 	}
 	g.setLimit(g.grow(g.limit, dt))
@@ -335,7 +343,7 @@ func (g *gate) throttled(retryAfter time.Duration) {
 		// per episode, as TCP cuts once per window.
 		return
 	}
-	g.learned = g.measured(now, resumed)
+	g.learned = g.learnedAt(now, resumed)
 	// Requests waiting at the old rate take a new ticket after the pause.
 	g.gen++
 	g.issued = g.credit
@@ -343,11 +351,26 @@ func (g *gate) throttled(retryAfter time.Duration) {
 	case gateFixed:
 		g.setLimit(max(g.limit/2, g.base/8))
 		g.slowUntil = now.Add(slowFor)
+		g.grown = g.pauseUntil
 	case gateAuto:
 		g.holdTill = g.pauseUntil.Add(time.Second / 2)
 		g.setLimit(min(max(gateBeta*g.learned, minRate), g.max))
 		g.grown = g.pauseUntil
 	}
+}
+
+// learnedAt estimates the quota at a 429: the rate of answers measured
+// since the last pause, but not below the last estimate while the limit
+// in force was above it. (Right after a pause the pool sends at 0.7 of the
+// estimate, so a measurement then says little about the quota; a quota
+// that really fell still brings the estimate down, once the limit is below
+// it.) The caller holds g.mu.
+func (g *gate) learnedAt(now, resumed time.Time) float64 {
+	m := g.measured(now, resumed)
+	if g.mode != gateAuto || g.learned <= 0 {
+		return m
+	}
+	return max(m, min(g.learned, g.limit))
 }
 
 // measured returns the rate of successful answers over the last
@@ -374,6 +397,9 @@ func (g *gate) measured(now, resumed time.Time) float64 {
 func (g *gate) rates() (current, learned float64) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if g.mode != gateAuto {
+		return g.limit, 0 // only the adaptive rate learns a quota
+	}
 	return g.limit, g.learned
 }
 
