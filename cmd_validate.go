@@ -77,21 +77,37 @@ func validateManifest(ctx context.Context, o validateOptions) error {
 	// printed in the manifest's order through a window of pending checks.
 	photos := photosource.New(photosource.Options{MaxBytes: o.MaxPhotoBytes, HTTPClient: o.PhotoHTTPClient})
 	defer photos.Close()
-	pending := make(chan pendingCheck, 4*o.Workers)
 	slots := make(chan struct{}, o.Workers)
 	var rows, invalid int
-	printed := make(chan struct{})
-	go func() {
-		defer close(printed)
-		for pc := range pending {
-			if re := <-pc.result; re != nil {
-				invalid++
-				out.problem(problem{Line: pc.row.Line, UserID: pc.row.UserID, Field: re.Field, Reason: re.Error()})
-			}
+	var queue []pendingCheck // in manifest order; the head is printed first
+	emit := func(pc pendingCheck, re *manifest.RowError) {
+		if re != nil {
+			invalid++
+			out.problem(problem{Line: pc.row.Line, UserID: pc.row.UserID, Field: re.Field, Reason: re.Error()})
 		}
-	}()
+	}
+	// flush prints the checks at the head of the queue that are done,
+	// waiting for them while more than keep are queued.
+	flush := func(keep int) {
+		for len(queue) > 0 {
+			pc := queue[0]
+			switch {
+			case pc.result == nil:
+				emit(pc, pc.re)
+			case len(queue) > keep:
+				emit(pc, <-pc.result)
+			default:
+				select {
+				case re := <-pc.result:
+					emit(pc, re)
+				default:
+					return
+				}
+			}
+			queue = queue[1:]
+		}
+	}
 	readErr := func() error {
-		defer close(pending)
 		for n := 0; ; n++ {
 			if n%1024 == 0 && ctx.Err() != nil {
 				return ctx.Err()
@@ -119,20 +135,20 @@ func validateManifest(ctx context.Context, o validateOptions) error {
 					re = &manifest.RowError{Field: "photo", Reason: err.Error()}
 				}
 			}
-			pc := pendingCheck{row: row, result: make(chan *manifest.RowError, 1)}
+			pc := pendingCheck{row: row, re: re}
 			if re == nil && photosource.IsRemote(row.PhotoPath) {
+				pc.result = make(chan *manifest.RowError, 1)
 				slots <- struct{}{}
 				go func() {
 					defer func() { <-slots }()
 					pc.result <- checkRemote(ctx, photos, row.PhotoPath, o.MaxPhotoBytes)
 				}()
-			} else {
-				pc.result <- re
 			}
-			pending <- pc
+			queue = append(queue, pc)
+			flush(4 * o.Workers)
 		}
 	}()
-	<-printed
+	flush(0)
 	if readErr != nil {
 		return readErr
 	}
@@ -179,9 +195,11 @@ func (p *problemWriter) end(rows, invalid int) {
 	fmt.Fprintf(p.w, "%d rows: %d valid, %d invalid\n", rows, rows-invalid, invalid)
 }
 
-// pendingCheck is a row whose check may still be running.
+// pendingCheck is a row whose check may still be running: re is the
+// problem found (nil: none) unless result is set, which then delivers it.
 type pendingCheck struct {
 	row    manifest.Row
+	re     *manifest.RowError
 	result chan *manifest.RowError
 }
 

@@ -109,6 +109,16 @@ func (w *worker) photo(j job, rec *store.Record) (User, error) {
 		return w.remotePhoto(j, rec, u)
 	}
 	if !r.opts.FixPhotos {
+		if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() && fi.Size() <= smallPhoto {
+			// A small photo is read once, whole (and checked as it is
+			// read): fewer system calls than a check and a stream, and a
+			// pool holds little of them.
+			if err := manifest.ReadPhoto(path, r.opts.MaxPhotoBytes, &w.buf); err != nil {
+				return u, err
+			}
+			u.Photo = w.buf.Bytes()
+			return u, nil
+		}
 		size, _, err := manifest.PeekPhoto(path, r.opts.MaxPhotoBytes)
 		if err != nil {
 			return u, err
@@ -146,6 +156,11 @@ func (w *worker) photo(j job, rec *store.Record) (User, error) {
 	w.buf.Reset()
 	return u, nil
 }
+
+// smallPhoto is the largest photo a worker reads whole rather than
+// streams: 64 workers hold at most 8 MiB of them (their base64 bodies are
+// pooled by the client), while larger photos, up to 5 MiB, are streamed.
+const smallPhoto = 128 << 10
 
 // maxFixInput bounds the photos FixPhotos reads to convert.
 const maxFixInput = 64 << 20
