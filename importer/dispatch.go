@@ -155,6 +155,10 @@ func (r *runner) dispatch(rows <-chan read, jobs chan<- job) error {
 		batch = nil
 	}
 	for {
+		if r.stopped() {
+			abandon()
+			return nil
+		}
 		var res read
 		var ok bool
 		select {
