@@ -16,21 +16,23 @@ import (
 // It has three modes:
 //
 //   - no limit (--rate 0): only the pauses after a 429;
-//   - fixed (--rate R): R per second; a 429 halves the rate (down to R/8)
-//     for slowFor, then R again;
+//   - fixed (--rate R): R per second; a 429 halves the rate (down to R/8),
+//     which then climbs back to R additively within seconds (at the latest
+//     after slowFor);
 //   - auto (--rate auto): the limit is discovered while the run goes, with
 //     additive increase and multiplicative decrease (AIMD), as TCP congestion
 //     control and the AWS SDKs' adaptive retry mode do. See gateConfig.
 //
 // The auto control law, in one paragraph: the limit starts at Start (or just
-// below a remembered learned rate) and grows by alphaFast = Max/5 per second
-// of successful sending (10/s to 50/s in four seconds with the default
+// below a remembered learned rate) and grows by alphaFast = Max/4 per second
+// of successful sending (10/s to 50/s in under four seconds with the default
 // Max). A 429 sets the learned rate to the rate of successful answers over
-// the second before it (capped by the limit) and cuts the limit to
+// the second before it (capped by the limit; not below the last estimate
+// while the limit was above it, see learnedAt) and cuts the limit to
 // beta × learned (beta = 0.7), and the pool pauses for Retry-After. The limit
-// then climbs back fast to 0.95 × learned, and from there probes slowly,
-// at 0.5% of learned per second, so that a quota once found costs a 429 (and
-// a Retry-After pause) only every 15 to 20 seconds. Past 1.05 × learned with
+// then climbs back fast to 0.95 × learned, and from there probes slowly
+// (0.25% of learned per second up to it, 1% above it), so that a quota once
+// found costs a 429 (and a Retry-After pause) only every 15 to 20 seconds. Past 1.05 × learned with
 // no 429 the learned rate is stale (the quota grew) and the fast climb
 // resumes. The limit never leaves [minRate, Max]. While the pool sends well
 // below the limit (the workers, not the gate, are the bottleneck: the run is
@@ -101,7 +103,7 @@ const (
 	defaultMaxRate   = 50.0   // requests/s, --max-rate's default
 	minRate          = 0.5    // requests/s: the limit never goes below
 	gateBeta         = 0.7    // multiplicative decrease on a 429 (TCP CUBIC, AWS adaptive retry)
-	alphaFastShare   = 0.2    // additive increase per second, as a share of Max
+	alphaFastShare   = 0.25   // additive increase per second, as a share of Max
 	probeBelowShare  = 0.0025 // per second, as a share of learned, from approach to learned
 	probeAboveShare  = 0.01   // per second, as a share of learned, from learned to stale
 	approachShare    = 0.95   // the fast climb stops here, as a share of learned
@@ -285,7 +287,7 @@ func (g *gate) succeeded() {
 	}
 	if g.mode == gateFixed {
 		// After a 429 cut, climb back to the operator's limit additively
-		// (a fifth of it a second) rather than waiting out the slow period.
+		// (a quarter of it a second) rather than waiting out the slow period.
 		if g.limit < g.base {
 			g.setLimit(min(g.base, g.limit+alphaFastShare*g.base*dt))
 		}
