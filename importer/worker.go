@@ -140,20 +140,34 @@ func (w *worker) photo(j job, rec *store.Record) (User, error) {
 		u.Size, u.Open = size, func() (io.ReadCloser, error) { return os.Open(path) }
 		return u, nil
 	}
+	return w.convert(u, rec, "", func(buf *bytes.Buffer) error { return readAll(path, maxFixInput, buf) })
+}
+
+// convert reads a photo that needs fixing into the worker's buffer with
+// read and converts it (one conversion per CPU at a time), returning the
+// user with the converted photo and noting on rec what was done. name,
+// when set, starts the reason of a refusal (a remote photo's URL).
+func (w *worker) convert(u User, rec *store.Record, name string, read func(*bytes.Buffer) error) (User, error) {
+	r := w.r
 	r.fixSlots <- struct{}{}
 	defer func() { <-r.fixSlots }()
-	if err := readAll(path, maxFixInput, &w.buf); err != nil {
+	w.buf.Reset()
+	defer w.buf.Reset()
+	if err := read(&w.buf); err != nil {
 		return u, err
 	}
 	res, err := photofix.Fix(w.buf.Bytes(), photofix.Options{MaxBytes: r.opts.MaxPhotoBytes})
 	if err != nil {
-		return u, &manifest.RowError{Field: manifest.ColPhoto, Reason: err.Error()}
+		reason := err.Error()
+		if name != "" {
+			reason = name + ": " + reason
+		}
+		return u, &manifest.RowError{Field: manifest.ColPhoto, Reason: reason}
 	}
 	if res.Changed {
 		rec.PhotoNote = res.Note
 	}
 	u.Photo = bytes.Clone(res.Data)
-	w.buf.Reset()
 	return u, nil
 }
 
@@ -359,23 +373,13 @@ func (w *worker) remotePhoto(j job, rec *store.Record, u User) (User, error) {
 	size := p.Size()
 	if r.opts.FixPhotos && photofix.Needs(head, size, r.opts.MaxPhotoBytes) {
 		defer p.Close()
-		r.fixSlots <- struct{}{}
-		defer func() { <-r.fixSlots }()
-		w.buf.Reset()
-		w.buf.Write(head)
-		if _, err := w.buf.ReadFrom(p); err != nil {
-			return u, remoteErr(err)
-		}
-		res, err := photofix.Fix(w.buf.Bytes(), photofix.Options{MaxBytes: r.opts.MaxPhotoBytes})
-		if err != nil {
-			return u, &manifest.RowError{Field: manifest.ColPhoto, Reason: fmt.Sprintf("%s: %v", photosource.Redact(ref), err)}
-		}
-		if res.Changed {
-			rec.PhotoNote = res.Note
-		}
-		u.Photo = bytes.Clone(res.Data)
-		w.buf.Reset()
-		return u, nil
+		return w.convert(u, rec, photosource.Redact(ref), func(buf *bytes.Buffer) error {
+			buf.Write(head)
+			if _, err := buf.ReadFrom(p); err != nil {
+				return remoteErr(err)
+			}
+			return nil
+		})
 	}
 	if rerr := manifest.CheckHead(head); rerr != nil {
 		p.Close()
