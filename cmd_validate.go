@@ -7,10 +7,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 
 	"github.com/urfave/cli/v2"
 
+	"bulkenroll/importer"
 	"bulkenroll/importer/photosource"
 	"bulkenroll/manifest"
 )
@@ -141,7 +141,7 @@ func validateManifest(ctx context.Context, o validateOptions) error {
 				slots <- struct{}{}
 				go func() {
 					defer func() { <-slots }()
-					pc.result <- checkRemote(ctx, photos, row.PhotoPath, o.MaxPhotoBytes)
+					pc.result <- importer.CheckRemotePhoto(ctx, photos, row.PhotoPath, o.MaxPhotoBytes)
 				}()
 			}
 			queue = append(queue, pc)
@@ -201,22 +201,4 @@ type pendingCheck struct {
 	row    manifest.Row
 	re     *manifest.RowError
 	result chan *manifest.RowError
-}
-
-// checkRemote checks a photo in object storage or at an https URL without
-// downloading it: it exists, its size is within the limit, and its first
-// bytes are a JPEG's or a PNG's.
-func checkRemote(ctx context.Context, photos *photosource.Opener, ref string, limit int64) *manifest.RowError {
-	info, err := photos.Stat(ctx, ref)
-	if err != nil {
-		return &manifest.RowError{Field: manifest.ColPhoto, Reason: strings.TrimPrefix(err.Error(), "photo: ")}
-	}
-	if info.Size > limit {
-		return &manifest.RowError{Field: manifest.ColPhoto, Reason: fmt.Sprintf("%s: %d bytes, over the %d-byte limit", photosource.Redact(ref), info.Size, limit)}
-	}
-	if rerr := manifest.CheckHead(info.Head); rerr != nil {
-		rerr.Reason = photosource.Redact(ref) + ": " + rerr.Reason
-		return rerr
-	}
-	return nil
 }

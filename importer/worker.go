@@ -2,6 +2,7 @@ package importer
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -82,7 +83,7 @@ type worker struct {
 	buf bytes.Buffer
 	// unsent is a remote photo opened to check it and not yet handed to a
 	// request; do closes it when the row is done.
-	unsent io.Closer
+	unsent *prefixed
 }
 
 // answered reports whether err is an answer from the API that was not a
@@ -267,8 +268,9 @@ func (w *worker) do(j job) {
 			return
 		}
 		lastErr = err
-		wait := retryAfterOf(ae)
+		var wait time.Duration
 		if ae != nil && ae.Status == 429 {
+			wait = ae.RetryAfter
 			r.gate.throttled(wait)
 		}
 		if sleep(r.ctx, backoff(try, r.opts.BackoffBase, r.opts.BackoffMax, wait)) != nil {
@@ -276,14 +278,6 @@ func (w *worker) do(j job) {
 			return
 		}
 	}
-}
-
-// retryAfterOf returns the Retry-After of a 429 answer, else 0.
-func retryAfterOf(ae *APIError) time.Duration {
-	if ae != nil && ae.Status == 429 {
-		return ae.RetryAfter
-	}
-	return 0
 }
 
 // refuse rejects a row Smile ID refused, keeping its code and text and the
@@ -381,9 +375,8 @@ func (w *worker) remotePhoto(j job, rec *store.Record, u User) (User, error) {
 			return nil
 		})
 	}
-	if rerr := manifest.CheckHead(head); rerr != nil {
+	if rerr := checkRemoteHead(ref, size, head, r.opts.MaxPhotoBytes); rerr != nil {
 		p.Close()
-		rerr.Reason = photosource.Redact(ref) + ": " + rerr.Reason
 		return u, rerr
 	}
 	if r.opts.FixPhotos {
@@ -394,17 +387,13 @@ func (w *worker) remotePhoto(j job, rec *store.Record, u User) (User, error) {
 			return u, &manifest.RowError{Field: manifest.ColPhoto, Reason: fmt.Sprintf("%s: %v", photosource.Redact(ref), err)}
 		}
 	}
-	if size > r.opts.MaxPhotoBytes {
-		p.Close()
-		return u, &manifest.RowError{Field: manifest.ColPhoto, Reason: fmt.Sprintf("%s: %d bytes, over the %d-byte limit", photosource.Redact(ref), size, r.opts.MaxPhotoBytes)}
-	}
 	first := &prefixed{Reader: io.MultiReader(bytes.NewReader(head), p), c: p}
 	w.unsent = first
 	u.Size = size
 	u.Open = func() (io.ReadCloser, error) {
 		if f := w.unsent; f != nil {
 			w.unsent = nil
-			return f.(io.ReadCloser), nil
+			return f, nil
 		}
 		return r.photos.Open(r.reqCtx, ref)
 	}
@@ -446,4 +435,29 @@ func checkHeaderFile(path string) error {
 		return err
 	}
 	return nil
+}
+
+// checkRemoteHead refuses a remote photo from its size and first bytes:
+// over limit, or not a JPEG or PNG. The reason names the URL, redacted.
+func checkRemoteHead(ref string, size int64, head []byte, limit int64) *manifest.RowError {
+	if size > limit {
+		return &manifest.RowError{Field: manifest.ColPhoto, Reason: fmt.Sprintf("%s: %d bytes, over the %d-byte limit", photosource.Redact(ref), size, limit)}
+	}
+	if rerr := manifest.CheckHead(head); rerr != nil {
+		rerr.Reason = photosource.Redact(ref) + ": " + rerr.Reason
+		return rerr
+	}
+	return nil
+}
+
+// CheckRemotePhoto checks a photo in object storage or at an https URL
+// without downloading it, as validate does: it exists (a HEAD or attributes
+// call), is within limit, and its first bytes are a JPEG's or a PNG's. Any
+// failure, a passing one too, is a problem of the row here.
+func CheckRemotePhoto(ctx context.Context, photos *photosource.Opener, ref string, limit int64) *manifest.RowError {
+	info, err := photos.Stat(ctx, ref)
+	if err != nil {
+		return &manifest.RowError{Field: manifest.ColPhoto, Reason: strings.TrimPrefix(err.Error(), "photo: ")}
+	}
+	return checkRemoteHead(ref, info.Size, info.Head, limit)
 }
