@@ -78,7 +78,7 @@ func (r *runner) pipeline(rd *manifest.Reader) error {
 	close(jobs)
 	_ = g.Wait()
 	if readErr == nil && r.stopped() {
-		readErr = r.drain(rows)
+		r.drain(rows)
 	}
 	return readErr
 }

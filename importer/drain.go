@@ -16,25 +16,25 @@ const drainLimit = 5 * time.Second
 // a stop at row 10 of a million-row manifest costs one quick read of the
 // file. Rows of a pipe or terminal are not waited for: the summary is then
 // partial. After an interrupt, counting gives up after a few seconds.
-func (r *runner) drain(rows <-chan read) error {
+func (r *runner) drain(rows <-chan read) {
 	if !r.opts.ManifestIsFile {
 		r.partial = true
-		return nil
+		return
 	}
 	deadline := time.Now().Add(drainLimit)
 	for n := 0; ; n++ {
 		if n%1024 == 0 && time.Now().After(deadline) {
 			r.partial = true
-			return nil
+			return
 		}
 		res, ok := <-rows
 		if !ok || errors.Is(res.err, io.EOF) {
-			return nil
+			return
 		}
 		if res.err != nil {
 			// The stop's cause is what the run reports; the rest is uncounted.
 			r.partial = true
-			return nil
+			return
 		}
 		r.live.rows.Add(1)
 		r.live.pending.Add(1)
