@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// drainLimit bounds how long an interrupted run spends counting the rows it
+// drainLimit bounds how long a stopped run spends counting the rows it
 // did not read.
 const drainLimit = 5 * time.Second
 
@@ -15,7 +15,7 @@ const drainLimit = 5 * time.Second
 // (the next run decides), and nothing is written or looked up for them, so
 // a stop at row 10 of a million-row manifest costs one quick read of the
 // file. Rows of a pipe or terminal are not waited for: the summary is then
-// partial. After an interrupt, counting gives up after a few seconds.
+// partial, as it is when counting takes longer than drainLimit.
 func (r *runner) drain(rows <-chan read) {
 	if !r.opts.ManifestIsFile {
 		r.partial = true
