@@ -403,7 +403,7 @@ func rateSummary(s importer.Stats, auto bool) string {
 	} else if s.Rate > 0 {
 		fmt.Fprintf(&b, "; rate limit %.1f/s", s.Rate)
 	}
-	if s.WorkerBound {
+	if s.Limiter == importer.LimitWorkers {
 		b.WriteString("; the workers were the bottleneck: raise --workers")
 	}
 	return b.String()

@@ -53,7 +53,7 @@ func TestLogObserver(t *testing.T) {
 	stats := func() importer.Stats {
 		return importer.Stats{RunID: 4, Started: started, Now: started.Add(100 * time.Second), Total: 1000,
 			Rows: 210, Enrolled: 150, Skipped: 10, Rejected: 30, Failed: 20, Pending: 0,
-			Requests: map[string]int64{importer.AnswerThrottled: 3}, Rate: 5, LearnedRate: 4.5, LastSuccess: time.Now()}
+			Requests: map[string]int64{importer.AnswerThrottled: 3}, Control: importer.Control{Rate: 5, LearnedRate: 4.5}, LastSuccess: time.Now()}
 	}
 	obs.Start(stats)
 	obs.Row(importer.RowEvent{Row: manifest.Row{Line: 7, UserID: "u7"}, State: store.Rejected, Code: "2213", Reason: "bad photo"})

@@ -128,7 +128,7 @@ func rateText(s Stats) string {
 	if s.LearnedRate > 0 {
 		fmt.Fprintf(&b, " · learned quota about %.0f/s", s.LearnedRate)
 	}
-	if s.WorkerBound {
+	if s.Limiter == LimitWorkers {
 		b.WriteString(" · workers are the bottleneck (raise --workers)")
 	}
 	return b.String()

@@ -193,9 +193,13 @@ func Run(ctx context.Context, rd *manifest.Reader, st *store.Store, sub Submitte
 		r.runID = runRec.ID
 		r.live.runID = runRec.ID
 	}
-	r.live.rate = func() (float64, float64, bool) {
+	r.live.control = func() Control {
 		cur, learned := r.gate.rates()
-		return cur, learned, r.gate.workerBound()
+		c := Control{Rate: cur, LearnedRate: learned, Window: opts.Workers}
+		if r.gate.workerBound() {
+			c.Limiter = LimitWorkers
+		}
+		return c
 	}
 	if opts.FixPhotos {
 		r.fixSlots = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)))

@@ -20,9 +20,9 @@ type liveStats struct {
 	requests                                           []atomic.Int64 // by answerIndex
 	lastSuccess                                        atomic.Int64   // unix nanoseconds, 0: none
 
-	// rate returns the rate limit in force, the learned quota and whether
-	// the workers are the bottleneck; set once before the run starts.
-	rate func() (current, learned float64, workerBound bool)
+	// control returns the state of the rate and concurrency control; set
+	// once before the run starts.
+	control func() Control
 }
 
 // answerIndex numbers the answer classes for the counters.
@@ -76,8 +76,8 @@ func (l *liveStats) snapshot() Stats {
 	if ns := l.lastSuccess.Load(); ns != 0 {
 		s.LastSuccess = time.Unix(0, ns)
 	}
-	if l.rate != nil {
-		s.Rate, s.LearnedRate, s.WorkerBound = l.rate()
+	if l.control != nil {
+		s.Control = l.control()
 	}
 	return s
 }

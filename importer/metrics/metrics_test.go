@@ -30,7 +30,7 @@ func testStats() func() importer.Stats {
 		return importer.Stats{RunID: 7, Started: started, Now: started.Add(100 * time.Second), Total: 1000,
 			Rows: 100 + i, Enrolled: 80, Skipped: 10, Rejected: 5, Failed: 2, Pending: 3 + i,
 			Requests: map[string]int64{importer.AnswerEnrolled: 80, importer.AnswerThrottled: 12, importer.AnswerRefused: 5},
-			Rate:     20, LearnedRate: 18.5, LastSuccess: started.Add(99 * time.Second)}
+			Control:  importer.Control{Rate: 20, LearnedRate: 18.5}, LastSuccess: started.Add(99 * time.Second)}
 	}
 }
 
