@@ -134,6 +134,13 @@ func runImport(ctx context.Context, o runOptions) (err error) {
 	case o.LogFormat != "" && o.LogFormat != "text" && o.LogFormat != "json":
 		return usagef("--log-format %q: want text or json", o.LogFormat)
 	}
+	// Output paths are checked before anything is read or sent (--rejects
+	// is opened, and so checked, before the first request too).
+	if o.MetricsFile != "" {
+		if err := checkOutputFile("--metrics-file", o.MetricsFile); err != nil {
+			return err
+		}
+	}
 
 	var client *importer.Client
 	var cfg importer.Config
@@ -197,9 +204,10 @@ func runImport(ctx context.Context, o runOptions) (err error) {
 	if o.NoProgress {
 		every = 1<<63 - 1 // no periodic lines; problems and the summary still print
 	}
+	var logger *slog.Logger
 	if jsonLog {
 		// One JSON object a line on standard error: rows, progress, summary.
-		logger := slog.New(slog.NewJSONHandler(o.Err, nil))
+		logger = slog.New(slog.NewJSONHandler(o.Err, nil))
 		opts.Observers = append(opts.Observers, importer.NewLogObserver(logger, every))
 	} else {
 		opts.Progress = importer.NewProgress(o.Err, bar, every)
@@ -229,7 +237,11 @@ func runImport(ctx context.Context, o runOptions) (err error) {
 		opts.Observers = append(opts.Observers, mf)
 		defer func() {
 			if merr := mf.Err(); merr != nil && err == nil {
-				fmt.Fprintf(o.Err, "bulkenroll: writing the metrics file: %v\n", merr)
+				if logger != nil {
+					logger.Warn("writing the metrics file", "error", merr.Error())
+				} else {
+					fmt.Fprintf(o.Err, "bulkenroll: writing the metrics file: %v\n", merr)
+				}
 			}
 		}()
 	}

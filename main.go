@@ -55,26 +55,28 @@ type streams struct {
 
 func main() {
 	ctx, cancel := context.WithCancelCause(context.Background())
+	errTTY := isTerminal(os.Stderr)
+	con := newConsole(os.Stderr, logFormatOf(os.Args[1:], os.Getenv("BULKENROLL_LOG_FORMAT")), errTTY)
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	go func() {
 		s := <-sigs
 		if importing.Load() {
-			fmt.Fprintf(os.Stderr, "\nbulkenroll: %v: finishing requests in flight and saving (signal again to quit at once)\n", s)
+			con.interrupted(s)
 		}
 		cancel(importer.ErrInterrupted)
-		<-sigs
+		s = <-sigs
 		if importing.Load() {
-			fmt.Fprintln(os.Stderr, "bulkenroll: quitting at once; the store is consistent, the next run resumes")
+			con.quitting(s)
 		}
 		os.Exit(130)
 	}()
-	io := streams{In: os.Stdin, Out: os.Stdout, Err: os.Stderr, ErrTTY: isTerminal(os.Stderr)}
+	io := streams{In: os.Stdin, Out: os.Stdout, Err: os.Stderr, ErrTTY: errTTY}
 	err := newApp(io).RunContext(ctx, os.Args)
 	code := exitCode(err)
 	var rep reported
 	if err != nil && code != 1 && !errors.As(err, &rep) {
-		fmt.Fprintf(os.Stderr, "bulkenroll: %v\n", err)
+		con.fail(err, code)
 	}
 	cancel(nil)
 	os.Exit(code)
@@ -95,26 +97,44 @@ func exitCode(err error) int {
 	return 2
 }
 
-// newApp wires the commands.
+// newApp wires the commands. Every command is strict (see strict): a
+// command line it cannot run is a usage error, exit 2, reported on standard
+// error only. A bare `bulkenroll` is one too: it names the commands.
 func newApp(io streams) *cli.App {
+	commands := []*cli.Command{
+		runCommand(io),
+		validateCommand(io),
+		statusCommand(io),
+		reportCommand(io),
+		sandboxCommand(io),
+	}
+	for _, c := range commands {
+		strict(c)
+	}
 	return &cli.App{
-		Name:    "bulkenroll",
-		Usage:   "enroll existing users' photos in Smile ID in bulk (job type 4, backfill users)",
-		Version: version,
-		Commands: []*cli.Command{
-			runCommand(io),
-			validateCommand(io),
-			statusCommand(io),
-			reportCommand(io),
-			sandboxCommand(io),
-		},
+		Name:            "bulkenroll",
+		Usage:           "enroll existing users' photos in Smile ID in bulk (job type 4, backfill users)",
+		Version:         version,
+		Commands:        commands,
 		Reader:          io.In,
 		Writer:          io.Out,
 		ErrWriter:       io.Err,
 		ExitErrHandler:  func(*cli.Context, error) {}, // errors are mapped in main, after deferred cleanup
 		HideHelpCommand: true,
-		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
-			return &usageError{err.Error()}
+		OnUsageError: func(c *cli.Context, err error, _ bool) error {
+			return &commandUsage{Err: &usageError{flagErrorText(err, c.App.Flags)}}
+		},
+		Action: func(c *cli.Context) error {
+			return unknownCommand(c.App, c.Args().Slice())
+		},
+		// --help with a stray word (`run --help now`): the help asked for,
+		// not "No help topic for 'now'".
+		CommandNotFound: func(c *cli.Context, _ string) {
+			if c.Command != nil && c.App.Command(c.Command.Name) != nil {
+				cli.HelpPrinter(c.App.Writer, cli.CommandHelpTemplate, c.Command)
+				return
+			}
+			_ = cli.ShowAppHelp(c)
 		},
 	}
 }
