@@ -333,7 +333,7 @@ func TestPhotosMixedSources(t *testing.T) {
 		}
 		photosNoSecrets(t, "report of "+row.id, rec.Error)
 	}
-	if e := recs["s3-missing"].Error; !strings.Contains(e, "endpoint=...") {
+	if e := recs["s3-missing"].Error; !strings.Contains(e, "endpoint=REDACTED") {
 		t.Errorf("the missing key's reason %q does not show the URL's query redacted", e)
 	}
 

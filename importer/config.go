@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/url"
 	"strings"
+
+	"bulkenroll/manifest"
 )
 
 // Base URLs of Smile ID's two environments.
@@ -86,26 +88,35 @@ func (c *Config) Check() error {
 
 // CheckBaseURL validates a base URL and returns it without a trailing slash:
 // https for any host, plain http only for loopback hosts (127.0.0.0/8, ::1,
-// localhost), no user info, query or fragment.
+// localhost), no user info, query or fragment. Its errors show the URL with
+// its user info and query values redacted (manifest.RedactURL).
 func CheckBaseURL(raw string) (string, error) {
+	shown := manifest.RedactURL(raw)
+	if at := strings.LastIndexByte(shown, '@'); at >= 0 && !strings.Contains(shown, "://") {
+		shown = manifest.Redacted + shown[at:] // "user:password@host", with no scheme
+	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return "", fmt.Errorf("%w: base URL %q: %v", ErrConfig, raw, err)
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // its message repeats the URL, password included
+		}
+		return "", fmt.Errorf("%w: base URL %q: %v", ErrConfig, shown, err)
 	}
 	if u.Hostname() == "" || u.Opaque != "" { // Hostname: "https://:443" has a Host but no host name
-		return "", fmt.Errorf("%w: base URL %q: want a URL such as https://api.smileidentity.com", ErrConfig, raw)
+		return "", fmt.Errorf("%w: base URL %q: want a URL such as https://api.smileidentity.com", ErrConfig, shown)
 	}
 	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return "", fmt.Errorf("%w: base URL %q: must not carry user info, a query or a fragment", ErrConfig, u.Redacted())
+		return "", fmt.Errorf("%w: base URL %q: must not carry user info, a query or a fragment", ErrConfig, shown)
 	}
 	switch u.Scheme {
 	case "https":
 	case "http":
 		if !IsLoopback(u.Hostname()) {
-			return "", fmt.Errorf("%w: base URL %s: plain http is refused for %s, which is not a loopback host; use https", ErrConfig, raw, u.Hostname())
+			return "", fmt.Errorf("%w: base URL %s: plain http is refused for %s, which is not a loopback host; use https", ErrConfig, shown, u.Hostname())
 		}
 	default:
-		return "", fmt.Errorf("%w: base URL %q: scheme %q, want https", ErrConfig, raw, u.Scheme)
+		return "", fmt.Errorf("%w: base URL %q: scheme %q, want https", ErrConfig, shown, u.Scheme)
 	}
 	return strings.TrimRight(u.String(), "/"), nil
 }

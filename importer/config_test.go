@@ -48,6 +48,13 @@ func TestConfigCheck(t *testing.T) {
 		{name: "user info", cfg: importer.Config{PartnerID: "p1", APIKey: testKey, BaseURL: "https://bob:hunter2@example.com"}, wantErr: "user info", notInErr: "hunter2"},
 		{name: "query", cfg: importer.Config{PartnerID: "p1", APIKey: testKey, BaseURL: "https://example.com/?x=1"}, wantErr: "query"},
 		{name: "fragment", cfg: importer.Config{PartnerID: "p1", APIKey: testKey, BaseURL: "https://example.com/#f"}, wantErr: "fragment"},
+		{name: "password, unparseable", cfg: importer.Config{PartnerID: "p1", APIKey: testKey, BaseURL: "https://bob:hunter2@exa mple.com:x"}, wantErr: "base URL", notInErr: "hunter2"},
+		{name: "password, bad escape", cfg: importer.Config{PartnerID: "p1", APIKey: testKey, BaseURL: "https://bob:hunter2@example.com/%zz"}, wantErr: "base URL", notInErr: "hunter2"},
+		{name: "password, no host", cfg: importer.Config{PartnerID: "p1", APIKey: testKey, BaseURL: "https://bob:hunter2@:443"}, wantErr: "base URL", notInErr: "hunter2"},
+		{name: "password, no scheme", cfg: importer.Config{PartnerID: "p1", APIKey: testKey, BaseURL: "bob:hunter2@example.com"}, wantErr: "want a URL", notInErr: "hunter2"},
+		{name: "password, http remote", cfg: importer.Config{PartnerID: "p1", APIKey: testKey, BaseURL: "http://bob:hunter2@example.com"}, wantErr: "base URL", notInErr: "hunter2"},
+		{name: "password, ftp", cfg: importer.Config{PartnerID: "p1", APIKey: testKey, BaseURL: "ftp://bob:hunter2@example.com"}, wantErr: "base URL", notInErr: "hunter2"},
+		{name: "token in the query", cfg: importer.Config{PartnerID: "p1", APIKey: testKey, BaseURL: "https://example.com/?token=hunter2"}, wantErr: "query", notInErr: "hunter2"},
 		{name: "unparseable", cfg: importer.Config{PartnerID: "p1", APIKey: testKey, BaseURL: "https://exa mple.com:x"}, wantErr: "base URL"},
 	}
 	for _, c := range cases {

@@ -36,6 +36,7 @@ type Reader struct {
 	baseDir string
 	cols    [3]int // index of user_id, user_created_at and photo in a record
 	need    int    // fields a record needs to reach every required column
+	width   int    // fields of the header: a record may have no more
 	err     error  // sticky: io.EOF or the error that ended reading
 }
 
@@ -82,7 +83,7 @@ func newReader(r io.Reader, baseDir string, maxLine int64) (*Reader, error) {
 		return nil, fmt.Errorf("reading manifest header: %w", err)
 	}
 
-	m := &Reader{csv: cr, baseDir: baseDir, cols: [3]int{-1, -1, -1}}
+	m := &Reader{csv: cr, baseDir: baseDir, cols: [3]int{-1, -1, -1}, width: len(header)}
 	for i, name := range header {
 		if i == 0 {
 			name = strings.TrimPrefix(name, utf8BOM)
@@ -150,8 +151,9 @@ func headerHint(header []string) string {
 }
 
 // Open opens the manifest at path and reads its header; photo paths are then
-// relative to the manifest's folder. The path "-" reads standard input, with
-// photo paths relative to the working folder. Close releases the file.
+// relative to the manifest's folder when it is a regular file, and to the
+// working folder otherwise: the path "-" (standard input), /dev/stdin, a
+// process substitution's /dev/fd/N or a named pipe. Close releases the file.
 func Open(path string) (*Reader, error) {
 	if path == "-" {
 		r, err := NewReader(os.Stdin, ".")
@@ -164,11 +166,14 @@ func Open(path string) (*Reader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening manifest: %w", err)
 	}
+	base := "." // the working folder, for anything but a regular file
 	if fi, err := f.Stat(); err == nil && fi.IsDir() {
 		f.Close()
 		return nil, fmt.Errorf("opening manifest: %s is a folder, not a CSV file", path)
+	} else if err == nil && fi.Mode().IsRegular() {
+		base = filepath.Dir(path)
 	}
-	r, err := NewReader(f, filepath.Dir(path))
+	r, err := NewReader(f, base)
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("%s: %w", path, err)
@@ -195,10 +200,12 @@ func (r *Reader) Close() error {
 //
 // A record that cannot be used (a CSV syntax error such as a bare quote, fewer
 // fields than the required columns need, a NUL byte or invalid UTF-8 in a
-// required field) comes back as a Row, with Line and whatever fields could be
-// read, together with a *RowError whose Field is "row"; the next call goes on
-// with the following record. Extra or missing trailing fields are fine as long
-// as the required columns are present. Only a failure to read the input (or a
+// required field, more fields than the header) comes back as a Row, with Line
+// and whatever fields could be read, together with a *RowError whose Field is
+// "row"; the next call goes on with the following record. Missing trailing
+// fields are fine as long as the required columns are present, and so are
+// empty fields past the header's last (a trailing comma); a value past it is
+// not (an unquoted comma in a value shifts the fields after it). Only a failure to read the input (or a
 // line too long to be a manifest) is returned as a plain error, after which
 // every call returns that same error.
 func (r *Reader) Next() (Row, error) {
@@ -224,6 +231,9 @@ func (r *Reader) Next() (Row, error) {
 	if len(rec) < r.need {
 		return row, rowErr(FieldRow, r.tooFewReason(len(rec)))
 	}
+	if len(rec) > r.width && !blank(rec[r.width:]) {
+		return row, rowErr(FieldRow, fmt.Sprintf("%d fields, the header has %d (is a comma in a value not quoted?)", len(rec), r.width))
+	}
 	for k, col := range r.cols {
 		if reason := badText(rec[col]); reason != "" {
 			return row, rowErr(FieldRow, fmt.Sprintf("the %s field %s", required[k], reason))
@@ -243,10 +253,10 @@ func (r *Reader) fill(rec []string, line int) Row {
 		row.CreatedAt = strings.TrimSpace(rec[c])
 	}
 	if c := r.cols[2]; c < len(rec) {
-		row.Photo = strings.TrimSpace(rec[c])
-	}
-	if row.Photo != "" {
-		row.PhotoPath = r.resolve(row.Photo)
+		if photo := strings.TrimSpace(rec[c]); photo != "" {
+			row.Photo = RedactURL(photo) // what is shown, stored and written
+			row.PhotoPath = r.resolve(photo)
+		}
 	}
 	return row
 }
@@ -258,6 +268,16 @@ func (r *Reader) resolve(photo string) string {
 		return photo
 	}
 	return filepath.Join(r.baseDir, photo)
+}
+
+// blank reports whether every field is empty or spaces.
+func blank(fields []string) bool {
+	for _, f := range fields {
+		if strings.TrimSpace(f) != "" {
+			return false
+		}
+	}
+	return true
 }
 
 // tooFewReason says which required column a record of n fields lacks.

@@ -140,11 +140,21 @@ func TestRows(t *testing.T) {
 			name: "ragged rows",
 			src:  h + "u1,d,p,extra,more\nu2,d\nu3\nu4,d,p,\n,,\n",
 			want: []want{
-				{line: 2, id: "u1", date: "d", photo: "p"},
+				{line: 2, id: "u1", date: "d", photo: "p", err: "row: 5 fields, the header has 3 (is a comma in a value not quoted?)"},
 				{line: 3, id: "u2", date: "d", err: "row: only 2 fields, so column 3 (photo) is missing"},
 				{line: 4, id: "u3", err: "row: only 1 field, so column 2 (user_created_at) is missing"},
 				{line: 5, id: "u4", date: "d", photo: "p"},
 				{line: 6},
+			},
+		},
+		{
+			name: "more fields than the header",
+			src:  h + "u1,2021-08-12T15:14:43,5Z,photos/a.jpg\nu2,d,p\nu3,d,p, ,\nu4,\"2021-08-12T15:14:43,5Z\",p\n",
+			want: []want{
+				{line: 2, id: "u1", date: "2021-08-12T15:14:43", photo: "5Z", err: "row: 4 fields, the header has 3 (is a comma in a value not quoted?)"},
+				{line: 3, id: "u2", date: "d", photo: "p"},
+				{line: 4, id: "u3", date: "d", photo: "p"}, // empty fields past the header: a trailing comma
+				{line: 5, id: "u4", date: "2021-08-12T15:14:43,5Z", photo: "p"},
 			},
 		},
 		{
@@ -168,7 +178,7 @@ func TestRows(t *testing.T) {
 		},
 		{
 			name: "invalid UTF-8 and NUL",
-			src:  h + "u\xff,d,p\nu2,d\x00,p\nu3,d,p\xc3\nu4,d,p,\xff\x00\n",
+			src:  "user_id,user_created_at,photo,notes\nu\xff,d,p\nu2,d\x00,p\nu3,d,p\xc3\nu4,d,p,\xff\x00\n",
 			want: []want{
 				{line: 2, id: "u\xff", date: "d", photo: "p", err: "row: the user_id field is not valid UTF-8 (byte 0xff at byte 2); save the manifest as UTF-8"},
 				{line: 3, id: "u2", date: "d\x00", photo: "p", err: "row: the user_created_at field contains a NUL byte (at byte 2)"},

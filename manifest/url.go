@@ -35,22 +35,72 @@ func urlScheme(s string) (string, bool) {
 	return strings.ToLower(s[:i]), true
 }
 
+// Redacted replaces the secrets of a URL: its user info and query values.
+const Redacted = "REDACTED"
+
+// RedactURL returns photo as it may be shown in a message or a log, kept in
+// the store or written in the rejects file. A file path comes back
+// unchanged. A URL ("scheme://...") keeps its scheme, host and path, so that
+// it still names the object, but its user info (user:password@) becomes
+// REDACTED@, every query value becomes REDACTED (the names are kept: a
+// presigned URL's X-Amz-Signature, X-Goog-Signature, an Azure SAS's sig, a
+// token=...), a query part without a name is REDACTED whole, and the
+// fragment is dropped: https://host/p.jpg?X-Amz-Signature=REDACTED.
+// It is the one redaction of photo references; the importer's photo source
+// uses it too.
+func RedactURL(photo string) string {
+	scheme, ok := urlScheme(photo)
+	if !ok {
+		return photo
+	}
+	rest := photo[len(scheme)+3:]
+	rest, _, _ = strings.Cut(rest, "#")
+	rest, query, hasQuery := strings.Cut(rest, "?")
+	var b strings.Builder
+	b.WriteString(scheme)
+	b.WriteString("://")
+	authority, path, hasPath := strings.Cut(rest, "/")
+	if at := strings.LastIndexByte(authority, '@'); at >= 0 {
+		b.WriteString(Redacted + "@")
+		authority = authority[at+1:]
+	}
+	b.WriteString(authority)
+	if hasPath {
+		b.WriteByte('/')
+		b.WriteString(path)
+	}
+	if hasQuery && query != "" {
+		seen := map[string]bool{}
+		sep := byte('?')
+		for _, part := range strings.Split(query, "&") {
+			name, _, named := strings.Cut(part, "=")
+			switch {
+			case part == "":
+				continue
+			case !named || name == "":
+				name = Redacted
+			default:
+				name += "=" + Redacted
+			}
+			if seen[name] {
+				continue
+			}
+			seen[name] = true
+			b.WriteByte(sep)
+			b.WriteString(name)
+			sep = '&'
+		}
+	}
+	return b.String()
+}
+
 // remoteReason returns why a photo URL cannot be used (an unsupported scheme,
 // a missing bucket, host or key, plain http to a host that is not loopback),
 // or "" when it is well formed. Nothing is fetched. Messages show the URL
-// without its query, which may hold secrets.
+// redacted (RedactURL).
 func remoteReason(photo string) string {
 	scheme, _ := urlScheme(photo)
-	shown := photo
-	if i := strings.IndexAny(shown, "?#"); i >= 0 {
-		shown = shown[:i]
-	}
-	rest := shown[len(scheme)+3:]
-	authority, _, _ := strings.Cut(rest, "/")
-	if at := strings.LastIndexByte(authority, '@'); at >= 0 {
-		shown = shown[:len(scheme)+3] + rest[at+1:] // drop userinfo
-	}
-	shown = showPath(shown)
+	shown := showPath(RedactURL(photo))
 	switch scheme {
 	case "s3", "gs", "azblob", "http", "https":
 	default:

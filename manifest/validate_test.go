@@ -418,10 +418,10 @@ func TestCheckPhotoRemote(t *testing.T) {
 		{photo: "s3://bucket/", want: "photo: missing object key in s3://bucket/"},
 		{photo: "gs://bucket/folder/", want: "photo: missing object key"},
 		{photo: "gs:///a.jpg", want: "photo: missing bucket name in gs:///a.jpg"},
-		{photo: "azblob:///a.jpg?sig=secret", want: "photo: missing container name in azblob:///a.jpg (the form"},
+		{photo: "azblob:///a.jpg?sig=secret", want: "photo: missing container name in azblob:///a.jpg?sig=REDACTED (the form"},
 		{photo: "https:///a.jpg", want: "photo: URL without a host"},
 		{photo: "http://10.1.2.3/a.jpg", want: "photo: plain http:// is allowed only for loopback hosts: http://10.1.2.3/a.jpg (use https://)"},
-		{photo: "https://user:pw@h/a%zz.jpg?tok=secret", want: "photo: not a valid URL: https://h/a%zz.jpg ("},
+		{photo: "https://user:pw@h/a%zz.jpg?tok=secret", want: "photo: not a valid URL: https://REDACTED@h/a%zz.jpg?tok=REDACTED ("},
 		{photo: "s3://bucket/a#b.jpg", want: `photo: "#" in s3://bucket/a starts a URL fragment`},
 	}
 	for _, tt := range tests {

@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"bulkenroll/manifest"
 )
 
 // refKind says where a photo lives.
@@ -62,68 +64,11 @@ func IsRemote(ref string) bool {
 }
 
 // Redact returns ref as it may be shown in messages and logs: a local path
-// unchanged; a URL without its userinfo and fragment, and with every query
-// value replaced by "...", since query strings may carry signatures or
-// tokens (presigned URLs, SAS tokens).
-func Redact(ref string) string {
-	if _, ok := urlScheme(ref); !ok {
-		return ref
-	}
-	u, err := url.Parse(ref)
-	if err != nil {
-		// Best effort: drop the query and anything that may be userinfo.
-		s := ref
-		if i := strings.IndexAny(s, "?#"); i >= 0 {
-			s = s[:i] + "?..."
-		}
-		if i := strings.Index(s, "://"); i >= 0 {
-			rest := s[i+3:]
-			end := strings.IndexByte(rest, '/')
-			if end < 0 {
-				end = len(rest)
-			}
-			if at := strings.LastIndexByte(rest[:end], '@'); at >= 0 {
-				s = s[:i+3] + rest[at+1:]
-			}
-		}
-		return s
-	}
-	return redactURL(u)
-}
-
-// redactURL formats u without userinfo, fragment and query values.
-func redactURL(u *url.URL) string {
-	var b strings.Builder
-	b.WriteString(strings.ToLower(u.Scheme))
-	b.WriteString("://")
-	b.WriteString(u.Host)
-	b.WriteString(u.EscapedPath())
-	if u.RawQuery != "" {
-		keys := make([]string, 0, 4)
-		seen := map[string]bool{}
-		for _, kv := range strings.Split(u.RawQuery, "&") {
-			k, _, _ := strings.Cut(kv, "=")
-			if uk, err := url.QueryUnescape(k); err == nil {
-				k = url.QueryEscape(uk)
-			} else {
-				k = "?"
-			}
-			if k != "" && !seen[k] {
-				seen[k] = true
-				keys = append(keys, k)
-			}
-		}
-		for i, k := range keys {
-			if i == 0 {
-				b.WriteByte('?')
-			} else {
-				b.WriteByte('&')
-			}
-			b.WriteString(k + "=...")
-		}
-	}
-	return b.String()
-}
+// unchanged; a URL with its user info and every query value replaced by
+// REDACTED and without its fragment, since they may carry passwords,
+// signatures or tokens (presigned URLs, SAS tokens). It is
+// manifest.RedactURL, the one redaction of photo references.
+func Redact(ref string) string { return manifest.RedactURL(ref) }
 
 // isLoopback reports whether host (without brackets or port) is localhost or
 // a loopback IP address (127.0.0.0/8, ::1). No name is looked up.
