@@ -43,24 +43,15 @@ func e2eWantUsageError(t testing.TB, r e2eResult, want ...string) {
 	}
 }
 
-// e2eWantJSONLines fails the test unless every line of s is one JSON
-// object (and there is at least one line, and no blank line).
-func e2eWantJSONLines(t testing.TB, what, s string) []map[string]any {
+// e2eWantJSONLines fails the test unless s is JSON lines (opsJSONLines):
+// at least one, every one an object, no blank line, a newline at the end.
+func e2eWantJSONLines(t *testing.T, what, s string) []map[string]any {
 	t.Helper()
 	if s == "" || !strings.HasSuffix(s, "\n") {
 		t.Errorf("%s: want JSON lines ending in a newline, got %q", what, s)
 		return nil
 	}
-	var recs []map[string]any
-	for i, line := range strings.Split(strings.TrimSuffix(s, "\n"), "\n") {
-		var rec map[string]any
-		if err := json.Unmarshal([]byte(line), &rec); err != nil {
-			t.Errorf("%s: line %d is not a JSON object (%v): %q", what, i+1, err, line)
-			continue
-		}
-		recs = append(recs, rec)
-	}
-	return recs
+	return opsJSONLines(t, s)
 }
 
 // TestE2EStrayWordSendsNothing: a positional word anywhere in a command line
