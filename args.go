@@ -232,22 +232,31 @@ func editDistance(a, b string) int {
 	return d[len(a)][len(b)]
 }
 
-// checkOutputFile checks, before anything is sent, that the file a flag
-// names can be written: it is not a folder, and a file can be created in its
-// folder (a temporary one, removed at once: the file itself is written, by
-// rename, only later). The error names the flag and the path (exit 2).
-func checkOutputFile(flag, path string) error {
-	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+// checkOutputFile checks, before anything is read or sent, that the file a
+// flag names can be written: it is not a folder, and either (inPlace, for a
+// file opened and written where it is) an existing file opens for writing,
+// or a file can be created in its folder (a temporary one, removed at once;
+// for a file replaced by rename, and for a file that does not exist yet).
+// A device or a pipe is left to the command to open. Nothing is truncated.
+// The error names the flag and the path (exit 2).
+func checkOutputFile(flag, path string, inPlace bool) error {
+	fi, err := os.Stat(path)
+	switch {
+	case err == nil && fi.IsDir():
 		return fmt.Errorf("%w: %s %s is a folder; name a file", importer.ErrConfig, flag, path)
+	case err == nil && !fi.Mode().IsRegular():
+		return nil // /dev/stdout, a pipe: opened when used
+	case err == nil && inPlace:
+		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		if err != nil {
+			return fmt.Errorf("%w: %s %s: %w", importer.ErrConfig, flag, path, pathCause(err))
+		}
+		return f.Close()
 	}
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, ".bulkenroll-check-*")
 	if err != nil {
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err // its message repeats the pattern of the temporary name
-		}
-		return fmt.Errorf("%w: %s %s: cannot write in its folder %s: %w", importer.ErrConfig, flag, path, dir, err)
+		return fmt.Errorf("%w: %s %s: cannot write in its folder %s: %w", importer.ErrConfig, flag, path, dir, pathCause(err))
 	}
 	name := f.Name()
 	f.Close()
@@ -255,4 +264,14 @@ func checkOutputFile(flag, path string) error {
 		return fmt.Errorf("%w: %s %s: removing the test file %s: %w", importer.ErrConfig, flag, path, name, err)
 	}
 	return nil
+}
+
+// pathCause is the cause of a file system error, without the path its
+// message repeats.
+func pathCause(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }

@@ -212,11 +212,11 @@ func TestConsoleJSON(t *testing.T) {
 
 func TestCheckOutputFile(t *testing.T) {
 	dir := t.TempDir()
-	if err := checkOutputFile("--metrics-file", filepath.Join(dir, "m.prom")); err != nil {
+	if err := checkOutputFile("--metrics-file", filepath.Join(dir, "m.prom"), false); err != nil {
 		t.Errorf("a writable folder: %v", err)
 	}
 	for _, path := range []string{filepath.Join(dir, "missing", "m.prom"), dir} {
-		err := checkOutputFile("--metrics-file", path)
+		err := checkOutputFile("--metrics-file", path, false)
 		if err == nil || !strings.Contains(err.Error(), "--metrics-file "+path) || exitCode(err) != 2 {
 			t.Errorf("%s: %v, want an error naming the flag and the path (exit 2)", path, err)
 		}
@@ -229,8 +229,31 @@ func TestCheckOutputFile(t *testing.T) {
 		if err := os.Mkdir(ro, 0o500); err != nil {
 			t.Fatal(err)
 		}
-		if err := checkOutputFile("--metrics-file", filepath.Join(ro, "m.prom")); err == nil {
+		if err := checkOutputFile("--metrics-file", filepath.Join(ro, "m.prom"), false); err == nil {
 			t.Errorf("a read-only folder passed the check")
 		}
+		// A read-only rejects file is refused, and not truncated.
+		rej := filepath.Join(dir, "rejects.csv")
+		if err := os.WriteFile(rej, []byte("kept"), 0o400); err != nil {
+			t.Fatal(err)
+		}
+		if err := checkOutputFile("--rejects", rej, true); err == nil || !strings.Contains(err.Error(), "permission denied") {
+			t.Errorf("a read-only rejects file: %v, want permission denied", err)
+		}
+	}
+	// A writable one is accepted, and not truncated either.
+	rej := filepath.Join(dir, "rejects-ok.csv")
+	if err := os.WriteFile(rej, []byte("kept"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkOutputFile("--rejects", rej, true); err != nil {
+		t.Errorf("a writable rejects file: %v", err)
+	}
+	if b, _ := os.ReadFile(rej); string(b) != "kept" {
+		t.Errorf("the check changed the file: %q", b)
+	}
+	// Devices are left to the command.
+	if err := checkOutputFile("--rejects", os.DevNull, true); err != nil {
+		t.Errorf("%s: %v", os.DevNull, err)
 	}
 }

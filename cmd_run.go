@@ -134,10 +134,14 @@ func runImport(ctx context.Context, o runOptions) (err error) {
 	case o.LogFormat != "" && o.LogFormat != "text" && o.LogFormat != "json":
 		return usagef("--log-format %q: want text or json", o.LogFormat)
 	}
-	// Output paths are checked before anything is read or sent (--rejects
-	// is opened, and so checked, before the first request too).
+	// Output paths are checked before anything is read, sent or written.
 	if o.MetricsFile != "" {
-		if err := checkOutputFile("--metrics-file", o.MetricsFile); err != nil {
+		if err := checkOutputFile("--metrics-file", o.MetricsFile, false); err != nil {
+			return err
+		}
+	}
+	if o.Rejects != "" {
+		if err := checkOutputFile("--rejects", o.Rejects, true); err != nil {
 			return err
 		}
 	}

@@ -146,8 +146,9 @@ func TestE2EUsageErrors(t *testing.T) {
 }
 
 // TestE2EOutputPathsChecked: --metrics-file and --rejects in a folder that
-// does not exist (or that cannot be written) stop the run before anything is
-// read or sent, exit 2, naming the path.
+// does not exist (or that cannot be written), a folder, or a read-only
+// rejects file stop the run before anything is read, sent or written (no
+// store is made), exit 2, naming the path.
 func TestE2EOutputPathsChecked(t *testing.T) {
 	t.Parallel()
 	sb := e2eStartSandbox(t)
@@ -164,7 +165,13 @@ func TestE2EOutputPathsChecked(t *testing.T) {
 		{"--metrics-file", c.Dir}, // a folder
 	}
 	if os.Geteuid() != 0 { // root writes anywhere
-		cases = append(cases, []string{"--metrics-file", filepath.Join(locked, "m.prom")})
+		readOnly := filepath.Join(c.Dir, "rejects.csv")
+		e2eWriteFile(t, readOnly, []byte("an older file\n"))
+		if err := os.Chmod(readOnly, 0o400); err != nil {
+			t.Fatal(err)
+		}
+		cases = append(cases, []string{"--metrics-file", filepath.Join(locked, "m.prom")},
+			[]string{"--rejects", filepath.Join(locked, "r.csv")}, []string{"--rejects", readOnly})
 	}
 	for _, flags := range cases {
 		r := c.Run(append([]string{"run", "--manifest", m, "--no-progress", "--json"}, flags...)...)
@@ -178,6 +185,9 @@ func TestE2EOutputPathsChecked(t *testing.T) {
 	}
 	if n := sb.State(t).Stats.Requests; n != 0 {
 		t.Errorf("runs with unwritable output paths sent %d requests, want 0", n)
+	}
+	if _, err := os.Stat(c.Store()); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a run refused for its output paths made the store (stat: %v)", err)
 	}
 	if leftovers, _ := filepath.Glob(filepath.Join(c.Dir, ".bulkenroll-check-*")); len(leftovers) != 0 {
 		t.Errorf("the check left files behind: %v", leftovers)
