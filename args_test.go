@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -194,6 +196,21 @@ func TestConsoleJSON(t *testing.T) {
 		if i == 0 && (rec["command"] != "run" || rec["help"] != "bulkenroll run --help" || rec["exit_code"] != 2.0) {
 			t.Errorf("usage record %v", rec)
 		}
+	}
+
+	// What a library logs with the log package comes as JSON too.
+	b.Reset()
+	prevSlog, prevOut, prevFlags := slog.Default(), log.Writer(), log.Flags()
+	defer func() { // SetDefault of the original handler leaves the log package as it is
+		slog.SetDefault(prevSlog)
+		log.SetOutput(prevOut)
+		log.SetFlags(prevFlags)
+	}()
+	con.install()
+	log.Printf("http: TLS handshake error from %s", "127.0.0.1:1")
+	var rec map[string]any
+	if err := json.Unmarshal(b.Bytes(), &rec); err != nil || rec["msg"] != "http: TLS handshake error from 127.0.0.1:1" {
+		t.Errorf("log.Printf after install: %q (%v)", b.String(), err)
 	}
 
 	b.Reset()

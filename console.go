@@ -32,6 +32,15 @@ func newConsole(w io.Writer, format string, tty bool) *console {
 	return c
 }
 
+// install makes the console, in JSON mode, the default logger: what a
+// library logs through the log package (net/http's server errors, say)
+// then comes as JSON too.
+func (c *console) install() {
+	if c.json != nil {
+		slog.SetDefault(c.json)
+	}
+}
+
 // logFormatOf returns the log format a command line asks for, before its
 // flags are parsed, so that even a flag error can be written in it: the
 // last --log-format (or -log-format, with the value after "=" or as the

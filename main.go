@@ -57,6 +57,7 @@ func main() {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	errTTY := isTerminal(os.Stderr)
 	con := newConsole(os.Stderr, logFormatOf(os.Args[1:], os.Getenv("BULKENROLL_LOG_FORMAT")), errTTY)
+	con.install()
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	go func() {
