@@ -24,6 +24,7 @@ func FuzzReader(f *testing.F) {
 		h + "u1,d\nu2\n,,\nu3,d,p,e,f\n",
 		h + "u\xff,d,p\nu\x00,d,p\n",
 		h + "\n\n\r\nu1,d,p\r\n",
+		h + "u1,d,https://u:p@h/a.jpg?X-Amz-Signature=s&t#f\nu2,2021-08-12T15:14:43,5Z,p\n",
 		"a;b;c\n1;2;3\n",
 		"\xff\xfeu\x00s\x00",
 		"user_id,photo,user_id,user_created_at\n",
@@ -69,6 +70,9 @@ func FuzzReader(f *testing.F) {
 			last = row.Line
 			if (row.Photo == "") != (row.PhotoPath == "") {
 				t.Fatalf("line %d: Photo %q but PhotoPath %q", row.Line, row.Photo, row.PhotoPath)
+			}
+			if again := RedactURL(row.Photo); again != row.Photo {
+				t.Fatalf("line %d: Photo %q is not redacted (RedactURL gives %q)", row.Line, row.Photo, again)
 			}
 			if err != nil {
 				continue
