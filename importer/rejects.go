@@ -11,7 +11,8 @@ import (
 )
 
 // rejectsWriter writes the CSV of rows rejected in a run:
-// line,user_id,user_created_at,photo,code,reason.
+// line,user_id,user_created_at,photo,code,reason, the photo with a URL's
+// secrets redacted (manifest.RedactURL).
 // It is an Observer of the rows rejected in the run.
 type rejectsWriter struct {
 	mu  sync.Mutex
@@ -42,7 +43,9 @@ func (r *rejectsWriter) Finish(Stats, error) {}
 func (r *rejectsWriter) write(row manifest.Row, code, reason string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.rec = [6]string{strconv.Itoa(row.Line), row.UserID, row.CreatedAt, row.Photo, code, reason}
+	// The reader redacts Photo already; redacting again costs nothing (it
+	// is idempotent) and keeps a row made elsewhere from writing a secret.
+	r.rec = [6]string{strconv.Itoa(row.Line), row.UserID, row.CreatedAt, manifest.RedactURL(row.Photo), code, reason}
 	_ = r.w.Write(r.rec[:])
 	r.w.Flush() // rejects are rare: keep the file current should the run die
 }
