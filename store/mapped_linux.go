@@ -26,3 +26,8 @@ func releaseMapped(db *bolt.DB) {
 		return nil
 	})
 }
+
+// populateMap is the mmap flag that maps the whole file at once for a
+// read-only open, which reads every page to check it: faster than a fault
+// per page.
+const populateMap = syscall.MAP_POPULATE

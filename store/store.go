@@ -91,6 +91,14 @@ func Open(path string, opts Options) (*Store, error) {
 		if err := checkHeader(path); err != nil {
 			return nil, fmt.Errorf("store %s: %w", path, withoutPath(err))
 		}
+		if !opts.ReadOnly {
+			// Checked read-only first: nothing is written to a damaged store,
+			// and bbolt's writable open (which loads the free list) never
+			// meets a damaged page.
+			if err := check(path, opts.LockTimeout); err != nil {
+				return nil, err
+			}
+		}
 	}
 	timeout := opts.LockTimeout
 	if timeout <= 0 {
@@ -101,6 +109,7 @@ func Open(path string, opts Options) (*Store, error) {
 		ReadOnly:     opts.ReadOnly,
 		NoSync:       opts.NoSync,
 		FreelistType: bolt.FreelistMapType,
+		MmapFlags:    mmapFlags(opts.ReadOnly),
 	})
 	if err != nil {
 		switch {
@@ -113,6 +122,12 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("store %s: %w", path, withoutPath(err))
 	}
 	s := &Store{db: db, path: path}
+	if opts.ReadOnly {
+		if err := s.verify(); err != nil { // see check.go; a writable open checked first
+			db.Close()
+			return nil, fmt.Errorf("store %s: %w", path, err)
+		}
+	}
 	if err := s.init(opts.ReadOnly); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store %s: %w", path, err)
