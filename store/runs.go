@@ -29,6 +29,9 @@ type Run struct {
 
 // BeginRun records the start of a run and returns it with its new ID.
 func (s *Store) BeginRun(manifest string, started time.Time) (Run, error) {
+	if err := s.upgrade(); err != nil { // records of an earlier version (upgrade.go)
+		return Run{}, err
+	}
 	run := Run{Manifest: manifest, Started: started.UTC(), Outcome: "running"}
 	err := s.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketRuns)
