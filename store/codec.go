@@ -167,6 +167,9 @@ func decodeJSONRecord(v []byte, rec *Record) error {
 	if _, ok := stateCodes[rec.State]; !ok {
 		return fmt.Errorf("unknown state %q", rec.State)
 	}
+	if !rec.UpdatedAt.IsZero() {
+		rec.UpdatedAt = rec.UpdatedAt.UTC() // as the binary form keeps it
+	}
 	return nil
 }
 
