@@ -31,11 +31,11 @@ const (
 	// targetDupSetPerRow is what a run's duplicate set (importer/seenset.go)
 	// may add to the RSS growth per row read: at most 21 bytes a user.
 	targetDupSetPerRow = 21
-	targetRerun40k      = 3 * time.Second
-	targetRerun1M       = 5 * time.Second // every check on: the store's check, each record's checksum
-	targetCheck1M       = time.Second     // store.Check of 1,000,000 records
-	targetBytesPerRow   = 200             // store file size / rows at 1,000,000 rows
-	targetValidate100k  = 5 * time.Second
+	targetRerun40k     = 3 * time.Second
+	targetRerun1M      = 5 * time.Second // every check on: the store's check, each record's checksum
+	targetCheck1M      = time.Second     // store.Check of 1,000,000 records
+	targetBytesPerRow  = 200             // store file size / rows at 1,000,000 rows
+	targetValidate100k = 5 * time.Second
 )
 
 // benchLine is one row of the results table.

@@ -238,14 +238,11 @@ func (d *decoder) fail(what string) {
 	d.b = nil
 }
 
+// varint reads a signed varint: an unsigned one, zigzag-coded (as
+// binary.AppendVarint writes it).
 func (d *decoder) varint() int64 {
-	x, n := binary.Varint(d.b)
-	if n <= 0 {
-		d.fail("bad number")
-		return 0
-	}
-	d.b = d.b[n:]
-	return x
+	u := d.uvarint()
+	return int64(u>>1) ^ -int64(u&1)
 }
 
 func (d *decoder) uvarint() uint64 {
