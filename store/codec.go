@@ -158,6 +158,19 @@ func checkRecord(key, v []byte) error {
 	return nil
 }
 
+// recordState returns the state of the record stored under key, verified as
+// checkRecord does, without decoding the rest of a binary record.
+func recordState(key, v []byte) (State, error) {
+	if len(v) == 0 || v[0] != codecVersion {
+		rec, err := decodeRecord(key, v)
+		return rec.State, err
+	}
+	if err := checkRecord(key, v); err != nil {
+		return "", err
+	}
+	return codeStates[v[1]], nil
+}
+
 // decodeJSONRecord reads a record of the first stores, which carry no
 // checksum: its state at least must be one of the four.
 func decodeJSONRecord(v []byte, rec *Record) error {
