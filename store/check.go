@@ -37,9 +37,24 @@ func (s *Store) verify() error {
 		err = guard(func() error {
 			return s.db.View(func(tx *bolt.Tx) error {
 				var msgs []string
-				for e := range tx.Check(bolt.WithKVStringer(quotedKV{})) {
-					msgs = append(msgs, e.Error())
+				// bbolt's check reads every page: release them as it goes, so
+				// a run's resident set does not grow with the store.
+				tick := time.NewTicker(releaseCheckEvery)
+				defer tick.Stop()
+				errs := tx.Check(bolt.WithKVStringer(quotedKV{}))
+				for done := false; !done; {
+					select {
+					case e, ok := <-errs:
+						if !ok {
+							done = true
+							break
+						}
+						msgs = append(msgs, e.Error())
+					case <-tick.C:
+						releaseTx(tx)
+					}
 				}
+				releaseTx(tx)
 				if len(msgs) == 0 {
 					return nil
 				}
@@ -68,6 +83,7 @@ func (s *Store) walkRecords() error {
 				return nil // init says what is missing
 			}
 			c := users.Cursor()
+			n := 0
 			for k, v := c.First(); k != nil; k, v = c.Next() {
 				if v == nil {
 					return &DamagedError{Key: string(k), Reason: "a nested bucket where a record should be"}
@@ -76,11 +92,20 @@ func (s *Store) walkRecords() error {
 					return err
 				}
 				last = k
+				if n++; n%releaseWalkEvery == 0 {
+					releaseTx(tx) // as the check below does
+				}
 			}
 			return nil
 		})
 	}, func() string { return string(last) })
 }
+
+// How often the check releases the pages it has read (see releaseTx).
+const (
+	releaseWalkEvery  = 16384 // records
+	releaseCheckEvery = 20 * time.Millisecond
+)
 
 // quotedKV shows keys and values in bbolt's check messages as quoted strings
 // (user_ids are text).
@@ -99,13 +124,4 @@ func damageAdvice(path string) string {
 func IsDamaged(err error) bool {
 	var d *DamagedError
 	return errors.As(err, &d)
-}
-
-// mmapFlags are bbolt's mmap flags: a read-only open checks every page
-// (see verify), so it maps them all at once.
-func mmapFlags(readOnly bool) int {
-	if readOnly {
-		return populateMap
-	}
-	return 0
 }

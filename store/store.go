@@ -24,8 +24,8 @@ var (
 	bucketUsers = []byte("users")
 	bucketRuns  = []byte("runs")
 	// bucketSeen held, in the stores of earlier versions, a "seen" mark per
-	// user read by a run; duplicates are now found in memory and Upgrade
-	// drops the bucket.
+	// user read by a run; duplicates are now found in memory and upgrade
+	// (upgrade.go) drops the bucket.
 	bucketSeen = []byte("seen")
 
 	keyFormat    = []byte("format")
@@ -109,7 +109,6 @@ func Open(path string, opts Options) (*Store, error) {
 		ReadOnly:     opts.ReadOnly,
 		NoSync:       opts.NoSync,
 		FreelistType: bolt.FreelistMapType,
-		MmapFlags:    mmapFlags(opts.ReadOnly),
 	})
 	if err != nil {
 		switch {
