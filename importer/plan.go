@@ -42,7 +42,7 @@ func (r *runner) plan(row manifest.Row, rowErr *manifest.RowError) (job, bool) {
 	j := job{row: row, key: row.UserID}
 	if r.st != nil {
 		var err error
-		j.prior, j.found, err = r.st.Get(row.UserID)
+		j.prior, j.found, err = r.st.Probe(row.UserID) // an enrolled record is skipped, not read in full
 		if err != nil {
 			r.stop(err)
 			r.pendingRow(row, "not reached: the store could not be read")

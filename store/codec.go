@@ -186,6 +186,24 @@ func decodeJSONRecord(v []byte, rec *Record) error {
 	return nil
 }
 
+// decodeUnlessEnrolled is decodeRecord, except that an enrolled binary
+// record comes back with its state, line, attempts, run and user_id only
+// (its checksum verified all the same): what a run needs to skip it.
+func decodeUnlessEnrolled(key, v []byte) (Record, error) {
+	if len(v) < 10 || v[0] != codecVersion || v[1] != stateCodes[Enrolled] {
+		return decodeRecord(key, v)
+	}
+	if err := checkRecord(key, v); err != nil {
+		return Record{}, err
+	}
+	d := decoder{b: v[3 : len(v)-4]}
+	rec := Record{State: Enrolled, Line: int(d.varint()), Attempts: int(d.varint()), Run: d.uvarint(), UserID: string(key)}
+	if v[2]&flagSameKey == 0 || d.err != nil {
+		return decodeRecord(key, v) // rare: decode it all
+	}
+	return rec, nil
+}
+
 // decodeBinary reads the binary form of a record.
 func decodeBinary(key, v []byte, rec *Record) error {
 	if len(v) < 3+3+4 {

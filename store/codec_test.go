@@ -139,3 +139,30 @@ func FuzzDecodeRecord(f *testing.F) {
 		}
 	})
 }
+
+// TestProbe: an enrolled record comes back with what a run needs to skip
+// it, checksum verified; any other record in full.
+func TestProbe(t *testing.T) {
+	s, _ := openTemp(t)
+	defer s.Close()
+	en, fl := rec("u-en", Enrolled, 4), rec("u-fl", Failed, 2)
+	if err := s.PutDurable([]string{"u-en", "u-fl"}, []Record{en, fl}); err != nil {
+		t.Fatal(err)
+	}
+	got, ok, err := s.Probe("u-en")
+	want := Record{UserID: "u-en", State: Enrolled, Line: en.Line, Attempts: en.Attempts, Run: en.Run}
+	if err != nil || !ok || !reflect.DeepEqual(got, want) {
+		t.Errorf("Probe(enrolled) = %+v, %v, %v; want %+v", got, ok, err, want)
+	}
+	if got, ok, err := s.Probe("u-fl"); err != nil || !ok || !reflect.DeepEqual(got, fl) {
+		t.Errorf("Probe(failed) = %+v, %v, %v; want %+v", got, ok, err, fl)
+	}
+	if _, ok, err := s.Probe("nobody"); ok || err != nil {
+		t.Errorf("Probe(nobody) = %v, %v", ok, err)
+	}
+	v, _ := encodeRecord("u-en", &en)
+	v[len(v)-6] ^= 1
+	if _, err := decodeUnlessEnrolled([]byte("u-en"), v); !errors.Is(err, ErrDamaged) {
+		t.Errorf("damaged enrolled record: %v, want ErrDamaged", err)
+	}
+}

@@ -390,6 +390,18 @@ func (s *Store) BindShard(shard string) error {
 // are queued but not yet committed. A record whose checksum does not match
 // is a *DamagedError naming key.
 func (s *Store) Get(key string) (rec Record, found bool, err error) {
+	return s.get(key, decodeRecord)
+}
+
+// Probe is Get for a run's plan of a row: an enrolled record (which the run
+// skips) comes back with its state, line, attempts, run and user_id only,
+// its checksum verified; any other record in full.
+func (s *Store) Probe(key string) (rec Record, found bool, err error) {
+	return s.get(key, decodeUnlessEnrolled)
+}
+
+// get is Get with the given decoder.
+func (s *Store) get(key string, decode func(k, v []byte) (Record, error)) (rec Record, found bool, err error) {
 	if s.w != nil {
 		if o, ok := s.w.pending(bucketUsers, key); ok {
 			return o.rec, !o.del, nil
@@ -402,7 +414,7 @@ func (s *Store) Get(key string) (rec Record, found bool, err error) {
 			return nil
 		}
 		found = true
-		rec, err = decodeRecord(k, v)
+		rec, err = decode(k, v)
 		return err
 	})
 	if err != nil {
