@@ -129,6 +129,9 @@ func FuzzDecodeRecord(f *testing.F) {
 		if cerr != nil {
 			t.Fatalf("checkRecord refused what decodeRecord read: %v", cerr)
 		}
+		if part, err := decodeUnlessEnrolled(key, v); err != nil || part.State != got.State || part.Run != got.Run || part.Line != got.Line {
+			t.Fatalf("decodeUnlessEnrolled: %+v, %v; decodeRecord: %+v", part, err, got)
+		}
 		again, err := encodeRecord(string(key), &got)
 		if err != nil {
 			t.Fatalf("re-encoding %+v: %v", got, err)
