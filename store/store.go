@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"os"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -71,6 +72,8 @@ type Store struct {
 	db   *bolt.DB
 	path string
 	w    *writer
+
+	reads atomic.Int64 // records read by Get and Probe (see releaseEvery)
 }
 
 // Open opens the store at path, creating it (mode 0600) unless opts.ReadOnly.
@@ -417,6 +420,11 @@ func (s *Store) get(key string, decode func(k, v []byte) (Record, error)) (rec R
 		rec, err = decode(k, v)
 		return err
 	})
+	// A re-run reads every record and writes nothing: release the pages
+	// read now and then, as the writer does after its commits.
+	if s.reads.Add(1)%releaseEvery == 0 {
+		releaseMapped(s.db)
+	}
 	if err != nil {
 		if errors.Is(err, ErrDamaged) {
 			return Record{}, false, err
