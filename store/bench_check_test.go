@@ -30,7 +30,7 @@ func BenchmarkCheck1M(b *testing.B) {
 		}
 	}
 	// On a shared machine the CPU time says more than the wall time.
-	b.ReportMetric((processCPU() - cpu0).Seconds()/float64(b.N), "cpu-s/op")
+	b.ReportMetric((processCPU()-cpu0).Seconds()/float64(b.N), "cpu-s/op")
 	b.ReportMetric(float64(fi.Size())/1e6, "bytes/row")
 }
 
