@@ -22,6 +22,7 @@ test: vet build
 fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzReader$$' -fuzztime=$(FUZZTIME) ./manifest/
 	$(GO) test -run='^$$' -fuzz='^FuzzParseCreatedAt$$' -fuzztime=$(FUZZTIME) ./manifest/
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodeRecord$$' -fuzztime=$(FUZZTIME) ./store/
 
 # The main job on the embedded sandbox: import the samples, run again to show
 # every row skipped, show the status.

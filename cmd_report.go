@@ -27,22 +27,27 @@ type reportOptions struct {
 	Manifest string
 	// Run keeps only the records of rows last settled by run N (0: all).
 	Run uint64
+	// Salvage reads the store file page by page, without checking it first:
+	// every record still readable of a damaged store (see store.SalvageRecords).
+	Salvage bool
 }
 
 func reportCommand(io streams) *cli.Command {
 	return &cli.Command{
 		Name:      "report",
 		Usage:     "print one record per user in the store",
-		UsageText: "bulkenroll report [--store FILE] [--state S] [--run N] [--format csv|jsonl] [--manifest FILE]",
+		UsageText: "bulkenroll report [--store FILE] [--state S] [--run N] [--format csv|jsonl] [--manifest FILE | --salvage]",
 		Flags: []cli.Flag{storeFlag(),
 			&cli.StringFlag{Name: "manifest", Usage: "one line per row of manifest `FILE`, in its order (rows never reached: pending)"},
 			&cli.StringFlag{Name: "state", Usage: "only rows in state `S` (enrolled, rejected, failed, pending)"},
 			&cli.Uint64Flag{Name: "run", Usage: "only rows last settled by run `N` (see status for run numbers)"},
 			&cli.StringFlag{Name: "format", Value: "csv", Usage: "csv or jsonl"},
+			&cli.BoolFlag{Name: "salvage", Usage: "list every record still readable of a damaged store (copy it away first); exit 2 if some are not"},
 		},
 		Action: func(c *cli.Context) error {
 			return writeReport(reportOptions{streams: io, StorePath: c.String("store"),
-				State: c.String("state"), Format: c.String("format"), Run: c.Uint64("run"), Manifest: c.String("manifest")})
+				State: c.String("state"), Format: c.String("format"), Run: c.Uint64("run"), Manifest: c.String("manifest"),
+				Salvage: c.Bool("salvage")})
 		},
 	}
 }
@@ -76,6 +81,12 @@ func writeReport(o reportOptions) error {
 	if o.Format != "csv" && o.Format != "jsonl" {
 		return usagef("--format %q: want csv or jsonl", o.Format)
 	}
+	if o.Salvage {
+		if o.Manifest != "" {
+			return usagef("--salvage lists the store's records: it does not take --manifest")
+		}
+		return salvageReport(o, state)
+	}
 	// A run holds the store's lock for hours: fail at once (Open waits
 	// 200ms for a lock), never wait for it.
 	st, err := store.Open(o.StorePath, store.Options{ReadOnly: true})
@@ -95,21 +106,7 @@ func writeReport(o reportOptions) error {
 			return usagef("--run %d: store %s has no run #%d (%s)", o.Run, o.StorePath, o.Run, runsSoFar(last, found))
 		}
 	}
-	var emit func(reportRecord) error
-	var flush func() error
-	if o.Format == "csv" {
-		cw := csv.NewWriter(o.Out)
-		_ = cw.Write([]string{"user_id", "state", "result_code", "result_text", "smile_job_id", "attempts", "error", "updated_at", "job_id", "photo_note"})
-		emit = func(r reportRecord) error {
-			return cw.Write([]string{r.UserID, r.State, r.ResultCode, r.ResultText, r.SmileJobID,
-				strconv.Itoa(r.Attempts), r.Error, r.UpdatedAt, r.JobID, r.PhotoNote})
-		}
-		flush = func() error { cw.Flush(); return cw.Error() }
-	} else {
-		enc := json.NewEncoder(o.Out)
-		emit = func(r reportRecord) error { return enc.Encode(r) }
-		flush = func() error { return nil }
-	}
+	emit, flush := reportWriter(o)
 	each := func(fn func(store.Record) error) error { return st.Each(state, fn) }
 	if o.Manifest != "" {
 		each = func(fn func(store.Record) error) error { return eachManifestRow(o.Manifest, o.In, st, state, fn) }
@@ -118,18 +115,78 @@ func writeReport(o reportOptions) error {
 		if o.Run != 0 && rec.Run != o.Run {
 			return nil
 		}
-		updated := ""
-		if !rec.UpdatedAt.IsZero() {
-			updated = rec.UpdatedAt.UTC().Format(time.RFC3339)
-		}
-		return emit(reportRecord{UserID: rec.UserID, State: string(rec.State), ResultCode: rec.ResultCode,
-			ResultText: rec.ResultText, SmileJobID: rec.SmileJobID, JobID: rec.JobID, PhotoNote: rec.PhotoNote, Attempts: rec.Attempts, Error: rec.Error,
-			UpdatedAt: updated})
+		return emit(rec)
 	})
 	if err != nil {
 		return err
 	}
 	return flush()
+}
+
+// reportWriter returns the function that writes one record in o.Format to
+// o.Out, and the one that flushes what it wrote.
+func reportWriter(o reportOptions) (emit func(store.Record) error, flush func() error) {
+	var line func(reportRecord) error
+	if o.Format == "csv" {
+		cw := csv.NewWriter(o.Out)
+		_ = cw.Write([]string{"user_id", "state", "result_code", "result_text", "smile_job_id", "attempts", "error", "updated_at", "job_id", "photo_note"})
+		line = func(r reportRecord) error {
+			return cw.Write([]string{r.UserID, r.State, r.ResultCode, r.ResultText, r.SmileJobID,
+				strconv.Itoa(r.Attempts), r.Error, r.UpdatedAt, r.JobID, r.PhotoNote})
+		}
+		flush = func() error { cw.Flush(); return cw.Error() }
+	} else {
+		enc := json.NewEncoder(o.Out)
+		line = func(r reportRecord) error { return enc.Encode(r) }
+		flush = func() error { return nil }
+	}
+	emit = func(rec store.Record) error {
+		updated := ""
+		if !rec.UpdatedAt.IsZero() {
+			updated = rec.UpdatedAt.UTC().Format(time.RFC3339)
+		}
+		return line(reportRecord{UserID: rec.UserID, State: string(rec.State), ResultCode: rec.ResultCode,
+			ResultText: rec.ResultText, SmileJobID: rec.SmileJobID, JobID: rec.JobID, PhotoNote: rec.PhotoNote, Attempts: rec.Attempts, Error: rec.Error,
+			UpdatedAt: updated})
+	}
+	return emit, flush
+}
+
+// salvageReport is `bulkenroll report --salvage`: every record of the store
+// that can still be read, in the usual format, with the filters given; on
+// standard error, how many could not be read. The store is read as a file,
+// never opened for writing, and not refused when damaged. Some records
+// unreadable: an error, exit 2, after the listing.
+func salvageReport(o reportOptions, state store.State) error {
+	emit, flush := reportWriter(o)
+	res, err := store.SalvageRecords(o.StorePath, func(rec store.Record) error {
+		if (state != "" && rec.State != state) || (o.Run != 0 && rec.Run != o.Run) {
+			return nil
+		}
+		return emit(rec)
+	})
+	if ferr := flush(); err == nil {
+		err = ferr
+	}
+	if err != nil {
+		return err
+	}
+	if !res.Unreadable() {
+		fmt.Fprintf(o.Err, "bulkenroll: salvage: all %d records of %s were read\n", res.Records, o.StorePath)
+		return nil
+	}
+	msg := fmt.Sprintf("salvage: %d records of %s were read; %d records could not be read", res.Records, o.StorePath, len(res.BadRecords))
+	if res.BadPages > 0 {
+		msg += fmt.Sprintf(", nor %d pages of records (how many records they held is unknown)", res.BadPages)
+	}
+	for i, k := range res.BadRecords {
+		if i == 10 {
+			msg += fmt.Sprintf("\n  and %d more", len(res.BadRecords)-10)
+			break
+		}
+		msg += fmt.Sprintf("\n  unreadable: the record of user %q", k)
+	}
+	return fmt.Errorf("%s: %w", msg, store.ErrDamaged)
 }
 
 // eachManifestRow calls fn with the record of every row of the manifest at

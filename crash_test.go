@@ -330,7 +330,7 @@ func TestCrashNotAStore(t *testing.T) {
 		} {
 			r := c.Run(append(args, "--store", path)...)
 			e2eWantCode(t, r, 2)
-			if !strings.Contains(r.Stderr, path) || !strings.Contains(r.Stderr, "not a bulkenroll store, or a damaged one") {
+			if !strings.Contains(r.Stderr, path) || !strings.Contains(r.Stderr, "damaged") {
 				t.Errorf("%s on %s: the message is not clear:\n%s", args[0], filepath.Base(path), r.Stderr)
 			}
 			if got := e2eSHA256(t, path); got != sum {

@@ -40,18 +40,17 @@ func (r *runner) plan(row manifest.Row, rowErr *manifest.RowError) (job, bool) {
 		return job{}, false
 	}
 	j := job{row: row, key: row.UserID}
-	var seenRun uint64
-	var seenLine int
 	if r.st != nil {
 		var err error
-		j.prior, j.found, seenRun, seenLine, err = r.st.Lookup(row.UserID)
+		j.prior, j.found, err = r.st.Probe(row.UserID) // an enrolled record is skipped, not read in full
 		if err != nil {
 			r.stop(err)
 			r.pendingRow(row, "not reached: the store could not be read")
 			return job{}, false
 		}
 	}
-	if first := r.duplicateOf(row, seenRun, seenLine); first != 0 {
+	// Found in memory (see seenSet): a row that is skipped writes nothing.
+	if first := r.dups.Seen(row.UserID, row.Line); first != 0 {
 		r.rejectRow(row, fmt.Sprintf("user_id: duplicate of line %d", first))
 		return job{}, false
 	}
@@ -89,21 +88,6 @@ func (r *runner) plan(row manifest.Row, rowErr *manifest.RowError) (job, bool) {
 	rec.Mark(r.runID, row.Line, row.CreatedAt, row.Photo, now)
 	j.rec = rec
 	return j, true
-}
-
-// duplicateOf returns the line where this run already saw the row's user,
-// or 0 after noting that it saw it here: in the store's seen list (seenRun
-// and seenLine are what Lookup found there), or in memory for a dry run,
-// which writes nothing.
-func (r *runner) duplicateOf(row manifest.Row, seenRun uint64, seenLine int) int {
-	if r.dups != nil {
-		return r.dups.Seen(row.UserID, row.Line)
-	}
-	if seenRun == r.runID && seenLine != row.Line {
-		return seenLine
-	}
-	r.st.MarkSeen(row.UserID, r.runID, row.Line)
-	return 0
 }
 
 // rejectRow rejects a row that cannot own a user record (no usable user_id,

@@ -140,7 +140,7 @@ type runner struct {
 	rej  *rejectsWriter
 
 	runID uint64
-	dups  *manifest.Duplicates // dry runs only: they write nothing to find duplicates with
+	dups  *seenSet // the user_ids read so far, to find duplicates
 
 	// ctx is the run's context: an interrupt (the parent's cancellation) or
 	// a stop (cancel, with its cause) ends it, and every stage watches it.
@@ -177,12 +177,11 @@ func Run(ctx context.Context, rd *manifest.Reader, st *store.Store, sub Submitte
 		gate: newGateWith(gateConfig{Fixed: opts.Rate, Auto: opts.RateAuto && opts.Rate <= 0,
 			Start: opts.StartRate, Max: opts.MaxRate, Learned: opts.LearnedRate, Workers: opts.Workers}),
 		live: newLiveStats(start, opts.DryRun, opts.Now),
+		dups: newSeenSet(),
 	}
 	r.obs = r.observers()
 	var runRec store.Run
-	if opts.DryRun {
-		r.dups = manifest.NewDuplicates()
-	} else {
+	if !opts.DryRun {
 		var err error
 		if err = st.ClearRowRecords(); err != nil {
 			return Summary{}, err

@@ -13,16 +13,21 @@ import (
 // would then grow with the size of the store rather than stay flat.
 func releaseMapped(db *bolt.DB) {
 	_ = db.View(func(tx *bolt.Tx) error {
-		// A read transaction holds bbolt's map lock: the map cannot be
-		// moved or unmapped until it ends, and it covers at least tx.Size().
-		size := tx.Size()
-		if size <= 0 {
-			return nil
-		}
-		addr := db.Info().Data
-		// The map is MAP_SHARED and PROT_READ: dropping its pages loses
-		// nothing, and a concurrent reader just faults them back in.
-		syscall.Syscall(syscall.SYS_MADVISE, addr, uintptr(size), syscall.MADV_DONTNEED)
+		releaseTx(tx)
 		return nil
 	})
+}
+
+// releaseTx is releaseMapped within the read transaction tx (which holds
+// bbolt's map lock: the map cannot be moved or unmapped until it ends, and
+// it covers at least tx.Size()).
+func releaseTx(tx *bolt.Tx) {
+	size := tx.Size()
+	if size <= 0 {
+		return
+	}
+	addr := tx.DB().Info().Data
+	// The map is MAP_SHARED and PROT_READ: dropping its pages loses
+	// nothing, and a concurrent reader just faults them back in.
+	syscall.Syscall(syscall.SYS_MADVISE, addr, uintptr(size), syscall.MADV_DONTNEED)
 }

@@ -29,8 +29,11 @@ type Run struct {
 
 // BeginRun records the start of a run and returns it with its new ID.
 func (s *Store) BeginRun(manifest string, started time.Time) (Run, error) {
+	if err := s.upgrade(); err != nil { // records of an earlier version (upgrade.go)
+		return Run{}, err
+	}
 	run := Run{Manifest: manifest, Started: started.UTC(), Outcome: "running"}
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketRuns)
 		id, err := b.NextSequence()
 		if err != nil {
@@ -50,7 +53,7 @@ func (s *Store) EndRun(run Run) error {
 	if err := s.Flush(); err != nil {
 		return err
 	}
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		return putRun(tx.Bucket(bucketRuns), &run)
 	})
 	if err != nil {

@@ -7,13 +7,13 @@ package store
 import (
 	"bytes"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
 	"io/fs"
 	"os"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -24,8 +24,9 @@ var (
 	bucketMeta  = []byte("meta")
 	bucketUsers = []byte("users")
 	bucketRuns  = []byte("runs")
-	// bucketSeen maps each user_id to the last run that read it and the
-	// manifest line, to find duplicates (see seen.go).
+	// bucketSeen held, in the stores of earlier versions, a "seen" mark per
+	// user read by a run; duplicates are now found in memory and upgrade
+	// (upgrade.go) drops the bucket.
 	bucketSeen = []byte("seen")
 
 	keyFormat    = []byte("format")
@@ -71,6 +72,8 @@ type Store struct {
 	db   *bolt.DB
 	path string
 	w    *writer
+
+	reads atomic.Int64 // records read by Get and Probe (see releaseEvery)
 }
 
 // Open opens the store at path, creating it (mode 0600) unless opts.ReadOnly.
@@ -90,6 +93,14 @@ func Open(path string, opts Options) (*Store, error) {
 	case fi.Size() > 0:
 		if err := checkHeader(path); err != nil {
 			return nil, fmt.Errorf("store %s: %w", path, withoutPath(err))
+		}
+		if !opts.ReadOnly {
+			// Checked read-only first: nothing is written to a damaged store,
+			// and bbolt's writable open (which loads the free list) never
+			// meets a damaged page.
+			if err := check(path, opts.LockTimeout); err != nil {
+				return nil, err
+			}
 		}
 	}
 	timeout := opts.LockTimeout
@@ -113,6 +124,12 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("store %s: %w", path, withoutPath(err))
 	}
 	s := &Store{db: db, path: path}
+	if opts.ReadOnly {
+		if err := s.verify(); err != nil { // see check.go; a writable open checked first
+			db.Close()
+			return nil, fmt.Errorf("store %s: %w", path, err)
+		}
+	}
 	if err := s.init(opts.ReadOnly); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store %s: %w", path, err)
@@ -205,13 +222,9 @@ func highWater(f *os.File, pageSize int64) int64 {
 }
 
 // init creates the buckets of a new store and checks the format of an old one.
-// bbolt panics on a damaged page; that is a damaged store, not a crash.
-func (s *Store) init(readOnly bool) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("%w: %v", ErrNotStore, p)
-		}
-	}()
+// bbolt panics on a damaged page; that is a damaged store, not a crash
+// (view and update turn it into a *DamagedError).
+func (s *Store) init(readOnly bool) error {
 	check := func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		if meta == nil {
@@ -226,15 +239,11 @@ func (s *Store) init(readOnly bool) (err error) {
 		return nil
 	}
 	if readOnly {
-		return s.db.View(check)
+		return viewTx(s.db, check)
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return updateTx(s.db, func(tx *bolt.Tx) error {
 		if tx.Bucket(bucketMeta) != nil || firstBucket(tx) != nil {
-			if err := check(tx); err != nil {
-				return err
-			}
-			_, err := tx.CreateBucketIfNotExists(bucketSeen)
-			return err
+			return check(tx)
 		}
 		meta, err := tx.CreateBucket(bucketMeta)
 		if err != nil {
@@ -249,9 +258,6 @@ func (s *Store) init(readOnly bool) (err error) {
 		if _, err := tx.CreateBucket(bucketUsers); err != nil {
 			return err
 		}
-		if _, err := tx.CreateBucket(bucketSeen); err != nil {
-			return err
-		}
 		_, err = tx.CreateBucket(bucketRuns)
 		return err
 	})
@@ -260,17 +266,6 @@ func (s *Store) init(readOnly bool) (err error) {
 func firstBucket(tx *bolt.Tx) []byte {
 	k, _ := tx.Cursor().First()
 	return k
-}
-
-// view runs a read transaction, turning a bbolt panic on a damaged page
-// (possible in a file that opened cleanly) into ErrNotStore.
-func (s *Store) view(fn func(*bolt.Tx) error) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("store %s: %w: %v", s.path, ErrNotStore, p)
-		}
-	}()
-	return s.db.View(fn)
 }
 
 // Path is the store's file.
@@ -310,7 +305,7 @@ func (s *Store) SetLearnedRate(perSecond float64) error {
 	if s.w == nil {
 		return fmt.Errorf("store %s: %w", s.path, ErrReadOnly)
 	}
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketMeta).Put(keyLearned, []byte(strconv.FormatFloat(perSecond, 'f', 2, 64)))
 	})
 	if err != nil {
@@ -342,7 +337,7 @@ func (s *Store) Bind(partnerID, baseURL string) error {
 	if err := s.CheckBinding(partnerID, baseURL); err != nil {
 		return err
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketMeta)
 		if err := b.Put(keyPartnerID, []byte(partnerID)); err != nil {
 			return err
@@ -365,7 +360,7 @@ func (s *Store) BindShard(shard string) error {
 	if err := s.Flush(); err != nil {
 		return err
 	}
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		have := string(meta.Get(keyShard))
 		switch {
@@ -395,47 +390,48 @@ func (s *Store) BindShard(shard string) error {
 }
 
 // Get returns the record for key (a user_id or a RowKey), seeing writes that
-// are queued but not yet committed.
-func (s *Store) Get(key string) (Record, bool, error) {
-	rec, found, _, _, err := s.Lookup(key)
-	return rec, found, err
+// are queued but not yet committed. A record whose checksum does not match
+// is a *DamagedError naming key.
+func (s *Store) Get(key string) (rec Record, found bool, err error) {
+	return s.get(key, decodeRecord)
 }
 
-// Lookup returns, in one read transaction, key's record (as Get does) and
-// the run and manifest line that last saw it (as SeenAt does): what the
-// importer asks about every row. It sees writes not yet committed.
-func (s *Store) Lookup(key string) (rec Record, found bool, run uint64, line int, err error) {
-	var recQueued, seenQueued bool
+// Probe is Get for a run's plan of a row: an enrolled record (which the run
+// skips) comes back with its state, line, attempts, run and user_id only,
+// its checksum verified; any other record in full.
+func (s *Store) Probe(key string) (rec Record, found bool, err error) {
+	return s.get(key, decodeUnlessEnrolled)
+}
+
+// get is Get with the given decoder.
+func (s *Store) get(key string, decode func(k, v []byte) (Record, error)) (rec Record, found bool, err error) {
 	if s.w != nil {
 		if o, ok := s.w.pending(bucketUsers, key); ok {
-			rec, found, recQueued = o.rec, !o.del, true
+			return o.rec, !o.del, nil
 		}
-		if o, ok := s.w.pending(bucketSeen, key); ok {
-			run, line, seenQueued = o.run, o.line, true
-		}
-	}
-	if recQueued && seenQueued {
-		return rec, found, run, line, nil
 	}
 	k := []byte(key)
 	err = s.view(func(tx *bolt.Tx) error {
-		if b := tx.Bucket(bucketSeen); b != nil && !seenQueued {
-			run, line = decodeSeen(b.Get(k))
-		}
-		if recQueued {
-			return nil
-		}
 		v := tx.Bucket(bucketUsers).Get(k)
 		if v == nil {
 			return nil
 		}
 		found = true
-		return json.Unmarshal(v, &rec)
+		rec, err = decode(k, v)
+		return err
 	})
-	if err != nil {
-		return Record{}, false, 0, 0, fmt.Errorf("store %s: reading %q: %w", s.path, key, err)
+	// A re-run reads every record and writes nothing: release the pages
+	// read now and then, as the writer does after its commits.
+	if s.reads.Add(1)%releaseEvery == 0 {
+		releaseMapped(s.db)
 	}
-	return rec, found, run, line, nil
+	if err != nil {
+		if errors.Is(err, ErrDamaged) {
+			return Record{}, false, err
+		}
+		return Record{}, false, fmt.Errorf("store %s: reading %q: %w", s.path, key, err)
+	}
+	return rec, found, nil
 }
 
 // Put queues rec for the next batch under key and returns at once. Get sees
@@ -523,7 +519,7 @@ func (s *Store) ClearRowRecords() error {
 		return err
 	}
 	prefix := []byte(RowKeyPrefix)
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketUsers).Cursor()
 		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Seek(prefix) {
 			if err := c.Delete(); err != nil {
@@ -542,10 +538,10 @@ func (s *Store) Each(state State, fn func(Record) error) error {
 		}
 	}
 	return s.view(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketUsers).ForEach(func(_, v []byte) error {
-			var rec Record
-			if err := json.Unmarshal(v, &rec); err != nil {
-				return fmt.Errorf("decoding a record: %w", err)
+		return tx.Bucket(bucketUsers).ForEach(func(k, v []byte) error {
+			rec, err := decodeRecord(k, v)
+			if err != nil {
+				return err
 			}
 			if state != "" && rec.State != state {
 				return nil
@@ -561,9 +557,21 @@ func (s *Store) Counts() (map[State]int, error) {
 	for _, st := range States {
 		counts[st] = 0
 	}
-	err := s.Each("", func(r Record) error {
-		counts[r.State]++
-		return nil
+	if s.w != nil {
+		if err := s.Flush(); err != nil {
+			return nil, err
+		}
+	}
+	// Each record's checksum is verified, but only its state is decoded.
+	err := s.view(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketUsers).ForEach(func(k, v []byte) error {
+			st, err := recordState(k, v)
+			if err != nil {
+				return err
+			}
+			counts[st]++
+			return nil
+		})
 	})
 	return counts, err
 }

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -21,12 +20,10 @@ var errClosed = errors.New("store is closed")
 
 // op is one queued write, or a flush marker when bucket is nil.
 type op struct {
-	bucket []byte // bucketUsers (rec) or bucketSeen (line)
+	bucket []byte // bucketUsers
 	key    string
 	rec    Record
-	run    uint64 // bucketSeen: the run
-	line   int    // bucketSeen: the manifest line
-	del    bool   // delete key instead of writing it
+	del    bool // delete key instead of writing it
 	seq    uint64
 	done   chan error // nil: nobody waits
 }
@@ -77,10 +74,6 @@ func newWriter(db *bolt.DB) *writer {
 
 func (w *writer) put(key string, rec Record, done chan error) {
 	w.enqueue(op{bucket: bucketUsers, key: key, rec: rec, done: done})
-}
-
-func (w *writer) putSeen(key string, run uint64, line int) {
-	w.enqueue(op{bucket: bucketSeen, key: key, run: run, line: line})
 }
 
 // del queues the deletion of key from bucketUsers.
@@ -236,7 +229,7 @@ func (w *writer) commit(batch []op) {
 			continue
 		}
 		if cur, ok := w.overlay[overlayKey(o.bucket, o.key)]; ok {
-			o.rec, o.run, o.line, o.del, o.seq = cur.rec, cur.run, cur.line, cur.del, cur.seq
+			o.rec, o.del, o.seq = cur.rec, cur.del, cur.seq
 		} else {
 			o.bucket = nil // a newer version was committed already
 		}
@@ -244,20 +237,15 @@ func (w *writer) commit(batch []op) {
 	err := w.err
 	w.mu.Unlock()
 	if err == nil {
-		err = w.db.Update(func(tx *bolt.Tx) error {
-			users, seen := tx.Bucket(bucketUsers), tx.Bucket(bucketSeen)
+		var buf []byte
+		err = updateTx(w.db, func(tx *bolt.Tx) error {
+			users := tx.Bucket(bucketUsers)
 			// Fuller pages than bbolt's default half: imports mostly append,
 			// and fewer pages mean a smaller file and less for bbolt to track.
-			users.FillPercent, seen.FillPercent = fillPercent, fillPercent
+			users.FillPercent = fillPercent
 			for i := range batch {
 				o := &batch[i]
 				if o.bucket == nil {
-					continue
-				}
-				if o.bucket[0] == bucketSeen[0] {
-					if err := seen.Put([]byte(o.key), encodeSeen(o.run, o.line)); err != nil {
-						return fmt.Errorf("writing the line of %q: %w", o.key, err)
-					}
 					continue
 				}
 				if o.del {
@@ -266,10 +254,16 @@ func (w *writer) commit(batch []op) {
 					}
 					continue
 				}
-				v, err := json.Marshal(&o.rec)
+				// bbolt keeps the value's bytes until the commit: each record
+				// gets its own bytes, cut from a shared block.
+				if cap(buf) < 1024 {
+					buf = make([]byte, 0, 64<<10)
+				}
+				v, err := appendRecord(buf[:0], o.key, &o.rec)
 				if err != nil {
 					return fmt.Errorf("encoding record %q: %w", o.rec.UserID, err)
 				}
+				v, buf = v[:len(v):len(v)], v[len(v):]
 				if err := users.Put([]byte(o.key), v); err != nil {
 					return fmt.Errorf("writing record %q: %w", o.rec.UserID, err)
 				}

@@ -1,0 +1,171 @@
+package store
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestCodecRoundTrip encodes records of every shape and reads them back
+// exactly.
+func TestCodecRoundTrip(t *testing.T) {
+	full := rec("user-1", Rejected, 3)
+	full.OutcomeUnknown, full.JobID, full.PhotoNote, full.Error = true, "job-9", "rotated", "refused: é ☃"
+	odd := rec("user-2", Failed, 0)
+	odd.PhotoSHA256 = strings.ToUpper(odd.PhotoSHA256) // not the importer's form: kept as text
+	tests := []struct {
+		name string
+		key  string
+		rec  Record
+	}{
+		{"full", "user-1", full},
+		{"zero", "k", Record{}},
+		{"row key", RowKey(12), Record{UserID: "", State: Rejected, Line: 12, Error: "user_id: empty"}},
+		{"other user id", RowKey(13), Record{UserID: "dup", State: Rejected, Line: 13}},
+		{"upper-case sha", "user-2", odd},
+		{"negative and big", "x", Record{State: Pending, Line: -1, Attempts: 1 << 40, Run: 1<<64 - 1,
+			UpdatedAt: time.Date(1969, 7, 20, 20, 17, 40, 999_999_999, time.UTC)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v, err := encodeRecord(tt.key, &tt.rec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := checkRecord([]byte(tt.key), v); err != nil {
+				t.Errorf("checkRecord: %v", err)
+			}
+			got, err := decodeRecord([]byte(tt.key), v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tt.rec) {
+				t.Errorf("round trip:\n got %+v\nwant %+v", got, tt.rec)
+			}
+			// Any single changed byte, in the value or in the key, is found.
+			for i := range v {
+				bad := append([]byte(nil), v...)
+				bad[i] ^= 0x01
+				if _, err := decodeRecord([]byte(tt.key), bad); !errors.Is(err, ErrDamaged) {
+					t.Fatalf("byte %d changed: %v, want ErrDamaged", i, err)
+				}
+				if err := checkRecord([]byte(tt.key), bad); !errors.Is(err, ErrDamaged) {
+					t.Fatalf("byte %d changed: checkRecord %v, want ErrDamaged", i, err)
+				}
+			}
+			if _, err := decodeRecord([]byte(tt.key+"x"), v); !errors.Is(err, ErrDamaged) {
+				t.Errorf("another key: %v, want ErrDamaged", err)
+			}
+		})
+	}
+}
+
+// TestCodecSize keeps the binary form compact: an enrolled record as an
+// import leaves it is under a third of its JSON.
+func TestCodecSize(t *testing.T) {
+	r := rec("user-00000001", Enrolled, 1)
+	r.PhotoSHA256 = ""
+	v, err := encodeRecord(r.UserID, &r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, _ := json.Marshal(&r)
+	if len(v) > 80 || 3*len(v) > len(j) {
+		t.Errorf("binary record %d bytes (JSON %d): want at most 80 and a third of the JSON", len(v), len(j))
+	}
+}
+
+// TestCodecRefusesUnknownState: a state the codec cannot name is an error,
+// not a silent "".
+func TestCodecRefusesUnknownState(t *testing.T) {
+	if _, err := encodeRecord("k", &Record{State: "sent"}); err == nil {
+		t.Error("encoding an unknown state: no error")
+	}
+}
+
+// TestDecodeJSONRecord reads the JSON records of the first stores, and
+// refuses one whose state was changed.
+func TestDecodeJSONRecord(t *testing.T) {
+	r := rec("user-1", Enrolled, 2)
+	v, _ := json.Marshal(&r)
+	got, err := decodeRecord([]byte("user-1"), v)
+	if err != nil || !reflect.DeepEqual(got, r) {
+		t.Fatalf("decode: %+v, %v", got, err)
+	}
+	bad := bytes.Replace(v, []byte(`"enrolled"`), []byte(`"enrolmed"`), 1)
+	if _, err := decodeRecord([]byte("user-1"), bad); !errors.Is(err, ErrDamaged) {
+		t.Errorf("changed state: %v, want ErrDamaged", err)
+	}
+	if err := checkRecord([]byte("user-1"), bad); !errors.Is(err, ErrDamaged) {
+		t.Errorf("checkRecord of a changed state: %v, want ErrDamaged", err)
+	}
+}
+
+// FuzzDecodeRecord: the decoder never panics, and whatever it accepts
+// encodes back to a record it reads the same.
+func FuzzDecodeRecord(f *testing.F) {
+	r := rec("user-1", Enrolled, 2)
+	v, _ := encodeRecord("user-1", &r)
+	f.Add([]byte("user-1"), v)
+	j, _ := json.Marshal(&r)
+	f.Add([]byte("user-1"), j)
+	f.Add([]byte(RowKey(3)), []byte{codecVersion, 2, 0, 6, 0, 2})
+	f.Fuzz(func(t *testing.T, key, v []byte) {
+		got, err := decodeRecord(key, v)
+		cerr := checkRecord(key, v)
+		if err != nil {
+			if !errors.Is(err, ErrDamaged) {
+				t.Fatalf("error %v is not ErrDamaged", err)
+			}
+			if cerr == nil && len(v) > 0 && v[0] != codecVersion {
+				t.Fatalf("checkRecord passed what decodeRecord refused: %v", err)
+			}
+			return
+		}
+		if cerr != nil {
+			t.Fatalf("checkRecord refused what decodeRecord read: %v", cerr)
+		}
+		if part, err := decodeUnlessEnrolled(key, v); err != nil || part.State != got.State || part.Run != got.Run || part.Line != got.Line {
+			t.Fatalf("decodeUnlessEnrolled: %+v, %v; decodeRecord: %+v", part, err, got)
+		}
+		again, err := encodeRecord(string(key), &got)
+		if err != nil {
+			t.Fatalf("re-encoding %+v: %v", got, err)
+		}
+		back, err := decodeRecord(key, again)
+		if err != nil || !reflect.DeepEqual(back, got) {
+			t.Fatalf("re-encoded record reads %+v, %v; want %+v", back, err, got)
+		}
+	})
+}
+
+// TestProbe: an enrolled record comes back with what a run needs to skip
+// it, checksum verified; any other record in full.
+func TestProbe(t *testing.T) {
+	s, _ := openTemp(t)
+	defer s.Close()
+	en, fl := rec("u-en", Enrolled, 4), rec("u-fl", Failed, 2)
+	if err := s.PutDurable([]string{"u-en", "u-fl"}, []Record{en, fl}); err != nil {
+		t.Fatal(err)
+	}
+	got, ok, err := s.Probe("u-en")
+	want := Record{UserID: "u-en", State: Enrolled, Line: en.Line, Attempts: en.Attempts, Run: en.Run}
+	if err != nil || !ok || !reflect.DeepEqual(got, want) {
+		t.Errorf("Probe(enrolled) = %+v, %v, %v; want %+v", got, ok, err, want)
+	}
+	if got, ok, err := s.Probe("u-fl"); err != nil || !ok || !reflect.DeepEqual(got, fl) {
+		t.Errorf("Probe(failed) = %+v, %v, %v; want %+v", got, ok, err, fl)
+	}
+	if _, ok, err := s.Probe("nobody"); ok || err != nil {
+		t.Errorf("Probe(nobody) = %v, %v", ok, err)
+	}
+	v, _ := encodeRecord("u-en", &en)
+	v[len(v)-6] ^= 1
+	if _, err := decodeUnlessEnrolled([]byte("u-en"), v); !errors.Is(err, ErrDamaged) {
+		t.Errorf("damaged enrolled record: %v, want ErrDamaged", err)
+	}
+}
