@@ -42,6 +42,13 @@ type Stats struct {
 	// Enrolled, Skipped, Rejected, Failed and Pending count rows by how they
 	// ended in this run (Skipped: found enrolled by an earlier run).
 	Enrolled, Skipped, Rejected, Failed, Pending int64
+	// Unsaved counts the rows (among Pending) whose result the store could
+	// not commit; UnsavedAnswers those of them that held an answer from
+	// Smile ID (the next run resolves them).
+	Unsaved, UnsavedAnswers int64
+	// EndNotRecorded, in the final figures, says why the store could not
+	// record the run's end ("": it did, or nothing was to record).
+	EndNotRecorded string
 	// Requests counts the requests sent, by answer class (see AnswerClasses).
 	Requests map[string]int64
 	// Control is the state of the rate and concurrency control.
