@@ -21,8 +21,8 @@ type liveStats struct {
 	// commit (counted pending too); unsavedAnswers those of them that held
 	// an answer from Smile ID.
 	unsaved, unsavedAnswers atomic.Int64
-	requests                                           []atomic.Int64 // by answerIndex
-	lastSuccess                                        atomic.Int64   // unix nanoseconds, 0: none
+	requests                []atomic.Int64 // by answerIndex
+	lastSuccess             atomic.Int64   // unix nanoseconds, 0: none
 
 	// control returns the state of the rate and concurrency control; set
 	// once before the run starts.
