@@ -57,6 +57,7 @@ func main() {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	ignoreFileSizeSignal()
 	go func() {
 		s := <-sigs
 		if importing.Load() {
