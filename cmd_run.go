@@ -154,6 +154,14 @@ func runImport(ctx context.Context, o runOptions) (err error) {
 	}
 	defer rd.Close()
 
+	if !o.DryRun {
+		// The live status file goes next to the store: its folder must take
+		// it (checked without touching the file, which a run holding the
+		// store may be writing).
+		if err := store.CheckLive(o.StorePath); err != nil {
+			return err
+		}
+	}
 	// Every check of the store (lock, header, format, binding, shard) comes
 	// before anything is written to it: a refused run leaves the file as
 	// it was.
@@ -189,10 +197,6 @@ func runImport(ctx context.Context, o runOptions) (err error) {
 		opts.Rejects = f
 	}
 	if st != nil && !o.DryRun {
-		// The live status file goes next to the store: its folder must take it.
-		if err := store.CheckLive(st.Path()); err != nil {
-			return err
-		}
 		// The checks are done: the first write to the store.
 		if err := st.BindShard(o.Shard.String()); err != nil {
 			return err
@@ -303,6 +307,8 @@ func openRunStore(path string, dry bool, cfg importer.Config, shard manifest.Sha
 	if err != nil {
 		return nil, err
 	}
+	// A check of the whole store (its pages and records) belongs here,
+	// before the first write.
 	if err := st.BindOnAnswer(cfg.PartnerID, cfg.BaseURL); err != nil {
 		st.Close()
 		return nil, err

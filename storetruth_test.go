@@ -333,8 +333,9 @@ func TestStoreBoundByFirstAnswer(t *testing.T) {
 	}
 }
 
-// TestStoreOutputPaths: a store whose folder is missing is refused before
-// anything is sent, naming the store, and nothing is created.
+// TestStoreOutputPaths: a store whose folder is missing, or whose live
+// status file cannot be written, is refused before anything is sent,
+// naming the path, and nothing is created.
 func TestStoreOutputPaths(t *testing.T) {
 	t.Parallel()
 	sb := e2eStartSandbox(t)
@@ -347,7 +348,22 @@ func TestStoreOutputPaths(t *testing.T) {
 	if !strings.Contains(r.Stderr, missing) {
 		t.Errorf("the error does not name the store:\n%s", r)
 	}
+	// A live status file that cannot be written: refused before the store
+	// is even created.
+	fresh := filepath.Join(c.Dir, "fresh.db")
+	if err := os.Mkdir(store.LivePath(fresh), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	r = c.Run("run", "--manifest", m, "--no-progress", "--store", fresh)
+	e2eCheckSane(t, r)
+	e2eWantCode(t, r, 2)
+	if !strings.Contains(r.Stderr, store.LivePath(fresh)) {
+		t.Errorf("the error does not name the live status file:\n%s", r)
+	}
+	if _, err := os.Stat(fresh); !os.IsNotExist(err) {
+		t.Errorf("a refused run created its store (%v)", err)
+	}
 	if n := sb.State(t).Stats.Requests; n != 0 {
-		t.Errorf("the run sent %d requests", n)
+		t.Errorf("the runs sent %d requests", n)
 	}
 }

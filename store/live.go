@@ -145,12 +145,12 @@ func replaceFile(path string, b []byte) error {
 func CheckLive(storePath string) error {
 	path := LivePath(storePath)
 	if fi, err := os.Lstat(path); err == nil && !fi.Mode().IsRegular() {
-		return fmt.Errorf("live status file %s: not a regular file (the run replaces it as it goes): remove it", path)
+		return fmt.Errorf("store %s: its live status file %s is not a regular file (a run replaces it as it goes): remove it", storePath, path)
 	}
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
-		return fmt.Errorf("the store's folder %s cannot take the live status file %s: %w", dir, filepath.Base(path), withoutPath(err))
+		return fmt.Errorf("store %s: its folder %s cannot take the live status file %s: %w", storePath, dir, filepath.Base(path), withoutPath(err))
 	}
 	tmp.Close()
 	os.Remove(tmp.Name())
