@@ -26,7 +26,8 @@ var AnswerClasses = []string{AnswerEnrolled, AnswerAlreadyEnrolled, AnswerRefuse
 
 // Stats are a run's live figures, as observers see them. Every row read is
 // counted in exactly one of Enrolled, Skipped, Rejected, Failed and Pending
-// once it is settled; Rows counts the rows read so far.
+// once it is settled (a row whose record is saved, once the store has
+// committed it); Rows counts the rows read so far.
 type Stats struct {
 	// RunID is the store's number for the run (0 for a dry run).
 	RunID uint64
@@ -117,7 +118,9 @@ func (s Stats) ETA() time.Duration {
 }
 
 // RowEvent is one row settled by a run: rejected, failed, enrolled, or left
-// pending by an early stop (Skipped rows are counted, not reported).
+// pending by an early stop or a store that could not save it (Skipped rows
+// are counted, not reported). A row whose record is saved is told once the
+// store has committed it.
 type RowEvent struct {
 	// Row is the manifest row.
 	Row manifest.Row
@@ -132,7 +135,8 @@ type RowEvent struct {
 // Observer is told about a run as it goes: the progress display, the
 // rejects file, JSON logs, metrics and the live status file are observers,
 // so the pipeline does not know how it is shown. Row is called from many
-// goroutines; Start comes before every Row and Finish after every Row.
+// goroutines (the store's writer among them: it must not block for long);
+// Start comes before every Row and Finish after every Row.
 type Observer interface {
 	// Start gives the observer a function that returns the live figures;
 	// an observer that reports periodically calls it on its own schedule.
