@@ -165,7 +165,18 @@ func runImport(ctx context.Context, o runOptions) (err error) {
 	}
 	defer rd.Close()
 
-	st, err := openRunStore(o.StorePath, o.DryRun, cfg)
+	if !o.DryRun {
+		// The live status file goes next to the store: its folder must take
+		// it (checked without touching the file, which a run holding the
+		// store may be writing).
+		if err := store.CheckLive(o.StorePath); err != nil {
+			return err
+		}
+	}
+	// Every check of the store (lock, header, format, binding, shard) comes
+	// before anything is written to it: a refused run leaves the file as
+	// it was.
+	st, err := openRunStore(o.StorePath, o.DryRun, cfg, o.Shard)
 	if err != nil {
 		return err
 	}
@@ -175,12 +186,6 @@ func runImport(ctx context.Context, o runOptions) (err error) {
 				err = cerr
 			}
 		}()
-	}
-
-	if st != nil && !o.DryRun {
-		if err := st.BindShard(o.Shard.String()); err != nil {
-			return err
-		}
 	}
 
 	opts := importer.Options{
@@ -201,6 +206,12 @@ func runImport(ctx context.Context, o runOptions) (err error) {
 		defer f.Close()
 		_ = f.Chmod(0o600) // it names users; an older file keeps no looser mode
 		opts.Rejects = f
+	}
+	if st != nil && !o.DryRun {
+		// The checks are done: the first write to the store.
+		if err := st.BindShard(o.Shard.String()); err != nil {
+			return err
+		}
 	}
 	jsonLog := o.LogFormat == "json"
 	bar := o.ErrTTY && !o.NoProgress && !jsonLog
@@ -286,9 +297,12 @@ func runImport(ctx context.Context, o runOptions) (err error) {
 	return nil
 }
 
-// openRunStore opens the store for a run (bound to cfg), or for a dry run
+// openRunStore opens the store for a run and checks it (bound to cfg, or
+// not bound yet, and holding shard or no shard yet) without writing to it;
+// the store is bound by the first answer from Smile ID the run saves (an
+// unbound store stays unbound when the run gets none). A dry run opens it
 // read-only if it exists (nil if not).
-func openRunStore(path string, dry bool, cfg importer.Config) (*store.Store, error) {
+func openRunStore(path string, dry bool, cfg importer.Config, shard manifest.Shard) (*store.Store, error) {
 	if dry {
 		st, err := store.Open(path, store.Options{ReadOnly: true})
 		if errors.Is(err, store.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
@@ -309,7 +323,13 @@ func openRunStore(path string, dry bool, cfg importer.Config) (*store.Store, err
 	if err != nil {
 		return nil, err
 	}
-	if err := st.Bind(cfg.PartnerID, cfg.BaseURL); err != nil {
+	// A check of the whole store (its pages and records) belongs here,
+	// before the first write.
+	if err := st.BindOnAnswer(cfg.PartnerID, cfg.BaseURL); err != nil {
+		st.Close()
+		return nil, err
+	}
+	if err := st.CheckShard(shard.String()); err != nil {
 		st.Close()
 		return nil, err
 	}
@@ -329,6 +349,7 @@ func printSummary(io streams, s importer.Summary, runErr error, rejects string, 
 	how := "finished"
 	var ae *importer.AccountError
 	var fe *importer.ForeignAnswerError
+	var we *store.WriteError
 	switch {
 	case errors.Is(runErr, importer.ErrInterrupted):
 		how = "interrupted"
@@ -336,6 +357,8 @@ func printSummary(io streams, s importer.Summary, runErr error, rejects string, 
 		how = "stopped by Smile ID"
 	case errors.As(runErr, &fe):
 		how = "stopped: the answers are not Smile ID's"
+	case errors.As(runErr, &we):
+		how = "stopped: the store could not be written"
 	case runErr != nil:
 		how = "failed"
 	}
@@ -352,6 +375,14 @@ func printSummary(io streams, s importer.Summary, runErr error, rejects string, 
 		fmt.Fprintf(w, "  pending   %d  (would be sent)\n", s.Pending)
 	} else {
 		fmt.Fprintf(w, "  pending   %d  (not done by this run; they keep the state they had, and the next run does them)\n", s.Pending)
+	}
+	if s.Unsaved > 0 {
+		fmt.Fprintf(w, "  not saved %d  (counted pending: the store could not save their results, %d of them answers from Smile ID;\n", s.Unsaved, s.UnsavedAnswers)
+		fmt.Fprintln(w, "            the store keeps what it had for them, for a row sent the mark saved before sending (outcome unknown):")
+		fmt.Fprintln(w, "            the next run does them again, and Smile ID's 2209 for a user this run enrolled then counts as enrolled)")
+	}
+	if s.Stats.EndNotRecorded != "" {
+		fmt.Fprintf(w, "  the store could not record the end of the run: %s\n", s.Stats.EndNotRecorded)
 	}
 	if s.Partial {
 		fmt.Fprintln(w, "  (stopped before every row was read; the rows not read are not counted and stay as they were)")

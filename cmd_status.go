@@ -44,7 +44,8 @@ type statusJSON struct {
 	Counts    map[string]int `json:"counts"`
 	Total     int            `json:"total"`
 	LastRun   *store.Run     `json:"last_run,omitempty"`
-	// Live is the snapshot a killed last run left (see liveJSON).
+	// Live is the snapshot a killed last run left, or the last one of a
+	// run whose end the store could not record (see liveJSON).
 	Live *liveJSON `json:"live,omitempty"`
 }
 
@@ -98,13 +99,21 @@ func showStatus(o statusOptions) error {
 	}
 	// The store opened, so no run holds it: a last run without an end was
 	// killed. Its snapshot, if it left one, tells how far it went.
-	killed := false
+	// A run that ended but whose end the store could not record (a full
+	// disk) says so in its last snapshot: it was not killed.
+	killed, unrecorded := false, false
 	if hasLast {
 		s.LastRun = &last
 		if last.Outcome == "running" && last.Ended.IsZero() {
-			if l, err := store.ReadLive(o.StorePath); err == nil && !l.Done && l.RunID == last.ID && !l.Alive(o.now()) {
-				killed = true
-				s.Live = &liveJSON{Live: l, Killed: true}
+			if l, err := store.ReadLive(o.StorePath); err == nil && l.RunID == last.ID {
+				switch {
+				case l.Done:
+					unrecorded = true
+					s.Live = &liveJSON{Live: l}
+				case !l.Alive(o.now()):
+					killed = true
+					s.Live = &liveJSON{Live: l, Killed: true}
+				}
 			}
 		}
 	}
@@ -123,7 +132,11 @@ func showStatus(o statusOptions) error {
 	}
 	fmt.Fprintf(w, "total     %d\n", s.Total)
 	if hasLast {
-		fmt.Fprintf(w, "last run  #%d %s, started %s", last.ID, last.Outcome, last.Started.Local().Format(time.DateTime))
+		outcome := last.Outcome
+		if unrecorded {
+			outcome = "ended without recording its end"
+		}
+		fmt.Fprintf(w, "last run  #%d %s, started %s", last.ID, outcome, last.Started.Local().Format(time.DateTime))
 		if !last.Ended.IsZero() {
 			fmt.Fprintf(w, ", took %s", last.Ended.Sub(last.Started).Round(100*time.Millisecond))
 		}
@@ -134,6 +147,19 @@ func showStatus(o statusOptions) error {
 			fmt.Fprintf(w, "          run #%d was killed (its process is gone); the next run resumes\n", last.ID)
 			fmt.Fprintf(w, "          its last status, %s: %d rows read, %d enrolled (pid %d on %s)\n",
 				l.Updated.Local().Format(time.DateTime), l.Rows, l.Enrolled, l.PID, l.Host)
+		case unrecorded:
+			l := s.Live.Live
+			why := l.EndNotRecorded
+			if why == "" {
+				why = "the store could not be written"
+			}
+			fmt.Fprintf(w, "          run #%d ended at %s, but the store could not record its end: %s\n",
+				last.ID, l.Updated.Local().Format(time.DateTime), why)
+			fmt.Fprintf(w, "          it read %d rows: %d enrolled, %d skipped, %d rejected, %d failed, %d pending", l.Rows, l.Enrolled, l.Skipped, l.Rejected, l.Failed, l.Pending)
+			if l.Unsaved > 0 {
+				fmt.Fprintf(w, " (%d of them because their results could not be saved)", l.Unsaved)
+			}
+			fmt.Fprintln(w, "; the counts above are what the store holds; the next run resumes")
 		case last.Outcome == "running":
 			fmt.Fprintln(w, "          (no end recorded: it is running, or it was killed; the next run resumes)")
 		}

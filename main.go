@@ -60,6 +60,7 @@ func main() {
 	con.install()
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	ignoreFileSizeSignal()
 	go func() {
 		s := <-sigs
 		if importing.Load() {

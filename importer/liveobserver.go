@@ -52,6 +52,11 @@ func (l *liveFile) write(s Stats, done bool) {
 		Rows: s.Rows, Enrolled: s.Enrolled, Skipped: s.Skipped, Rejected: s.Rejected, Failed: s.Failed, Pending: s.Pending,
 		RowsPerSecond: s.RowsPerSecond(), Rate: s.Rate, LearnedRate: s.LearnedRate,
 		ETASeconds: s.ETA().Seconds(), LastSuccess: s.LastSuccess, Done: done,
+		Unsaved: s.Unsaved, EndNotRecorded: s.EndNotRecorded,
+	}
+	if len(live.EndNotRecorded) > 400 {
+		// The snapshot must fit in place of the last one on a full disk.
+		live.EndNotRecorded = live.EndNotRecorded[:400] + "..."
 	}
 	// A status file that cannot be written never stops a run: status then
 	// says the store is in use by a run that publishes no live status.

@@ -26,7 +26,8 @@ var AnswerClasses = []string{AnswerEnrolled, AnswerAlreadyEnrolled, AnswerRefuse
 
 // Stats are a run's live figures, as observers see them. Every row read is
 // counted in exactly one of Enrolled, Skipped, Rejected, Failed and Pending
-// once it is settled; Rows counts the rows read so far.
+// once it is settled (a row whose record is saved, once the store has
+// committed it); Rows counts the rows read so far.
 type Stats struct {
 	// RunID is the store's number for the run (0 for a dry run).
 	RunID uint64
@@ -42,6 +43,13 @@ type Stats struct {
 	// Enrolled, Skipped, Rejected, Failed and Pending count rows by how they
 	// ended in this run (Skipped: found enrolled by an earlier run).
 	Enrolled, Skipped, Rejected, Failed, Pending int64
+	// Unsaved counts the rows (among Pending) whose result the store could
+	// not commit; UnsavedAnswers those of them that held an answer from
+	// Smile ID (the next run resolves them).
+	Unsaved, UnsavedAnswers int64
+	// EndNotRecorded, in the final figures, says why the store could not
+	// record the run's end ("": it did, or nothing was to record).
+	EndNotRecorded string
 	// Requests counts the requests sent, by answer class (see AnswerClasses).
 	Requests map[string]int64
 	// Control is the state of the rate and concurrency control.
@@ -110,7 +118,9 @@ func (s Stats) ETA() time.Duration {
 }
 
 // RowEvent is one row settled by a run: rejected, failed, enrolled, or left
-// pending by an early stop (Skipped rows are counted, not reported).
+// pending by an early stop or a store that could not save it (Skipped rows
+// are counted, not reported). A row whose record is saved is told once the
+// store has committed it.
 type RowEvent struct {
 	// Row is the manifest row.
 	Row manifest.Row
@@ -125,7 +135,8 @@ type RowEvent struct {
 // Observer is told about a run as it goes: the progress display, the
 // rejects file, JSON logs, metrics and the live status file are observers,
 // so the pipeline does not know how it is shown. Row is called from many
-// goroutines; Start comes before every Row and Finish after every Row.
+// goroutines (the store's writer among them: it must not block for long);
+// Start comes before every Row and Finish after every Row.
 type Observer interface {
 	// Start gives the observer a function that returns the live figures;
 	// an observer that reports periodically calls it on its own schedule.

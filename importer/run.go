@@ -108,6 +108,11 @@ type Summary struct {
 	Failed   int     `json:"failed"`
 	Pending  int     `json:"pending"`
 	Seconds  float64 `json:"seconds"`
+	// Unsaved counts the rows (among Pending) whose result the store could
+	// not save; UnsavedAnswers those of them that held an answer from Smile
+	// ID. Both are 0 unless the store failed.
+	Unsaved        int `json:"-"`
+	UnsavedAnswers int `json:"-"`
 	// RunID is the store's number for this run (0 for a dry run).
 	RunID uint64 `json:"-"`
 	// DryRun marks a run that sent nothing; Pending then counts the rows it would send.
@@ -237,6 +242,11 @@ func Run(ctx context.Context, rd *manifest.Reader, st *store.Store, sub Submitte
 		o.Start(r.live.snapshot)
 	}
 	readErr := r.pipeline(rd)
+	if !opts.DryRun {
+		// Every row settled is counted once its commit is answered: after
+		// this, the counts are final and are what the store holds.
+		_ = st.Flush() // a failed commit is the run's error below
+	}
 
 	err := readErr
 	if err == nil {
@@ -249,9 +259,6 @@ func Run(ctx context.Context, rd *manifest.Reader, st *store.Store, sub Submitte
 	sum := summaryOf(final)
 	sum.RunID, sum.DryRun, sum.Partial = r.runID, opts.DryRun, r.partial
 	sum.Seconds = opts.Now().Sub(start).Seconds()
-	for _, o := range r.obs {
-		o.Finish(final, err)
-	}
 	if r.rej != nil {
 		if ferr := r.rej.flush(); ferr != nil && err == nil {
 			err = fmt.Errorf("writing the rejects file: %w", ferr)
@@ -261,9 +268,19 @@ func Run(ctx context.Context, rd *manifest.Reader, st *store.Store, sub Submitte
 		runRec.Ended = opts.Now().UTC()
 		runRec.Counts = sum.counts()
 		runRec.Outcome = Outcome(err)
-		if serr := st.EndRun(runRec); serr != nil && err == nil {
-			err = serr
+		if serr := st.EndRun(runRec); serr != nil {
+			// The live file's last snapshot says so, for status.
+			final.EndNotRecorded = serr.Error()
+			sum.Stats.EndNotRecorded = final.EndNotRecorded
+			if err == nil {
+				err = serr
+			}
 		}
+	}
+	// Told last, so that the live file's last snapshot can say whether the
+	// store recorded the run's end.
+	for _, o := range r.obs {
+		o.Finish(final, err)
 	}
 	return sum, err
 }
@@ -349,5 +366,6 @@ func Outcome(err error) string {
 // summaryOf turns final figures into the summary.
 func summaryOf(s Stats) Summary {
 	return Summary{Rows: int(s.Rows), Enrolled: int(s.Enrolled), Skipped: int(s.Skipped),
-		Rejected: int(s.Rejected), Failed: int(s.Failed), Pending: int(s.Pending), Stats: s}
+		Rejected: int(s.Rejected), Failed: int(s.Failed), Pending: int(s.Pending),
+		Unsaved: int(s.Unsaved), UnsavedAnswers: int(s.UnsavedAnswers), Stats: s}
 }

@@ -17,8 +17,12 @@ type liveStats struct {
 	total   atomic.Int64 // -1 until counted
 
 	rows, enrolled, skipped, rejected, failed, pending atomic.Int64
-	requests                                           []atomic.Int64 // by answerIndex
-	lastSuccess                                        atomic.Int64   // unix nanoseconds, 0: none
+	// unsaved counts the rows settled whose record the store could not
+	// commit (counted pending too); unsavedAnswers those of them that held
+	// an answer from Smile ID.
+	unsaved, unsavedAnswers atomic.Int64
+	requests                []atomic.Int64 // by answerIndex
+	lastSuccess             atomic.Int64   // unix nanoseconds, 0: none
 
 	// control returns the state of the rate and concurrency control; set
 	// once before the run starts.
@@ -68,6 +72,7 @@ func (l *liveStats) snapshot() Stats {
 		RunID: l.runID, Started: l.started, Now: l.now(), Total: l.total.Load(), DryRun: l.dry,
 		Rows: l.rows.Load(), Enrolled: l.enrolled.Load(), Skipped: l.skipped.Load(),
 		Rejected: l.rejected.Load(), Failed: l.failed.Load(), Pending: l.pending.Load(),
+		Unsaved: l.unsaved.Load(), UnsavedAnswers: l.unsavedAnswers.Load(),
 		Requests: make(map[string]int64, len(AnswerClasses)),
 	}
 	for i, c := range AnswerClasses {

@@ -244,12 +244,12 @@ func (w *worker) do(j job) {
 		case actEnroll:
 			if res != nil {
 				rec.Enroll(res.ResultCode, res.ResultText, res.SmileJobID, res.JobID, "", now)
-				r.settle(j.key, j.row, rec, "", "")
+				r.settleAnswer(j.key, j.row, rec, "", "")
 				return
 			}
 			note := "an earlier request's outcome was unknown; Smile ID now answers 2209, so it enrolled the user"
 			rec.Enroll(ae.Code, ae.Text, "", "", note, now)
-			r.settle(j.key, j.row, rec, ae.Code, note)
+			r.settleAnswer(j.key, j.row, rec, ae.Code, note)
 			return
 		case actConflict:
 			w.refuse(j, rec, ae, fmt.Sprintf("%v: conflict: this store never sent this user, so someone else enrolled it", err))
@@ -291,7 +291,7 @@ func (w *worker) refuse(j job, rec store.Record, ae *APIError, reason string) {
 		code = fmt.Sprint(ae.Status)
 	}
 	rec.Refuse(code, ae.Text, reason, photoSum(j.row.PhotoPath), rec.OutcomeUnknown, w.r.opts.Now())
-	w.r.settle(j.key, j.row, rec, code, reason)
+	w.r.settleAnswer(j.key, j.row, rec, code, reason)
 }
 
 // keep ends a row that was sent but whose answer stopped the run: it keeps

@@ -55,7 +55,19 @@ type Live struct {
 	LastSuccess time.Time `json:"last_success,omitzero"`
 	// Done is set in the last snapshot of a run that ended.
 	Done bool `json:"done"`
+	// Unsaved counts the rows whose result the store could not save (a
+	// full disk): they count as pending.
+	Unsaved int64 `json:"unsaved,omitempty"`
+	// EndNotRecorded, in the last snapshot, says why the store could not
+	// record the run's end: status then tells the run ended, not that it
+	// was killed.
+	EndNotRecorded string `json:"end_not_recorded,omitempty"`
 }
+
+// liveSize is the size every snapshot is padded to (with spaces, which
+// JSON ignores), so that the last one can overwrite the file in place when
+// the disk is too full for a new file (see WriteLive).
+const liveSize = 2048
 
 // WriteLive replaces the live snapshot of the store at storePath atomically:
 // it writes a temporary file (mode 0600) in the same folder and renames it,
@@ -66,7 +78,44 @@ func WriteLive(storePath string, l Live) error {
 	if err != nil {
 		return fmt.Errorf("live status %s: %w", path, err)
 	}
+	for len(b) < liveSize-1 {
+		b = append(b, ' ')
+	}
 	b = append(b, '\n')
+	if err := replaceFile(path, b); err != nil {
+		// No room for a new file (a full disk): overwrite the old snapshot
+		// where it stands, which needs no new space. A reader may then see
+		// a torn snapshot for a moment; status is what matters once the
+		// run has ended.
+		if ierr := overwrite(path, b); ierr != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// overwrite writes b over the start of the existing file at path, if it
+// is at least as long.
+func overwrite(path string, b []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	fi, err := f.Stat()
+	if err == nil && fi.Size() < int64(len(b)) {
+		err = errors.New("the old snapshot is too short")
+	}
+	if err == nil {
+		_, err = f.WriteAt(b, 0)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// replaceFile replaces the file at path with b atomically.
+func replaceFile(path string, b []byte) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return fmt.Errorf("live status %s: %w", path, err)
@@ -86,6 +135,25 @@ func WriteLive(storePath string, l Live) error {
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		return fmt.Errorf("live status %s: %w", path, err)
 	}
+	return nil
+}
+
+// CheckLive checks, before a run sends anything, that it can publish its
+// live snapshot next to the store at storePath: the folder takes a new
+// file, and the snapshot's name is free or a regular file. The error names
+// the path.
+func CheckLive(storePath string) error {
+	path := LivePath(storePath)
+	if fi, err := os.Lstat(path); err == nil && !fi.Mode().IsRegular() {
+		return fmt.Errorf("store %s: its live status file %s is not a regular file (a run replaces it as it goes): remove it", storePath, path)
+	}
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("store %s: its folder %s cannot take the live status file %s: %w", storePath, dir, filepath.Base(path), withoutPath(err))
+	}
+	tmp.Close()
+	os.Remove(tmp.Name())
 	return nil
 }
 

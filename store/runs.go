@@ -48,11 +48,15 @@ func (s *Store) BeginRun(manifest string, started time.Time) (Run, error) {
 	return run, nil
 }
 
-// EndRun flushes queued writes and records how the run ended.
+// EndRun flushes queued writes and records how the run ended. A failed
+// commit of queued writes (see Err) does not keep it from trying: the run's
+// end is worth recording even when some of its rows could not be; its
+// error says only whether the end itself was recorded.
 func (s *Store) EndRun(run Run) error {
-	if err := s.Flush(); err != nil {
-		return err
+	if s.w == nil {
+		return fmt.Errorf("store %s: %w", s.path, ErrReadOnly)
 	}
+	_ = s.Flush() // Err reports a failed commit
 	err := s.update(func(tx *bolt.Tx) error {
 		return putRun(tx.Bucket(bucketRuns), &run)
 	})

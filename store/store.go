@@ -12,6 +12,7 @@ import (
 	"hash/fnv"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -86,6 +87,9 @@ func Open(path string, opts Options) (*Store, error) {
 		if opts.ReadOnly {
 			return nil, fmt.Errorf("store %s: %w (run an import first, or pass --store)", path, ErrNotFound)
 		}
+		if err := create(path, opts.NoSync); err != nil {
+			return nil, fmt.Errorf("store %s: creating it: %w", path, withoutPath(err))
+		}
 	case err != nil:
 		return nil, fmt.Errorf("store %s: %w", path, withoutPath(err))
 	case !fi.Mode().IsRegular():
@@ -101,6 +105,12 @@ func Open(path string, opts Options) (*Store, error) {
 			if err := check(path, opts.LockTimeout); err != nil {
 				return nil, err
 			}
+		}
+	case !opts.ReadOnly:
+		// An empty file (made by touch, or by a tool that reserves the
+		// name) becomes a new store, as it always did.
+		if err := create(path, opts.NoSync); err != nil {
+			return nil, fmt.Errorf("store %s: creating it: %w", path, withoutPath(err))
 		}
 	}
 	timeout := opts.LockTimeout
@@ -130,12 +140,12 @@ func Open(path string, opts Options) (*Store, error) {
 			return nil, fmt.Errorf("store %s: %w", path, err)
 		}
 	}
-	if err := s.init(opts.ReadOnly); err != nil {
+	if err := s.checkFormat(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store %s: %w", path, err)
 	}
 	if !opts.ReadOnly {
-		s.w = newWriter(db)
+		s.w = newWriter(db, path)
 	}
 	releaseMapped(db) // whatever opening and checking the file read
 	return s, nil
@@ -221,11 +231,81 @@ func highWater(f *os.File, pageSize int64) int64 {
 	return pages
 }
 
-// init creates the buckets of a new store and checks the format of an old one.
-// bbolt panics on a damaged page; that is a damaged store, not a crash
-// (view and update turn it into a *DamagedError).
-func (s *Store) init(readOnly bool) error {
-	check := func(tx *bolt.Tx) error {
+// create makes a new store at path: it is built in a temporary file in
+// the same folder and linked into place only once whole, so a creation that
+// fails (no space left, a file size limit) leaves no file behind. Another
+// process creating the same store at once wins; its store is then opened.
+func create(path string, noSync bool) (err error) {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".new-*")
+	if err != nil {
+		return err
+	}
+	name := tmp.Name()
+	defer os.Remove(name) // the store is linked at path by then, or was never made
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	db, err := openBolt(name, &bolt.Options{Timeout: time.Second, NoSync: noSync, FreelistType: bolt.FreelistMapType})
+	if err != nil {
+		return err
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		meta, err := tx.CreateBucket(bucketMeta)
+		if err != nil {
+			return err
+		}
+		if err := meta.Put(keyFormat, []byte(formatVersion)); err != nil {
+			return err
+		}
+		if err := meta.Put(keyCreated, []byte(time.Now().UTC().Format(time.RFC3339))); err != nil {
+			return err
+		}
+		for _, b := range [][]byte{bucketUsers, bucketRuns} {
+			if _, err := tx.CreateBucket(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if err := os.Link(name, path); errors.Is(err, fs.ErrExist) {
+		// Someone made the store meanwhile, or the name is an empty file:
+		// only an empty file is replaced.
+		if fi, serr := os.Stat(path); serr == nil && fi.Mode().IsRegular() && fi.Size() == 0 {
+			err = os.Rename(name, path)
+		} else {
+			err = nil
+		}
+		if err != nil {
+			return err
+		}
+	} else if err != nil {
+		return err
+	}
+	if !noSync {
+		syncDir(filepath.Dir(path))
+	}
+	return nil
+}
+
+// syncDir makes a new name in dir durable, as far as the system allows.
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+}
+
+// checkFormat checks the format of the store, in a read transaction: opening a
+// store writes nothing (a run refused by a later check leaves the file as
+// it was). bbolt panics on a damaged page; that is a damaged store, not a crash.
+func (s *Store) checkFormat() error {
+	return s.view(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		if meta == nil {
 			return fmt.Errorf("%w: no meta bucket", ErrNotStore)
@@ -237,35 +317,7 @@ func (s *Store) init(readOnly bool) error {
 			return fmt.Errorf("%w: missing buckets", ErrNotStore)
 		}
 		return nil
-	}
-	if readOnly {
-		return viewTx(s.db, check)
-	}
-	return updateTx(s.db, func(tx *bolt.Tx) error {
-		if tx.Bucket(bucketMeta) != nil || firstBucket(tx) != nil {
-			return check(tx)
-		}
-		meta, err := tx.CreateBucket(bucketMeta)
-		if err != nil {
-			return err
-		}
-		if err := meta.Put(keyFormat, []byte(formatVersion)); err != nil {
-			return err
-		}
-		if err := meta.Put(keyCreated, []byte(time.Now().UTC().Format(time.RFC3339))); err != nil {
-			return err
-		}
-		if _, err := tx.CreateBucket(bucketUsers); err != nil {
-			return err
-		}
-		_, err = tx.CreateBucket(bucketRuns)
-		return err
 	})
-}
-
-func firstBucket(tx *bolt.Tx) []byte {
-	k, _ := tx.Cursor().First()
-	return k
 }
 
 // Path is the store's file.
@@ -321,6 +373,10 @@ func (s *Store) CheckBinding(partnerID, baseURL string) error {
 	if err != nil {
 		return err
 	}
+	return s.checkBinding(m, partnerID, baseURL)
+}
+
+func (s *Store) checkBinding(m Meta, partnerID, baseURL string) error {
 	if m.PartnerID == "" && m.BaseURL == "" {
 		return nil
 	}
@@ -331,19 +387,111 @@ func (s *Store) CheckBinding(partnerID, baseURL string) error {
 	return nil
 }
 
-// Bind records partnerID and baseURL in a new store, or checks them against
-// an existing binding (ErrMismatch).
+// Bind records partnerID and baseURL in a new store at once, or checks them
+// against an existing binding (ErrMismatch). A run binds its store by its
+// first answer instead (BindOnAnswer).
 func (s *Store) Bind(partnerID, baseURL string) error {
-	if err := s.CheckBinding(partnerID, baseURL); err != nil {
+	if s.w == nil {
+		if err := s.CheckBinding(partnerID, baseURL); err != nil {
+			return err
+		}
+		return fmt.Errorf("store %s: %w", s.path, ErrReadOnly)
+	}
+	if err := s.BindOnAnswer(partnerID, baseURL); err != nil {
 		return err
 	}
 	return s.update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketMeta)
-		if err := b.Put(keyPartnerID, []byte(partnerID)); err != nil {
-			return err
+		b := &binding{partnerID, baseURL}
+		if !s.w.takeBinding(b) {
+			return nil // bound already: nothing to write
 		}
-		return b.Put(keyBaseURL, []byte(baseURL))
+		return putBinding(tx, b)
 	})
+}
+
+// BindOnAnswer checks partnerID and baseURL against the store's binding
+// (ErrMismatch) and, when the store is not bound yet, has the first commit
+// that saves an answer from Smile ID (PutAnswer) bind it, in the same
+// transaction: a run that got no answer (a refused account, a wrong base
+// URL) leaves the store unbound, and a corrected run may use it.
+func (s *Store) BindOnAnswer(partnerID, baseURL string) error {
+	m, err := s.Meta()
+	if err != nil {
+		return err
+	}
+	if err := s.checkBinding(m, partnerID, baseURL); err != nil {
+		return err
+	}
+	if s.w == nil {
+		return fmt.Errorf("store %s: %w", s.path, ErrReadOnly)
+	}
+	if m.PartnerID == "" && m.BaseURL == "" {
+		s.w.mu.Lock()
+		s.w.bind = &binding{partnerID, baseURL}
+		s.w.mu.Unlock()
+	}
+	return nil
+}
+
+// takeBinding returns whether b is still to be recorded, and forgets it:
+// the caller records it.
+func (w *writer) takeBinding(b *binding) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.bind == nil || *w.bind != *b {
+		return false
+	}
+	w.bind = nil
+	return true
+}
+
+// putBinding records b in tx.
+func putBinding(tx *bolt.Tx, b *binding) error {
+	meta := tx.Bucket(bucketMeta)
+	if err := meta.Put(keyPartnerID, []byte(b.partnerID)); err != nil {
+		return err
+	}
+	return meta.Put(keyBaseURL, []byte(b.baseURL))
+}
+
+
+// CheckShard returns an error wrapping ErrShardMismatch when a run of
+// shard ("K/N", or "" for the whole manifest) may not use the store (see
+// BindShard). It writes nothing.
+func (s *Store) CheckShard(shard string) error {
+	err := s.view(func(tx *bolt.Tx) error {
+		_, err := shardToRecord(tx, shard)
+		return err
+	})
+	if err != nil && errors.Is(err, ErrShardMismatch) {
+		return fmt.Errorf("store %s: %w", s.path, err)
+	}
+	return err
+}
+
+// shardToRecord checks shard against the store's and returns whether it is
+// to be recorded (the store's first run).
+func shardToRecord(tx *bolt.Tx, shard string) (bool, error) {
+	have := string(tx.Bucket(bucketMeta).Get(keyShard))
+	switch {
+	case have == shard:
+		return false, nil
+	case have != "" && shard == "":
+		return false, fmt.Errorf("%w: it holds shard %s of its manifest; pass --shard %s (or use another --store for an unsharded run)",
+			ErrShardMismatch, have, have)
+	case have != "":
+		return false, fmt.Errorf("%w: it holds shard %s, not %s; each shard needs its own --store", ErrShardMismatch, have, shard)
+	}
+	// A store without a shard: it may take one only before its first run.
+	if k, _ := tx.Bucket(bucketRuns).Cursor().First(); k != nil {
+		return false, fmt.Errorf("%w: it already holds runs of the whole manifest, not of shard %s; use a new --store for each shard",
+			ErrShardMismatch, shard)
+	}
+	if k, _ := tx.Bucket(bucketUsers).Cursor().First(); k != nil {
+		return false, fmt.Errorf("%w: it already holds records of the whole manifest, not of shard %s; use a new --store for each shard",
+			ErrShardMismatch, shard)
+	}
+	return true, nil
 }
 
 // BindShard records the manifest shard ("K/N", or "" for the whole
@@ -351,42 +499,36 @@ func (s *Store) Bind(partnerID, baseURL string) error {
 // one shard for good, since its records are that shard's users. The first
 // run records the shard; a later run with another shard, with none on a
 // shard's store, or with one on a store that already has runs of the whole
-// manifest is refused with an error wrapping ErrShardMismatch. A run calls
-// it before BeginRun.
+// manifest is refused with an error wrapping ErrShardMismatch. A run checks
+// it (CheckShard) with its other checks and calls BindShard before
+// BeginRun; it writes only when the shard is to be recorded.
 func (s *Store) BindShard(shard string) error {
 	if s.w == nil {
 		return fmt.Errorf("store %s: %w", s.path, ErrReadOnly)
 	}
-	if err := s.Flush(); err != nil {
+	if err := s.CheckShard(shard); err != nil {
+		return err
+	}
+	if shard == "" {
+		return nil // the whole manifest: nothing to record
+	}
+	var record bool
+	if err := s.view(func(tx *bolt.Tx) (err error) {
+		record, err = shardToRecord(tx, shard)
+		return err
+	}); err != nil || !record {
 		return err
 	}
 	err := s.update(func(tx *bolt.Tx) error {
-		meta := tx.Bucket(bucketMeta)
-		have := string(meta.Get(keyShard))
-		switch {
-		case have == shard:
-			return nil
-		case have != "" && shard == "":
-			return fmt.Errorf("%w: it holds shard %s of its manifest; pass --shard %s (or use another --store for an unsharded run)",
-				ErrShardMismatch, have, have)
-		case have != "":
-			return fmt.Errorf("%w: it holds shard %s, not %s; each shard needs its own --store", ErrShardMismatch, have, shard)
+		if ok, err := shardToRecord(tx, shard); err != nil || !ok {
+			return err
 		}
-		// A store without a shard: it may take one only before its first run.
-		if k, _ := tx.Bucket(bucketRuns).Cursor().First(); k != nil {
-			return fmt.Errorf("%w: it already holds runs of the whole manifest, not of shard %s; use a new --store for each shard",
-				ErrShardMismatch, shard)
-		}
-		if k, _ := tx.Bucket(bucketUsers).Cursor().First(); k != nil {
-			return fmt.Errorf("%w: it already holds records of the whole manifest, not of shard %s; use a new --store for each shard",
-				ErrShardMismatch, shard)
-		}
-		return meta.Put(keyShard, []byte(shard))
+		return tx.Bucket(bucketMeta).Put(keyShard, []byte(shard))
 	})
-	if err != nil {
+	if errors.Is(err, ErrShardMismatch) {
 		return fmt.Errorf("store %s: %w", s.path, err)
 	}
-	return nil
+	return err
 }
 
 // Get returns the record for key (a user_id or a RowKey), seeing writes that
@@ -443,6 +585,29 @@ func (s *Store) Put(key string, rec Record) {
 		panic("store: Put on a read-only store")
 	}
 	s.w.put(key, rec, nil)
+}
+
+// PutThen queues rec under key like Put, and calls then once the batch
+// that holds it is committed (nil: rec, or a newer record of key, is on
+// disk) or has failed (a *WriteError: it is not, and will not be, since the
+// store takes no more writes after a failed commit). then runs on the
+// store's writer goroutine, after the commit and before Flush returns: it
+// must be quick and must not call the store.
+func (s *Store) PutThen(key string, rec Record, then func(error)) {
+	if s.w == nil {
+		panic("store: PutThen on a read-only store")
+	}
+	s.w.putThen(key, rec, false, then)
+}
+
+// PutAnswer is PutThen for a record that holds an answer from Smile ID
+// (an enrollment, or a refusal with its code): the commit that saves it also
+// binds a store not bound yet (see BindOnAnswer).
+func (s *Store) PutAnswer(key string, rec Record, then func(error)) {
+	if s.w == nil {
+		panic("store: PutAnswer on a read-only store")
+	}
+	s.w.putThen(key, rec, true, then)
 }
 
 // Delete queues the removal of key's record, like Put.
@@ -514,11 +679,21 @@ func (s *Store) Close() error {
 
 // ClearRowRecords deletes the records of rows without a user key (see
 // RowKey); a run calls it first so that they describe that run only.
+//
+// It writes only when there are such records.
 func (s *Store) ClearRowRecords() error {
 	if err := s.Flush(); err != nil {
 		return err
 	}
 	prefix := []byte(RowKeyPrefix)
+	var any bool
+	if err := s.view(func(tx *bolt.Tx) error {
+		k, _ := tx.Bucket(bucketUsers).Cursor().Seek(prefix)
+		any = k != nil && bytes.HasPrefix(k, prefix)
+		return nil
+	}); err != nil || !any {
+		return err
+	}
 	return s.update(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketUsers).Cursor()
 		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Seek(prefix) {

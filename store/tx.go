@@ -108,9 +108,27 @@ func (s *Store) view(fn func(*bolt.Tx) error) error {
 	return s.named(viewTx(s.db, fn))
 }
 
-// update runs a write transaction of the store through guard.
+// update runs a write transaction of the store through guard, after the
+// queued writes are committed. A failure to write is a *WriteError; a
+// damaged store, a *DamagedError; fn's own refusals (a shard mismatch) are
+// returned as they are.
 func (s *Store) update(fn func(*bolt.Tx) error) error {
-	return s.named(updateTx(s.db, fn))
+	if s.w == nil {
+		return fmt.Errorf("store %s: %w", s.path, ErrReadOnly)
+	}
+	if err := s.Flush(); err != nil {
+		return err
+	}
+	err := updateTx(s.db, fn)
+	var we *WriteError
+	var d *DamagedError
+	switch {
+	case err == nil, errors.As(err, &we), errors.Is(err, ErrShardMismatch):
+		return err
+	case errors.As(err, &d):
+		return s.named(err)
+	}
+	return &WriteError{Path: s.path, Err: err}
 }
 
 // named prefixes a damaged-store error with the store's path (other errors

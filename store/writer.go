@@ -26,6 +26,12 @@ type op struct {
 	del    bool // delete key instead of writing it
 	seq    uint64
 	done   chan error // nil: nobody waits
+	// then, when set, is called once the batch holding this write has
+	// committed (nil) or failed: the write is then durable, or never will be.
+	then func(error)
+	// answer marks a record that holds Smile ID's answer: its commit binds
+	// an unbound store (see Store.BindOnAnswer).
+	answer bool
 }
 
 // overlayKey names a key of a bucket in the overlay.
@@ -38,6 +44,7 @@ func overlayKey(bucket []byte, key string) string {
 // share fsyncs, and keeps queued records visible to Get until committed.
 type writer struct {
 	db    *bolt.DB
+	path  string // the store's file, for errors
 	queue chan op
 	quit  chan struct{}
 	exit  chan struct{}
@@ -52,6 +59,9 @@ type writer struct {
 	seq     uint64
 	err     error
 	closed  bool
+	// bind is the binding the first committed answer records (nil: none
+	// to record, the store is bound already or nobody asked).
+	bind *binding
 
 	released int // writes committed since the last releaseMapped (loop only)
 }
@@ -60,9 +70,13 @@ type writer struct {
 // written) pass between two releases of the store's mapped pages.
 const releaseEvery = 4096
 
-func newWriter(db *bolt.DB) *writer {
+// binding is the partner ID and base URL a store is bound to.
+type binding struct{ partnerID, baseURL string }
+
+func newWriter(db *bolt.DB, path string) *writer {
 	w := &writer{
 		db:      db,
+		path:    path,
 		queue:   make(chan op, maxBatch),
 		quit:    make(chan struct{}),
 		exit:    make(chan struct{}),
@@ -74,6 +88,11 @@ func newWriter(db *bolt.DB) *writer {
 
 func (w *writer) put(key string, rec Record, done chan error) {
 	w.enqueue(op{bucket: bucketUsers, key: key, rec: rec, done: done})
+}
+
+// putThen queues rec and calls then after its batch's commit (see op.then).
+func (w *writer) putThen(key string, rec Record, answer bool, then func(error)) {
+	w.enqueue(op{bucket: bucketUsers, key: key, rec: rec, then: then, answer: answer})
 }
 
 // del queues the deletion of key from bucketUsers.
@@ -89,6 +108,9 @@ func (w *writer) enqueue(o op) {
 		w.mu.Unlock()
 		if o.done != nil {
 			o.done <- errClosed
+		}
+		if o.then != nil {
+			o.then(errClosed)
 		}
 		return
 	}
@@ -235,10 +257,19 @@ func (w *writer) commit(batch []op) {
 		}
 	}
 	err := w.err
+	bind := w.bind
 	w.mu.Unlock()
-	if err == nil {
+	if bind != nil && (!hasAnswer(batch) || !hasWrite(batch)) {
+		bind = nil // bound by the first commit that saves an answer
+	}
+	if err == nil && hasWrite(batch) {
 		var buf []byte
 		err = updateTx(w.db, func(tx *bolt.Tx) error {
+			if bind != nil {
+				if err := putBinding(tx, bind); err != nil {
+					return err
+				}
+			}
 			users := tx.Bucket(bucketUsers)
 			// Fuller pages than bbolt's default half: imports mostly append,
 			// and fewer pages mean a smaller file and less for bbolt to track.
@@ -273,9 +304,12 @@ func (w *writer) commit(batch []op) {
 	}
 	w.mu.Lock()
 	if err != nil && w.err == nil {
-		w.err = fmt.Errorf("committing to the store: %w", err)
+		w.err = &WriteError{Path: w.path, Err: err}
 	}
 	err = w.err
+	if err == nil && bind != nil {
+		w.bind = nil
+	}
 	for i := range batch {
 		o := &batch[i]
 		if o.bucket != nil && err == nil {
@@ -287,8 +321,49 @@ func (w *writer) commit(batch []op) {
 	}
 	w.mu.Unlock()
 	for i := range batch {
+		if batch[i].then != nil {
+			batch[i].then(err)
+		}
+	}
+	for i := range batch {
 		if batch[i].done != nil {
 			batch[i].done <- err
 		}
 	}
 }
+
+// hasWrite reports whether batch holds a write, not flushes only (an empty
+// transaction would still write a new meta page: a flush writes nothing).
+func hasWrite(batch []op) bool {
+	for i := range batch {
+		if batch[i].bucket != nil {
+			return true
+		}
+	}
+	return false
+}
+
+func hasAnswer(batch []op) bool {
+	for i := range batch {
+		if batch[i].answer {
+			return true
+		}
+	}
+	return false
+}
+
+// WriteError is a commit the store could not make (no space left, a file
+// size limit, an I/O error): the writes queued since are not saved either.
+type WriteError struct {
+	// Path is the store's file.
+	Path string
+	// Err is the failure, as bbolt or the system reported it.
+	Err error
+}
+
+func (e *WriteError) Error() string {
+	return fmt.Sprintf("store %s could not be written: %v", e.Path, e.Err)
+}
+
+// Unwrap returns the failure.
+func (e *WriteError) Unwrap() error { return e.Err }
