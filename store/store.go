@@ -454,7 +454,6 @@ func putBinding(tx *bolt.Tx, b *binding) error {
 	return meta.Put(keyBaseURL, []byte(b.baseURL))
 }
 
-
 // CheckShard returns an error wrapping ErrShardMismatch when a run of
 // shard ("K/N", or "" for the whole manifest) may not use the store (see
 // BindShard). It writes nothing.
