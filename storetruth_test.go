@@ -226,7 +226,7 @@ func TestStoreRefusedRunWritesNothing(t *testing.T) {
 		{"no shard on a shard's store", sharded, nil, nil, "store belongs to another shard"},
 		{"shard on a whole store", c.Store(), nil, []string{"--shard", "1/2"}, "store belongs to another shard"},
 		{"damaged header", damaged, nil, nil, "not a bulkenroll store, or a damaged one"},
-		{"rejects folder missing", c.Store(), nil, []string{"--rejects", filepath.Join(c.Dir, "no", "such", "r.csv")}, "rejects file"},
+		{"rejects folder missing", c.Store(), nil, []string{"--rejects", filepath.Join(c.Dir, "no", "such", "r.csv")}, "--rejects"},
 		{"live file is a folder", liveDir, nil, nil, store.LivePath(liveDir)},
 	} {
 		before := e2eSHA256(t, tc.store)
