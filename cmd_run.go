@@ -384,7 +384,8 @@ func parseRate(v string) (rate float64, auto bool, err error) {
 }
 
 // rateSummary describes the requests of a run: how many, how many were
-// throttled, and the rate learned.
+// throttled, and the rate and concurrency control's figures, worded as the
+// progress line words them.
 func rateSummary(s importer.Stats, auto bool) string {
 	var sent int64
 	for _, n := range s.Requests {
@@ -398,13 +399,17 @@ func rateSummary(s importer.Stats, auto bool) string {
 	if n := s.Requests[importer.AnswerThrottled]; n > 0 {
 		fmt.Fprintf(&b, ", %d throttled (429)", n)
 	}
+	fmt.Fprintf(&b, "; %.1f rows/s", s.RowsPerSecond())
 	if s.LearnedRate > 0 && auto {
-		fmt.Fprintf(&b, "; learned quota about %.0f/s (the next run starts near it)", s.LearnedRate)
+		fmt.Fprintf(&b, "; %s (the next run starts near it)", importer.LearnedText(s.LearnedRate))
 	} else if s.Rate > 0 {
 		fmt.Fprintf(&b, "; rate limit %.1f/s", s.Rate)
 	}
+	if s.Window > 0 {
+		fmt.Fprintf(&b, "; window %d", s.Window)
+	}
 	if s.Limiter == importer.LimitWorkers {
-		b.WriteString("; the workers were the bottleneck: raise --workers")
+		b.WriteString("; " + s.Hint())
 	}
 	return b.String()
 }
