@@ -134,6 +134,22 @@ func (s *Server) isDown(now time.Time) bool {
 	return !s.downFrom.IsZero() && !now.Before(s.downFrom) && now.Before(s.downUntil)
 }
 
+// countDownSecond counts a request that arrived at now, during the outage
+// that began at downFrom, in DownSeconds. The caller holds mu.
+func (s *Server) countDownSecond(now time.Time) {
+	if !s.secondsOf.Equal(s.downFrom) {
+		s.secondsOf, s.downSeconds = s.downFrom, s.downSeconds[:0]
+	}
+	i := int(now.Sub(s.downFrom) / time.Second)
+	if i >= 86400 {
+		return
+	}
+	for len(s.downSeconds) <= i {
+		s.downSeconds = append(s.downSeconds, 0)
+	}
+	s.downSeconds[i]++
+}
+
 // answerDown answers a request during an outage: a reset connection, or a
 // load balancer's 503 page.
 func (s *Server) answerDown(w http.ResponseWriter) {

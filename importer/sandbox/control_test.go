@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -150,6 +151,9 @@ func TestOutage(t *testing.T) {
 			if st.Down != 4 || st.MaxDownPerSecond != 3 || st.Requests != 6 || st.Enrolled != 2 {
 				t.Errorf("Stats %+v: want 4 down, at most 3 in a second, 6 requests, 2 enrolled", st)
 			}
+			if got := getState(t, hs.URL).DownSeconds; !slices.Equal(got, []int{3, 0, 1}) {
+				t.Errorf("DownSeconds %v, want [3 0 1]", got)
+			}
 			if s.Enrolled()["during"] != 1 {
 				t.Error("a request during the outage enrolled its user, or the one after did not")
 			}
@@ -252,6 +256,7 @@ func TestControlQuota(t *testing.T) {
 func TestControlDownAndKnobs(t *testing.T) {
 	var c fakeClock
 	s, hs := start(t, c.opts(Options{DownAnswer: "503"}))
+	s.downSeconds = []int{7, 7} // as if an earlier outage had been counted
 	if code, m := postControl(t, hs.URL, `{"down_for":"60s"}`); code != 200 || m["down"] != true {
 		t.Fatalf("control: %d %v", code, m)
 	}
@@ -263,6 +268,9 @@ func TestControlDownAndKnobs(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 503 {
 		t.Errorf("during a controlled outage: %d", resp.StatusCode)
+	}
+	if got := s.DownSeconds(); len(got) != 31 || got[30] != 1 || got[0] != 0 {
+		t.Errorf("DownSeconds %v: want the new outage's alone, one request in its 31st second", got)
 	}
 	postControl(t, hs.URL, `{"down_for":"0s"}`)
 	if r := mustSend(t, hs.URL, fields("cd")); r.status != 200 {

@@ -33,6 +33,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -206,6 +207,9 @@ type State struct {
 	Photos map[string]PhotoInfo `json:"photos"`
 	// Settings are the settings in force, which the control route changes.
 	Settings Settings `json:"settings"`
+	// DownSeconds is Server.DownSeconds: the latest outage's requests by
+	// the second of the outage they arrived in.
+	DownSeconds []int `json:"down_seconds,omitempty"`
 }
 
 // PhotoInfo describes a photo the emulator accepted, read from its decoded
@@ -226,31 +230,33 @@ type PhotoInfo struct {
 // Server emulates POST /v1/backfill_users. It implements http.Handler and is
 // safe for concurrent use. Create it with New.
 type Server struct {
-	opts      Options
-	maxPhoto  int64
-	maxBody   int64
-	retryHdr  string
-	now       func() time.Time
-	jobBase   uint64
-	jobTag    uint32
-	jobSeq    atomic.Uint64
-	diceMu    sync.Mutex
-	dice      *rand.Rand
-	jsonOnly  bool       // tests: skip parseFast, to compare it with encoding/json
-	mu        sync.Mutex // guards everything below
-	enrolled  map[string]int
-	photos    map[string]PhotoInfo
-	stats     Stats
-	window    []int64 // arrival times (UnixNano) of the last second, from head
-	windowPos int
-	quota     *rate.Limiter // nil: no quota; guarded by mu
-	quotaRate float64       // the quota's rate (0: none); guarded by mu
-	accepted  slidingWindow // requests that passed the quota
-	downWin   slidingWindow // requests that arrived during an outage
-	downFrom  time.Time     // the outage's span [downFrom, downUntil); guarded by mu
-	downUntil time.Time
-	inFlight  int            // requests being handled; guarded by mu
-	tries     map[string]int // authorised requests per user, for ThrottleFirst; guarded by mu
+	opts        Options
+	maxPhoto    int64
+	maxBody     int64
+	retryHdr    string
+	now         func() time.Time
+	jobBase     uint64
+	jobTag      uint32
+	jobSeq      atomic.Uint64
+	diceMu      sync.Mutex
+	dice        *rand.Rand
+	jsonOnly    bool       // tests: skip parseFast, to compare it with encoding/json
+	mu          sync.Mutex // guards everything below
+	enrolled    map[string]int
+	photos      map[string]PhotoInfo
+	stats       Stats
+	window      []int64 // arrival times (UnixNano) of the last second, from head
+	windowPos   int
+	quota       *rate.Limiter // nil: no quota; guarded by mu
+	quotaRate   float64       // the quota's rate (0: none); guarded by mu
+	accepted    slidingWindow // requests that passed the quota
+	downWin     slidingWindow // requests that arrived during an outage
+	downFrom    time.Time     // the outage's span [downFrom, downUntil); guarded by mu
+	downUntil   time.Time
+	secondsOf   time.Time // the outage downSeconds counts; guarded by mu
+	downSeconds []int
+	inFlight    int            // requests being handled; guarded by mu
+	tries       map[string]int // authorised requests per user, for ThrottleFirst; guarded by mu
 
 	knobs      atomic.Pointer[knobs] // latency and fault rates; replaced by the control route
 	jitterMu   sync.Mutex
@@ -372,6 +378,16 @@ func (s *Server) Stats() Stats {
 	return s.stats
 }
 
+// DownSeconds counts the requests of the latest outage by the second of
+// the outage they arrived in (index 0: its first second), so that a test
+// can tell a client's first seconds of retries from its probing later on.
+// At most a day of seconds is kept.
+func (s *Server) DownSeconds() []int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.downSeconds)
+}
+
 // ServeHTTP routes POST /v1/backfill_users to the emulated API,
 // GET /sandbox/state to the emulator's record and POST /sandbox/control to
 // its settings (loopback clients only). Other methods on those paths
@@ -391,7 +407,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusMethodNotAllowed, errBody{Error: "Method not allowed"})
 			return
 		}
-		st := State{Enrolled: s.Enrolled(), Photos: s.Photos(), Stats: s.Stats(), Settings: s.Settings()}
+		st := State{Enrolled: s.Enrolled(), Photos: s.Photos(), Stats: s.Stats(), Settings: s.Settings(),
+			DownSeconds: s.DownSeconds()}
 		writeJSON(w, http.StatusOK, st)
 	case ControlPath:
 		s.control(w, r)
@@ -834,6 +851,7 @@ func (s *Server) arrive() (down bool) {
 	if down = s.isDown(t); down {
 		s.stats.Down++
 		s.stats.MaxDownPerSecond = max(s.stats.MaxDownPerSecond, s.downWin.add(now))
+		s.countDownSecond(t)
 	}
 	s.window = append(s.window, now)
 	for s.windowPos < len(s.window) && s.window[s.windowPos] <= cut {
