@@ -240,6 +240,12 @@ func (e *benchEnv) startSandbox(latency time.Duration, extra ...string) *sandbox
 // state returns the emulator's counters (GET /sandbox/state).
 func (s *sandboxProc) state(t *testing.T) sandbox.Stats {
 	t.Helper()
+	return s.fullState(t).Stats
+}
+
+// fullState returns the emulator's whole state document (GET /sandbox/state).
+func (s *sandboxProc) fullState(t *testing.T) sandbox.State {
+	t.Helper()
 	resp, err := http.Get(s.url + sandbox.StatePath)
 	if err != nil {
 		t.Fatalf("sandbox state: %v", err)
@@ -249,7 +255,7 @@ func (s *sandboxProc) state(t *testing.T) sandbox.Stats {
 	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
 		t.Fatalf("sandbox state: %v", err)
 	}
-	return st.Stats
+	return st
 }
 
 // stop interrupts the emulator, waits for it, and returns the CPU time it used.

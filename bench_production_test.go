@@ -41,21 +41,6 @@ const (
 	halvedSettle         = 30 * time.Second
 )
 
-// fullState returns the sandbox's whole state document.
-func (s *sandboxProc) fullState(t *testing.T) sandbox.State {
-	t.Helper()
-	resp, err := http.Get(s.url + sandbox.StatePath)
-	if err != nil {
-		t.Fatalf("sandbox state: %v", err)
-	}
-	defer resp.Body.Close()
-	var st sandbox.State
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		t.Fatalf("sandbox state: %v", err)
-	}
-	return st
-}
-
 // control posts body to the sandbox's control route.
 func (s *sandboxProc) control(t *testing.T, body string) {
 	t.Helper()
