@@ -36,7 +36,7 @@ const (
 	outageRows           = 5000
 	outageAfter          = 20 * time.Second
 	outageFor            = 60 * time.Second
-	halvedRows           = 2400
+	halvedRows           = 2200
 	halvedAfter          = 20 * time.Second
 	halvedSettle         = 30 * time.Second
 )
