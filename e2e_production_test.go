@@ -212,3 +212,39 @@ func TestProdOutageLimit(t *testing.T) {
 		t.Errorf("report lists %d pending, more than the %d rows read and not enrolled", pending, rows)
 	}
 }
+
+// TestProdJSONProgressRecords: with --log-format json the log gets a
+// "progress" record as often as the text progress line (every 5 s), with
+// the control's figures: requests in flight and the window.
+func TestProdJSONProgressRecords(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a run of about 8 s")
+	}
+	t.Parallel()
+	sb := e2eStartSandbox(t, "--latency", "300ms")
+	c := e2eNewCLI(t, sb.URL)
+	m, _ := e2eManifest(t, c.Dir, "jsonprog", 80)
+	r := c.Run("run", "--manifest", m, "--json", "--log-format", "json", "--max-rate", "10")
+	e2eWantCode(t, r, 0)
+	s := e2eParseSummary(t, r)
+	var progress []map[string]any
+	for _, o := range opsJSONLines(t, r.Stderr) {
+		if o["msg"] == "progress" {
+			progress = append(progress, o)
+		}
+	}
+	// 80 rows at --max-rate 10 take 8 s at least: one record at 5 s.
+	if len(progress) == 0 {
+		t.Fatalf("no progress record in a run of %.1fs:\n%s", s.Seconds, r.Stderr)
+	}
+	for _, p := range progress {
+		for _, k := range []string{"rows_per_second", "rate", "learned_rate", "in_flight", "window", "eta_seconds"} {
+			if _, ok := p[k]; !ok {
+				t.Errorf("progress record lacks %q: %v", k, p)
+			}
+		}
+		if w, _ := p["window"].(float64); w < 1 {
+			t.Errorf("progress record with a window of %v: %v", p["window"], p)
+		}
+	}
+}
