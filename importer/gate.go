@@ -66,6 +66,7 @@ type gate struct {
 	gen            uint64
 	burst          float64
 	grown          time.Time // when the limit was last grown
+	staleAt        time.Time // when the limit passed staleShare of learned
 	created        time.Time
 	holdTill       time.Time // the limit does not grow before this
 	pauseUntil     time.Time
@@ -76,6 +77,9 @@ type gate struct {
 	win  window   // the concurrency window
 	br   breaker  // the outage breaker
 }
+
+// gateTrace, when set (tests), is told of every cut.
+var gateTrace func(now time.Time, what string, rate, limit float64)
 
 type gateMode int
 
@@ -126,6 +130,7 @@ const (
 	boundWindow      = 2 * time.Second
 	maxGrowStep      = time.Second // the most time one success may count for
 	holdAnswers      = 2           // growth resumes this many answer times after a pause
+	noiseBelow       = 0.9         // 429s of requests sent below this share of learned are noise
 	minHold          = time.Second
 )
 
@@ -188,6 +193,10 @@ type slot struct {
 	cut  uint64    // the episode count when it went
 	// probe marks the one request an open breaker let through.
 	probe bool
+	// ready: the row asked to send (its preparation time is counted).
+	ready bool
+	// limit is the rate limit in force when it went (0: none).
+	limit float64
 }
 
 // outcome is what an answer says to the gate.
@@ -261,6 +270,12 @@ const maxNap = 100 * time.Millisecond
 func (g *gate) reserve(now time.Time, sl *slot) reservation {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if !sl.got.IsZero() && !sl.ready {
+		// The time from the slot to the first ask is the row's own (its
+		// photo); waiting for a turn is not counted.
+		sl.ready = true
+		g.win.prepared(now.Sub(sl.got))
+	}
 	if g.br.open {
 		d, probe, err := g.br.admit(now)
 		if err != nil || !probe {
@@ -311,8 +326,8 @@ func (g *gate) turn(now time.Time, t ticket, sl *slot) time.Duration {
 // sentLocked counts the request of sl as sent at now. The caller holds g.mu.
 func (g *gate) sentLocked(now time.Time, sl *slot) {
 	g.hist.bin(now).sent++
-	g.win.sent(now, sl.got)
-	sl.sent, sl.cut = now, g.ep.cuts
+	g.win.sent()
+	sl.sent, sl.cut, sl.limit = now, g.ep.cuts, g.limit
 }
 
 // unreserve gives the turn of a request that gave up waiting to the next.
@@ -352,14 +367,14 @@ func (g *gate) done(sl slot, o outcome, retryAfter time.Duration) verdict {
 	case outOK:
 		g.br.good(now)
 		if cur {
-			g.ep.answer(now, false)
+			g.ep.answer(now, false, 0, g.below(sl))
 		}
 		g.hist.bin(now).ok++
 		g.grow(now)
 	case outThrottled:
 		g.br.good(now) // the service answers: no outage
 		if cur {
-			g.ep.answer(now, true)
+			g.ep.answer(now, true, sl.limit, g.below(sl))
 			if rate, ok := g.ep.detect(now, g.win.answerTime(), g.resumed()); ok {
 				g.cut(now, rate, retryAfter)
 			}
@@ -367,7 +382,7 @@ func (g *gate) done(sl slot, o outcome, retryAfter time.Duration) verdict {
 		v.episode = now.Before(g.pauseUntil)
 	case outDown:
 		if cur {
-			g.ep.answer(now, false)
+			g.ep.answer(now, false, 0, g.below(sl))
 		}
 		if g.br.down(now, sl.probe) {
 			// The breaker opened: requests waiting for their turn wait
@@ -387,6 +402,12 @@ func (g *gate) done(sl slot, o outcome, retryAfter time.Duration) verdict {
 // release gives back the slot of a request that was not sent (the row
 // ended before, or waits out a delay of its own).
 func (g *gate) release(sl slot) { g.done(slot{got: sl.got}, outOther, 0) }
+
+// below reports whether the request of sl was sent well below the learned
+// quota: a 429 for it is noise. The caller holds g.mu.
+func (g *gate) below(sl slot) bool {
+	return g.mode == gateAuto && g.learned > 0 && sl.limit > 0 && sl.limit <= noiseBelow*g.learned
+}
 
 // resumed is when sending resumed after the last pause. The caller holds g.mu.
 func (g *gate) resumed() time.Time { return later(g.created, g.pauseUntil) }
@@ -410,6 +431,9 @@ func (g *gate) cut(now time.Time, rate float64, retryAfter time.Duration) {
 		rate = min(rate, g.limit)
 	}
 	g.ep.cutAt(now, rate)
+	if gateTrace != nil {
+		gateTrace(now, "cut", rate, g.limit)
+	}
 	switch g.mode {
 	case gateFixed:
 		g.setLimit(max(gateBeta*rate, g.base/8, minRate))
@@ -457,9 +481,16 @@ func (g *gate) grown1(l, dt float64) float64 {
 			// in one step.
 			l = min(l+fast*dt, approach)
 		case l < stale:
+			g.staleAt = time.Time{}
 			l += probeShare * g.learned * dt
 		default:
-			l += fast * dt
+			// Past the learned rate with no episode: probe faster and
+			// faster (doubling each second), as the quota may have grown.
+			if g.staleAt.IsZero() {
+				g.staleAt = g.grown
+			}
+			up := g.grown.Sub(g.staleAt).Seconds()
+			l += min(fast, probeShare*g.learned*math.Exp2(up)) * dt
 		}
 	} else {
 		l += fast * dt

@@ -1,13 +1,16 @@
 package importer
 
-import "time"
+import (
+	"math"
+	"time"
+)
 
 // episodes finds 429 episodes: a share of throttled answers above
 // episodeShare over a window of several answer times. Only the answers to
 // requests sent after the last cut count (the caller leaves the others
 // out), so 429s still coming back for requests sent at the old rate do not
-// start a new episode. The window is long enough to hold episodeAnswers
-// answers, so that sparse 429s at random (noise) stay below the threshold.
+// start a new episode. The share must be above the threshold with
+// confidence, so that sparse 429s at random (noise) never make one.
 // The rate of the answers that were not 429 over the same window is the
 // quota measured. The caller of every method holds the gate's mutex.
 type episodes struct {
@@ -16,19 +19,31 @@ type episodes struct {
 
 	// rates are the quotas the last episodes measured, newest last.
 	rates []float64
+
+	// below and belowThrottled count the answers, and the 429s among them,
+	// to requests sent well below the learned quota: their 429s are noise,
+	// and an episode is a share of 429s above it.
+	below, belowThrottled float64
 }
 
 type epBin struct {
 	start         time.Time
+	first         time.Time // the first answer in the bin
 	ok, throttled int
+	// sentAt is the lowest rate limit in force when the requests answered
+	// 429 in the bin were sent (0: none, or no limit).
+	sentAt float64
 }
 
 const (
-	episodeShare      = 0.10 // a share of 429s above this over the window is an episode
-	episodeAnswers    = 100  // the window holds at least this many answers
-	episodeThrottled  = 5    // and at least this many 429s
-	episodeRTTs       = 4    // and spans at least this many answer times
-	episodeMinSpan    = time.Second
+	episodeShare      = 0.10 // before a quota is learned, a share of 429s above this is an episode
+	episodeMargin     = 0.03 // after, a share above the noise by this much
+	noiseSamples      = 2000 // the noise share counts about this many answers
+	episodeZ          = 2.5  // the confidence of that share, in standard deviations
+	episodeThrottled  = 3    // the window holds at least this many 429s
+	pathologicalShare = 0.85 // answers below this share of the 429s' sending limit: a bucket of one
+	episodeRTTs       = 2    // and spans at least this many answer times
+	episodeMinSpan    = 2 * time.Second
 	epBinWidth        = 250 * time.Millisecond
 	epBins            = 128  // 32s: the longest window
 	sustainedEpisodes = 3    // a quota is sustained after this many episodes
@@ -46,25 +61,51 @@ func (e *episodes) bin(t time.Time) *epBin {
 	return b
 }
 
-// answer counts an answer at now to a request sent since the last cut.
-func (e *episodes) answer(now time.Time, throttled bool) {
+// answer counts an answer at now to a request sent since the last cut,
+// at a limit of sentAt requests a second (0: none); below: sent well below
+// the learned quota.
+func (e *episodes) answer(now time.Time, throttled bool, sentAt float64, below bool) {
+	if below {
+		e.below++
+		if throttled {
+			e.belowThrottled++
+		}
+		if e.below > noiseSamples {
+			e.below, e.belowThrottled = e.below/2, e.belowThrottled/2
+		}
+	}
 	b := e.bin(now)
+	if b.first.IsZero() {
+		b.first = now
+	}
 	if throttled {
 		b.throttled++
+		if sentAt > 0 && (b.sentAt == 0 || sentAt < b.sentAt) {
+			b.sentAt = sentAt
+		}
 	} else {
 		b.ok++
 	}
 }
 
 // detect reports whether the answers up to now make an episode, and the
-// rate of answers that were not 429 over the window, the quota measured.
-// rtt is the recent answer time; resumed is when sending resumed after the
-// last pause (the rate is measured from then at the earliest).
+// quota measured: the rate of answers that were not 429 over its window;
+// but if that is well below the lowest rate limit at which a request of
+// the window that met a 429 was sent, that limit (a quota's bucket of one
+// request refuses every other request as soon as the rate passes it, so
+// the answers alone would say half the quota).
+// It looks back over windows of at least episodeRTTs answer times (rtt is
+// the recent answer time), from the shortest up: an episode is a window
+// whose share of 429s is above episodeShare with confidence (the lower
+// bound of its Wilson score interval), so that a steep share is found
+// within a few answer times, a slight one over a longer window, and sparse
+// 429s at random (noise) never. resumed is when sending resumed after the
+// last pause: the rate is measured from then at the earliest.
 func (e *episodes) detect(now time.Time, rtt time.Duration, resumed time.Time) (rate float64, ok bool) {
 	need := max(episodeMinSpan, episodeRTTs*rtt)
 	cur := now.UnixNano() / int64(epBinWidth)
 	var good, thr int
-	var from time.Time
+	var sentAt float64
 	for i := range int64(epBins) {
 		n := cur - i
 		b := &e.bins[n%epBins]
@@ -74,20 +115,54 @@ func (e *episodes) detect(now time.Time, rtt time.Duration, resumed time.Time) (
 		}
 		good += b.ok
 		thr += b.throttled
-		from = start
-		if good+thr >= episodeAnswers && now.Sub(from) >= need {
-			break
+		if b.sentAt > 0 && (sentAt == 0 || b.sentAt < sentAt) {
+			sentAt = b.sentAt
+		}
+		if now.Sub(start) < need || thr < episodeThrottled {
+			continue
+		}
+		if wilsonLow(thr, good+thr) > e.threshold() {
+			span := now.Sub(later(b.first, resumed)).Seconds()
+			if span <= 0 {
+				return 0, false
+			}
+			if episodeTrace != nil {
+				episodeTrace(good, thr, span)
+			}
+			rate := float64(good) / span
+			if rate < pathologicalShare*sentAt {
+				rate = sentAt
+			}
+			return rate, true
 		}
 	}
-	all := good + thr
-	if all < episodeAnswers || thr < episodeThrottled || float64(thr) <= episodeShare*float64(all) {
-		return 0, false
+	return 0, false
+}
+
+var episodeTrace func(good, thr int, span float64)
+
+// threshold is the share of 429s above which a window is an episode: a
+// fixed share until the noise is known (from answers to requests sent well
+// below a learned quota), then the noise and a margin.
+func (e *episodes) threshold() float64 {
+	if e.below < 100 {
+		return episodeShare
 	}
-	span := now.Sub(later(from, resumed)).Seconds()
-	if span <= 0 {
-		return 0, false
+	return min(episodeShare, e.belowThrottled/e.below+episodeMargin)
+}
+
+// wilsonLow is the lower bound of the Wilson score interval of k
+// successes in n trials, at episodeZ standard deviations.
+func wilsonLow(k, n int) float64 {
+	if n == 0 {
+		return 0
 	}
-	return float64(good) / span, true
+	z := episodeZ
+	nf := float64(n)
+	p := float64(k) / nf
+	c := p + z*z/(2*nf)
+	d := z * math.Sqrt(p*(1-p)/nf+z*z/(4*nf*nf))
+	return (c - d) / (1 + z*z/nf)
 }
 
 // cutAt starts a new episode at now that measured rate: answers to

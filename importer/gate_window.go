@@ -81,13 +81,11 @@ func (g *gate) tryAcquire(now time.Time) (slot, bool) {
 	return slot{got: now}, true
 }
 
-// sent counts a request that goes at now from a slot taken at got.
-func (w *window) sent(now, got time.Time) {
-	w.inFlight++
-	if !got.IsZero() {
-		w.prep = ewma(w.prep, now.Sub(got).Seconds())
-	}
-}
+// sent counts a request that goes.
+func (w *window) sent() { w.inFlight++ }
+
+// prepared counts the time d a row took from its slot to asking to send.
+func (w *window) prepared(d time.Duration) { w.prep = ewma(w.prep, d.Seconds()) }
 
 // free gives back the slot of sl at now, counting its answer time if it
 // was sent, and wakes the requests waiting for a slot.
