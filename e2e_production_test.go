@@ -180,7 +180,7 @@ func TestProdOutageLimit(t *testing.T) {
 	c := e2eNewCLI(t, sb.URL)
 	m, _ := e2eManifest(t, c.Dir, "gone", 300)
 	began := time.Now()
-	r := c.Run("run", "--manifest", m, "--json", "--outage-limit", "3s")
+	r := c.Run("run", "--manifest", m, "--json", "--no-progress", "--outage-limit", "3s")
 	e2eWantCode(t, r, 1)
 	s := e2eParseSummary(t, r)
 	st := sb.State(t)
