@@ -153,7 +153,9 @@ func TestProdThrottledTenTimes(t *testing.T) {
 	sb := e2eStartSandbox(t, "--throttle-first", fmt.Sprint(throttles), "--retry-after", "1s")
 	c := e2eNewCLI(t, sb.URL)
 	m, ids := e2eManifest(t, c.Dir, "throttled", 3)
-	r := c.Run("run", "--manifest", m, "--json", "--no-progress", "--retries", "2")
+	// Each row waits out ten Retry-Afters and the pauses of the episodes
+	// they make: allow more than the usual guard on a busy machine.
+	r := c.Start("run", "--manifest", m, "--json", "--no-progress", "--retries", "2").WaitFor(2 * time.Minute)
 	e2eWantCode(t, r, 0)
 	e2eWantSummary(t, e2eParseSummary(t, r), e2eSummary{Rows: 3, Enrolled: 3})
 	st := sb.State(t)
