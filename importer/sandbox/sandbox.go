@@ -265,8 +265,9 @@ type Server struct {
 
 // New checks opts and returns a Server. It fails if PartnerID or APIKey is
 // empty, if a rate is outside [0, 1] or the rates sum to more than 1, if
-// Refuse is not one of "", "2214", "2220" or "2205", or if MaxPhotoBytes is
-// negative.
+// Refuse is not one of "", "2214", "2220" or "2205", if MaxPhotoBytes,
+// the quota, LatencyJitter, DownAfter, DownFor or ThrottleFirst is negative,
+// or if DownAnswer is not "", "reset" or "503".
 func New(opts Options) (*Server, error) {
 	if opts.PartnerID == "" {
 		return nil, errors.New("sandbox: partner ID is required")
