@@ -39,15 +39,16 @@ const (
 	episodeShare      = 0.10 // before a quota is learned, a share of 429s above this is an episode
 	episodeMargin     = 0.03 // after, a share above the noise by this much
 	noiseSamples      = 2000 // the noise share counts about this many answers
-	episodeZ          = 2.5  // the confidence of that share, in standard deviations
+	episodeZ          = 2.0  // the confidence of that share, in standard deviations
 	episodeThrottled  = 3    // the window holds at least this many 429s
 	pathologicalShare = 0.85 // answers below this share of the 429s' sending limit: a bucket of one
-	episodeRTTs       = 2    // and spans at least this many answer times
+	episodeRTTs       = 1    // and spans at least this many answer times
 	episodeMinSpan    = 2 * time.Second
 	epBinWidth        = 250 * time.Millisecond
 	epBins            = 128  // 32s: the longest window
 	sustainedEpisodes = 3    // a quota is sustained after this many episodes
 	sustainedSpread   = 1.25 // whose rates are within this ratio of each other
+	stableSpread      = 1.1  // two episodes this close found a stable quota
 )
 
 // bin returns the bin of time t, clearing it if it held an older period.
@@ -174,6 +175,16 @@ func (e *episodes) cutAt(_ time.Time, rate float64) {
 	if len(e.rates) > sustainedEpisodes {
 		e.rates = e.rates[len(e.rates)-sustainedEpisodes:]
 	}
+}
+
+// stable reports whether the last two episodes measured about the same quota.
+func (e *episodes) stable() bool {
+	n := len(e.rates)
+	if n < 2 {
+		return false
+	}
+	a, b := e.rates[n-2], e.rates[n-1]
+	return a > 0 && b > 0 && max(a, b) <= stableSpread*min(a, b)
 }
 
 // sustained returns the mean rate of the last episodes if they were

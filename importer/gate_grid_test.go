@@ -56,8 +56,8 @@ func TestGateGrid(t *testing.T) {
 					r := simulate(t, sp)
 					sent, enrolled := r.sentRate()/target, r.enrolledRate()/target
 					share429 := float64(r.quota429) / max(float64(r.sent), 1)
-					t.Logf("sent %.3f, enrolled %.3f of %g/s; quota 429s %.1f%%; window up to %d, in flight up to %d; learned %.1f, sustained %.1f; failed %d; limiters %v",
-						sent, enrolled, target, 100*share429, r.maxWindow, r.maxInFlight, r.learned, r.sustained, r.failed, r.limiters)
+					t.Logf("sent %.3f, enrolled %.3f of %g/s; quota 429s %.1f%%; window up to %d, in flight up to %d; learned %.1f, sustained %.1f; failed %d; %d episodes; limiters %v",
+						sent, enrolled, target, 100*share429, r.maxWindow, r.maxInFlight, r.learned, r.sustained, r.failed, r.cuts, r.limiters)
 					// The share of requests that can succeed: noise takes its part.
 					ok := (1 - noise/2) * (1 - noise/2)
 					wantEnrolled := 0.9
