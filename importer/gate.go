@@ -149,6 +149,7 @@ func newGateWith(c gateConfig) *gate {
 	}
 	now := g.now()
 	g.created, g.grown = now, now
+	g.ep.since = now
 	g.win = window{auto: c.AutoWindow, max: g.workers, size: g.workers}
 	g.br = breaker{limit: c.OutageLimit}
 	switch {

@@ -17,6 +17,8 @@ type episodes struct {
 	bins [epBins]epBin
 	cuts uint64 // episodes so far
 
+	since time.Time // when counting began: the start, or the last cut
+
 	// rates are the quotas the last episodes measured, newest last.
 	rates []float64
 
@@ -103,29 +105,38 @@ func (e *episodes) answer(now time.Time, throttled bool, sentAt float64, below b
 // 429s at random (noise) never. resumed is when sending resumed after the
 // last pause: the rate is measured from then at the earliest.
 func (e *episodes) detect(now time.Time, rtt time.Duration, resumed time.Time) (rate float64, ok bool) {
-	need := max(episodeMinSpan, episodeRTTs*rtt)
+	// The window is not longer than the time since counting began (the
+	// start, or the last cut), so that a run throttled from its first
+	// requests finds its episode at once.
+	need := min(max(episodeMinSpan, episodeRTTs*rtt), now.Sub(e.since))
 	cur := now.UnixNano() / int64(epBinWidth)
 	var good, thr int
 	var sentAt float64
+	var first time.Time // the first answer of the window
 	for i := range int64(epBins) {
 		n := cur - i
-		b := &e.bins[n%epBins]
 		start := time.Unix(0, n*int64(epBinWidth))
-		if !b.start.Equal(start) {
-			continue // empty, or cleared by the cut
+		if b := &e.bins[n%epBins]; b.start.Equal(start) {
+			good += b.ok
+			thr += b.throttled
+			first = b.first
+			if b.sentAt > 0 && (sentAt == 0 || b.sentAt < sentAt) {
+				sentAt = b.sentAt
+			}
 		}
-		good += b.ok
-		thr += b.throttled
-		if b.sentAt > 0 && (sentAt == 0 || b.sentAt < sentAt) {
-			sentAt = b.sentAt
-		}
-		if now.Sub(start) < need || thr < episodeThrottled {
+		// The window must span need, unless it covers all the time
+		// counted already.
+		covered := !start.After(e.since)
+		if (now.Sub(start) < need && !covered) || thr < episodeThrottled {
+			if covered {
+				break
+			}
 			continue
 		}
 		if wilsonLow(thr, good+thr) > e.threshold() {
-			span := now.Sub(later(b.first, resumed)).Seconds()
+			span := now.Sub(later(first, resumed)).Seconds()
 			if span <= 0 {
-				return 0, false
+				span = epBinWidth.Seconds()
 			}
 			if episodeTrace != nil {
 				episodeTrace(good, thr, span)
@@ -135,6 +146,9 @@ func (e *episodes) detect(now time.Time, rtt time.Duration, resumed time.Time) (
 				rate = sentAt
 			}
 			return rate, true
+		}
+		if covered {
+			break
 		}
 	}
 	return 0, false
@@ -168,8 +182,9 @@ func wilsonLow(k, n int) float64 {
 
 // cutAt starts a new episode at now that measured rate: answers to
 // requests sent before it no longer count.
-func (e *episodes) cutAt(_ time.Time, rate float64) {
+func (e *episodes) cutAt(now time.Time, rate float64) {
 	e.cuts++
+	e.since = now
 	e.bins = [epBins]epBin{}
 	e.rates = append(e.rates, rate)
 	if len(e.rates) > sustainedEpisodes {
