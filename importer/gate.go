@@ -121,7 +121,7 @@ const (
 	defaultStartRate = 10.0   // requests/s, a rate no API should mind
 	defaultMaxRate   = 50.0   // requests/s, --max-rate's default
 	minRate          = 0.5    // requests/s: the limit never goes below
-	gateBeta         = 0.7    // multiplicative decrease of an episode (TCP CUBIC, AWS adaptive retry)
+	gateBeta         = 0.8    // multiplicative decrease of an episode (TCP CUBIC, AWS adaptive retry)
 	alphaFastShare   = 0.25   // additive increase per second, as a share of Max
 	probeShare       = 0.01   // per second, as a share of learned, from approach to stale
 	probeSlowShare   = 0.0025 // the same once the quota is stable
