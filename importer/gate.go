@@ -118,15 +118,16 @@ type gateConfig struct {
 
 // Constants of the adaptive rate.
 const (
-	defaultStartRate = 10.0 // requests/s, a rate no API should mind
-	defaultMaxRate   = 50.0 // requests/s, --max-rate's default
-	minRate          = 0.5  // requests/s: the limit never goes below
-	gateBeta         = 0.7  // multiplicative decrease of an episode (TCP CUBIC, AWS adaptive retry)
-	alphaFastShare   = 0.25 // additive increase per second, as a share of Max
-	probeShare       = 0.01 // per second, as a share of learned, from approach to stale
-	approachShare    = 0.95 // the fast climb stops here, as a share of learned
-	staleShare       = 1.05 // past this share of learned with no episode, learned is stale
-	boundShare       = 0.8  // sending below this share of the limit: application-limited
+	defaultStartRate = 10.0   // requests/s, a rate no API should mind
+	defaultMaxRate   = 50.0   // requests/s, --max-rate's default
+	minRate          = 0.5    // requests/s: the limit never goes below
+	gateBeta         = 0.8    // multiplicative decrease of an episode (TCP CUBIC, AWS adaptive retry)
+	alphaFastShare   = 0.25   // additive increase per second, as a share of Max
+	probeShare       = 0.01   // per second, as a share of learned, from approach to stale
+	probeSlowShare   = 0.0025 // the same once the quota is stable
+	approachShare    = 0.95   // the fast climb stops here, as a share of learned
+	staleShare       = 1.05   // past this share of learned with no episode, learned is stale
+	boundShare       = 0.8    // sending below this share of the limit: application-limited
 	boundWindow      = 2 * time.Second
 	maxGrowStep      = time.Second // the most time one success may count for
 	holdAnswers      = 2           // growth resumes this many answer times after a pause
@@ -148,6 +149,7 @@ func newGateWith(c gateConfig) *gate {
 	}
 	now := g.now()
 	g.created, g.grown = now, now
+	g.ep.since = now
 	g.win = window{auto: c.AutoWindow, max: g.workers, size: g.workers}
 	g.br = breaker{limit: c.OutageLimit}
 	switch {
@@ -481,8 +483,14 @@ func (g *gate) grown1(l, dt float64) float64 {
 			// in one step.
 			l = min(l+fast*dt, approach)
 		case l < stale:
+			// Probe: slowly once the last episodes found the same quota
+			// (each probe past it costs a pause), faster while it moves.
 			g.staleAt = time.Time{}
-			l += probeShare * g.learned * dt
+			probe := probeShare
+			if g.ep.stable() {
+				probe = probeSlowShare
+			}
+			l += probe * g.learned * dt
 		default:
 			// Past the learned rate with no episode: probe faster and
 			// faster (doubling each second), as the quota may have grown.

@@ -17,6 +17,8 @@ type episodes struct {
 	bins [epBins]epBin
 	cuts uint64 // episodes so far
 
+	since time.Time // when counting began: the start, or the last cut
+
 	// rates are the quotas the last episodes measured, newest last.
 	rates []float64
 
@@ -39,15 +41,16 @@ const (
 	episodeShare      = 0.10 // before a quota is learned, a share of 429s above this is an episode
 	episodeMargin     = 0.03 // after, a share above the noise by this much
 	noiseSamples      = 2000 // the noise share counts about this many answers
-	episodeZ          = 2.5  // the confidence of that share, in standard deviations
+	episodeZ          = 2.0  // the confidence of that share, in standard deviations
 	episodeThrottled  = 3    // the window holds at least this many 429s
 	pathologicalShare = 0.85 // answers below this share of the 429s' sending limit: a bucket of one
-	episodeRTTs       = 2    // and spans at least this many answer times
+	episodeRTTs       = 1    // and spans at least this many answer times
 	episodeMinSpan    = 2 * time.Second
 	epBinWidth        = 250 * time.Millisecond
 	epBins            = 128  // 32s: the longest window
 	sustainedEpisodes = 3    // a quota is sustained after this many episodes
 	sustainedSpread   = 1.25 // whose rates are within this ratio of each other
+	stableSpread      = 1.1  // two episodes this close found a stable quota
 )
 
 // bin returns the bin of time t, clearing it if it held an older period.
@@ -102,29 +105,38 @@ func (e *episodes) answer(now time.Time, throttled bool, sentAt float64, below b
 // 429s at random (noise) never. resumed is when sending resumed after the
 // last pause: the rate is measured from then at the earliest.
 func (e *episodes) detect(now time.Time, rtt time.Duration, resumed time.Time) (rate float64, ok bool) {
-	need := max(episodeMinSpan, episodeRTTs*rtt)
+	// The window is not longer than the time since counting began (the
+	// start, or the last cut), so that a run throttled from its first
+	// requests finds its episode at once.
+	need := min(max(episodeMinSpan, episodeRTTs*rtt), now.Sub(e.since))
 	cur := now.UnixNano() / int64(epBinWidth)
 	var good, thr int
 	var sentAt float64
+	var first time.Time // the first answer of the window
 	for i := range int64(epBins) {
 		n := cur - i
-		b := &e.bins[n%epBins]
 		start := time.Unix(0, n*int64(epBinWidth))
-		if !b.start.Equal(start) {
-			continue // empty, or cleared by the cut
+		if b := &e.bins[n%epBins]; b.start.Equal(start) {
+			good += b.ok
+			thr += b.throttled
+			first = b.first
+			if b.sentAt > 0 && (sentAt == 0 || b.sentAt < sentAt) {
+				sentAt = b.sentAt
+			}
 		}
-		good += b.ok
-		thr += b.throttled
-		if b.sentAt > 0 && (sentAt == 0 || b.sentAt < sentAt) {
-			sentAt = b.sentAt
-		}
-		if now.Sub(start) < need || thr < episodeThrottled {
+		// The window must span need, unless it covers all the time
+		// counted already.
+		covered := !start.After(e.since)
+		if (now.Sub(start) < need && !covered) || thr < episodeThrottled {
+			if covered {
+				break
+			}
 			continue
 		}
 		if wilsonLow(thr, good+thr) > e.threshold() {
-			span := now.Sub(later(b.first, resumed)).Seconds()
+			span := now.Sub(later(first, resumed)).Seconds()
 			if span <= 0 {
-				return 0, false
+				span = epBinWidth.Seconds()
 			}
 			if episodeTrace != nil {
 				episodeTrace(good, thr, span)
@@ -134,6 +146,9 @@ func (e *episodes) detect(now time.Time, rtt time.Duration, resumed time.Time) (
 				rate = sentAt
 			}
 			return rate, true
+		}
+		if covered {
+			break
 		}
 	}
 	return 0, false
@@ -167,13 +182,24 @@ func wilsonLow(k, n int) float64 {
 
 // cutAt starts a new episode at now that measured rate: answers to
 // requests sent before it no longer count.
-func (e *episodes) cutAt(_ time.Time, rate float64) {
+func (e *episodes) cutAt(now time.Time, rate float64) {
 	e.cuts++
+	e.since = now
 	e.bins = [epBins]epBin{}
 	e.rates = append(e.rates, rate)
 	if len(e.rates) > sustainedEpisodes {
 		e.rates = e.rates[len(e.rates)-sustainedEpisodes:]
 	}
+}
+
+// stable reports whether the last two episodes measured about the same quota.
+func (e *episodes) stable() bool {
+	n := len(e.rates)
+	if n < 2 {
+		return false
+	}
+	a, b := e.rates[n-2], e.rates[n-1]
+	return a > 0 && b > 0 && max(a, b) <= stableSpread*min(a, b)
 }
 
 // sustained returns the mean rate of the last episodes if they were

@@ -94,6 +94,7 @@ type simResult struct {
 	learned     float64
 	limiters    map[Limiter]int // samples every 100ms by what held the run back
 	outageSeen  bool
+	cuts        uint64
 }
 
 func (r simResult) sentRate() float64     { return float64(r.sent) / r.seconds }
@@ -292,6 +293,7 @@ func simulate(t *testing.T, sp simSpec) simResult {
 	}
 	res.seconds = (sp.duration - sp.from).Seconds()
 	res.sustained = g.sustainedQuota()
+	res.cuts = g.ep.cuts
 	_, res.learned = g.rates()
 	return res
 }

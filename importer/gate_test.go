@@ -144,3 +144,350 @@ func TestGateWaitCancel(t *testing.T) {
 }
 
 var _ = math.Abs
+
+// sendOne takes a slot and sends one request on g, moving the clock
+// through any wait.
+func sendOne(t *testing.T, g *gate, c *fakeClock) slot {
+	t.Helper()
+	for range 100000 {
+		sl, ok := g.tryAcquire(c.t)
+		if !ok {
+			t.Fatalf("window full at %v", c.t)
+		}
+		st := g.reserve(c.t, &sl)
+		if st.err != nil {
+			t.Fatal(st.err)
+		}
+		for !st.paused && st.delay > 0 {
+			c.add(st.delay)
+			var stale bool
+			if st.delay, stale = g.admit(c.t, st.t, &sl); stale {
+				st.paused, st.delay = true, 0
+			}
+		}
+		if !sl.sent.IsZero() {
+			return sl
+		}
+		g.release(sl)
+		c.add(max(st.delay, time.Millisecond))
+	}
+	t.Fatal("never sent")
+	return slot{}
+}
+
+// TestGateNoiseIsNotAQuota: sparse 429s at random (5 %) neither pause the
+// pool nor cut the rate, however long they last.
+func TestGateNoiseIsNotAQuota(t *testing.T) {
+	c := newFakeClock()
+	g := c.gate(gateConfig{Auto: true, Workers: 64})
+	for i := range 3000 {
+		sl := sendOne(t, g, c)
+		c.add(5 * time.Millisecond)
+		o := outOK
+		if i%20 == 7 {
+			o = outThrottled
+		}
+		if v := g.done(sl, o, time.Second); v.episode {
+			t.Fatalf("answer %d: a sparse 429 began an episode", i)
+		}
+	}
+	if g.ep.cuts != 0 || !g.pauseUntil.IsZero() {
+		t.Errorf("%d cuts, paused until %v", g.ep.cuts, g.pauseUntil)
+	}
+	if l, learned := g.rates(); l != defaultMaxRate || learned != 0 {
+		t.Errorf("limit %v, learned %v after noise; want Max and nothing learned", l, learned)
+	}
+}
+
+// TestGateEpisodeCutsOnce: a share of 429s well above the threshold is an
+// episode: the pool pauses for the Retry-After, the limit is cut once to
+// gateBeta of the rate measured; the 429s of requests sent before the cut
+// do not cut again; growth waits out the hold.
+func TestGateEpisodeCutsOnce(t *testing.T) {
+	c := newFakeClock()
+	g := c.gate(gateConfig{Auto: true, Start: 40, Max: 50, Workers: 64})
+	type flight struct {
+		sl  slot
+		due time.Time
+	}
+	var fl []flight
+	answered := 0
+	answer := func(f flight) {
+		o := outOK
+		if answered >= 200 {
+			o = outThrottled // the quota: every answer from the 200th on
+		}
+		answered++
+		g.done(f.sl, o, 2*time.Second)
+	}
+	for g.ep.cuts == 0 {
+		if answered > 1000 {
+			t.Fatal("no episode")
+		}
+		fl = append(fl, flight{sendOne(t, g, c), c.t.Add(100 * time.Millisecond)})
+		for len(fl) > 0 && !fl[0].due.After(c.t) && g.ep.cuts == 0 {
+			answer(fl[0])
+			fl = fl[1:]
+		}
+	}
+	if answered > 200+20 {
+		t.Errorf("the episode came %d answers after the quota, want a few", answered-200)
+	}
+	l, learned := g.rates()
+	if learned <= 0 || math.Abs(l-gateBeta*learned) > 1e-9 {
+		t.Errorf("limit %v, learned %v: want a cut to %v × learned", l, learned, gateBeta)
+	}
+	if d := g.pauseUntil.Sub(c.t); d <= 0 || d > 2*time.Second {
+		t.Errorf("pause left %v, want up to the Retry-After of 2s", d)
+	}
+	if st := g.reserve(c.t, &slot{}); !st.paused {
+		t.Error("a request may go during the episode's pause")
+	}
+	// Every request sent before the cut comes back 429: no new episode.
+	if len(fl) < 3 {
+		t.Fatalf("only %d requests in flight at the cut", len(fl))
+	}
+	for _, f := range fl {
+		c.t = later(c.t, f.due)
+		answer(f)
+	}
+	if g.ep.cuts != 1 {
+		t.Errorf("429s of requests sent before the cut made %d episodes", g.ep.cuts)
+	}
+	if l2, _ := g.rates(); l2 != l {
+		t.Errorf("the limit moved from %v to %v during the episode", l, l2)
+	}
+	// No growth during the hold; growth after it.
+	c.t = g.holdTill.Add(-10 * time.Millisecond)
+	g.done(sendOne(t, g, c), outOK, 0)
+	if l2, _ := g.rates(); l2 != l {
+		t.Errorf("the limit grew to %v during the hold", l2)
+	}
+	c.add(time.Second)
+	end := c.t.Add(3 * time.Second)
+	for c.t.Before(end) {
+		g.done(sendOne(t, g, c), outOK, 0)
+	}
+	if l2, _ := g.rates(); l2 <= l {
+		t.Errorf("the limit did not grow after the hold: %v", l2)
+	}
+}
+
+// TestGateFixedRateEpisode: a fixed --rate is cut once per episode (not
+// once per 429) and climbs back to the operator's value.
+func TestGateFixedRateEpisode(t *testing.T) {
+	c := newFakeClock()
+	g := c.gate(gateConfig{Fixed: 40, Workers: 64})
+	var inflight []slot
+	for range 30 {
+		inflight = append(inflight, sendOne(t, g, c))
+	}
+	for _, sl := range inflight {
+		g.done(sl, outThrottled, time.Second)
+	}
+	if g.ep.cuts != 1 {
+		t.Fatalf("a burst of 429s made %d episodes, want 1", g.ep.cuts)
+	}
+	if l, _ := g.rates(); l < 40.0/8 || l >= 40 {
+		t.Errorf("limit after the episode %v, want one cut from 40 (not below 5)", l)
+	}
+	c.t = g.holdTill
+	for range 400 {
+		g.done(sendOne(t, g, c), outOK, 0)
+	}
+	if l, _ := g.rates(); l != 40 {
+		t.Errorf("limit %v after climbing back, want the operator's 40", l)
+	}
+}
+
+// TestGateSustainedQuota: a quota is remembered only after several
+// episodes at a similar rate.
+func TestGateSustainedQuota(t *testing.T) {
+	var e episodes
+	now := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i, c := range []struct {
+		rate float64
+		want bool
+	}{{30, false}, {29, false}, {31, true}, {15, false}, {16, false}, {15.5, true}} {
+		e.cutAt(now, c.rate)
+		if got := e.sustained() > 0; got != c.want {
+			t.Errorf("after episode %d at %v: sustained %v, want %v", i, c.rate, e.sustained(), c.want)
+		}
+	}
+	if s := e.sustained(); math.Abs(s-15.5) > 0.01 {
+		t.Errorf("sustained %v, want the mean 15.5", s)
+	}
+	// Only the adaptive rate learns; a run without episodes remembers nothing.
+	c := newFakeClock()
+	if q := c.gate(gateConfig{Auto: true}).sustainedQuota(); q != 0 {
+		t.Errorf("sustained %v without an episode", q)
+	}
+}
+
+// TestGateWindow: with automatic workers the window is the rate times the
+// recent answer time with headroom, between 1 and the pool; a fixed pool
+// is its own window.
+func TestGateWindow(t *testing.T) {
+	c := newFakeClock()
+	g := c.gate(gateConfig{Fixed: 20, Workers: 256, AutoWindow: true})
+	if want := int(math.Ceil(windowHeadroom*20*guessRTT.Seconds())) + windowSlack; g.win.size != want {
+		t.Errorf("first window %d, want %d (the guessed answer time)", g.win.size, want)
+	}
+	// Answers of 2s: Little's law says 40 in flight, 62 with headroom.
+	for range 200 {
+		sl := sendOne(t, g, c)
+		c.add(2 * time.Second)
+		g.done(sl, outOK, 0)
+		c.add(-2*time.Second + 50*time.Millisecond)
+	}
+	if want := int(math.Ceil(windowHeadroom*20*2)) + windowSlack; g.win.size < want-2 || g.win.size > want+2 {
+		t.Errorf("window %d at 20/s and 2s answers, want about %d", g.win.size, want)
+	}
+	// Never above the pool.
+	g = c.gate(gateConfig{Fixed: 1000, Workers: 16, AutoWindow: true})
+	if g.win.size != 16 {
+		t.Errorf("window %d, want the pool of 16", g.win.size)
+	}
+	// A fixed pool.
+	g = c.gate(gateConfig{Fixed: 1, Workers: 7})
+	if g.win.size != 7 {
+		t.Errorf("fixed window %d, want 7", g.win.size)
+	}
+	// Without a rate, automatic workers use the pool.
+	g = c.gate(gateConfig{Workers: 100, AutoWindow: true})
+	if g.win.size != 100 {
+		t.Errorf("window without a rate %d, want 100", g.win.size)
+	}
+}
+
+// TestGateWindowBlocks: a full window makes acquire wait until a slot frees.
+func TestGateWindowBlocks(t *testing.T) {
+	g := newGateWith(gateConfig{Workers: 2})
+	ctx := context.Background()
+	a, _ := g.acquire(ctx)
+	b, _ := g.acquire(ctx)
+	got := make(chan slot, 1)
+	go func() {
+		sl, err := g.acquire(ctx)
+		if err == nil {
+			got <- sl
+		}
+	}()
+	select {
+	case <-got:
+		t.Fatal("acquire went through a full window")
+	case <-time.After(30 * time.Millisecond):
+	}
+	g.release(a)
+	select {
+	case <-got:
+	case <-time.After(5 * time.Second):
+		t.Fatal("acquire still waits after a slot freed")
+	}
+	g.release(b)
+	if c := g.control(); c.Window != 2 || c.InFlight != 0 {
+		t.Errorf("control %+v", c)
+	}
+}
+
+// TestGateBreaker: when every answer for 3s failed, the pool stops and
+// probes with one request at a time, 1s, 2s, 4s... up to 30s apart; rows
+// are told it is an outage; the first good answer closes it; past the
+// outage limit send fails with an *OutageError naming when it began.
+func TestGateBreaker(t *testing.T) {
+	c := newFakeClock()
+	g := c.gate(gateConfig{Workers: 8, OutageLimit: 5 * time.Minute})
+	start := c.t
+	var v verdict
+	for !v.outage && c.t.Sub(start) < 4*time.Second {
+		sl := sendOne(t, g, c)
+		c.add(100 * time.Millisecond)
+		v = g.done(sl, outDown, 0)
+	}
+	if !v.outage || !g.br.open {
+		t.Fatal("the breaker did not open after 3s of failures")
+	}
+	if ctl := g.control(); ctl.Limiter != LimitOutage || !ctl.DownSince.Equal(start.Add(100*time.Millisecond)) {
+		t.Errorf("control %+v, want the outage since the first failure", ctl)
+	}
+	// Probes, one at a time, the interval doubling up to 30s.
+	var probes []time.Duration
+	opened := c.t
+	for c.t.Sub(opened) < 4*time.Minute {
+		sl, _ := g.tryAcquire(c.t)
+		st := g.reserve(c.t, &sl)
+		if st.err != nil {
+			t.Fatal(st.err)
+		}
+		if st.paused {
+			g.release(sl)
+			c.add(st.delay)
+			continue
+		}
+		if !sl.probe {
+			t.Fatal("a request went during the outage that is not the probe")
+		}
+		probes = append(probes, c.t.Sub(opened))
+		// While the probe is in flight, nobody else goes.
+		other, _ := g.tryAcquire(c.t)
+		if st := g.reserve(c.t, &other); !st.paused {
+			t.Fatal("a second request went while the probe was in flight")
+		}
+		g.release(other)
+		c.add(50 * time.Millisecond)
+		g.done(sl, outDown, 0)
+	}
+	want := []time.Duration{1, 3, 7, 15, 31, 61, 91, 121, 151, 181, 211}
+	if len(probes) != len(want) {
+		t.Fatalf("probes at %v, want %d of them", probes, len(want))
+	}
+	for i, p := range probes {
+		if d := p - want[i]*time.Second; d < 0 || d > 300*time.Millisecond {
+			t.Errorf("probe %d at %v, want about %ds", i, p, want[i])
+		}
+	}
+	// Past the outage limit: an *OutageError.
+	c.t = start.Add(5*time.Minute + time.Second)
+	sl, _ := g.tryAcquire(c.t)
+	st := g.reserve(c.t, &sl)
+	var oe *OutageError
+	if !errors.As(st.err, &oe) || !oe.Since.Equal(start.Add(100*time.Millisecond)) {
+		t.Fatalf("after the limit: %+v", st)
+	}
+	g.release(sl)
+	// A good answer closes it.
+	g.br.limit = 0
+	for {
+		sl, _ := g.tryAcquire(c.t)
+		st := g.reserve(c.t, &sl)
+		if !st.paused {
+			g.done(sl, outOK, 0)
+			break
+		}
+		g.release(sl)
+		c.add(st.delay)
+	}
+	if g.br.open {
+		t.Error("a good answer did not close the breaker")
+	}
+	if v := g.done(sendOne(t, g, c), outDown, 0); v.outage {
+		t.Error("one failure after the outage reopened the breaker")
+	}
+}
+
+// TestGateBreakerNotOnNoise: 5xx among good answers never open it.
+func TestGateBreakerNotOnNoise(t *testing.T) {
+	c := newFakeClock()
+	g := c.gate(gateConfig{Workers: 8})
+	for i := range 2000 {
+		sl := sendOne(t, g, c)
+		c.add(10 * time.Millisecond)
+		o := outOK
+		if i%10 != 0 {
+			o = outDown // 90 % failures, but some answers get through
+		}
+		if g.done(sl, o, 0).outage {
+			t.Fatalf("the breaker opened at answer %d with answers getting through", i)
+		}
+	}
+}
