@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"bulkenroll/importer/sandbox"
 	"bulkenroll/store"
 )
 
@@ -32,6 +33,24 @@ func prodLearned(t *testing.T, path string) float64 {
 		t.Fatal(err)
 	}
 	return meta.LearnedRate
+}
+
+// prodRunAllEnrolled starts a sandbox with flags, runs rows new users
+// through it with the default settings, and checks that the run ended with
+// exit 0 and every row enrolled, once; it returns the run, its summary and
+// the sandbox's state.
+func prodRunAllEnrolled(t *testing.T, prefix string, rows int, flags ...string) (e2eResult, e2eSummary, sandbox.State) {
+	t.Helper()
+	sb := e2eStartSandbox(t, flags...)
+	c := e2eNewCLI(t, sb.URL)
+	m, ids := e2eManifest(t, c.Dir, prefix, rows)
+	r := c.Run("run", "--manifest", m, "--json", "--no-progress")
+	e2eWantCode(t, r, 0)
+	s := e2eParseSummary(t, r)
+	e2eWantSummary(t, s, e2eSummary{Rows: rows, Enrolled: rows})
+	st := sb.State(t)
+	e2eWantEnrolledOnce(t, st, ids)
+	return r, s, st
 }
 
 // TestProdNoiseDoesNotRatchet: 5 % of requests answered 429 and 5 % 500 at
@@ -92,15 +111,7 @@ func TestProdSlowAnswersManyInFlight(t *testing.T) {
 		t.Skip("about 10 s of slow answers")
 	}
 	t.Parallel()
-	sb := e2eStartSandbox(t, "--latency", "1s", "--latency-jitter", "1s")
-	c := e2eNewCLI(t, sb.URL)
-	m, ids := e2eManifest(t, c.Dir, "slow", 120)
-	r := c.Run("run", "--manifest", m, "--json", "--no-progress")
-	e2eWantCode(t, r, 0)
-	s := e2eParseSummary(t, r)
-	e2eWantSummary(t, s, e2eSummary{Rows: 120, Enrolled: 120})
-	st := sb.State(t)
-	e2eWantEnrolledOnce(t, st, ids)
+	r, s, st := prodRunAllEnrolled(t, "slow", 120, "--latency", "1s", "--latency-jitter", "1s")
 	t.Logf("%.1fs (%.1f rows/s), at most %d in flight at the sandbox; %s", s.Seconds, float64(s.Rows)/s.Seconds,
 		st.Stats.MaxInFlight, opsLine(r.Stderr, "requests"))
 	if st.Stats.MaxInFlight <= 4 {
@@ -117,15 +128,7 @@ func TestProdOutageFailsNoRow(t *testing.T) {
 		t.Skip("about 20 s with a 6 s outage")
 	}
 	t.Parallel()
-	sb := e2eStartSandbox(t, "--latency", "20ms", "--down-after", "3s", "--down-for", "6s")
-	c := e2eNewCLI(t, sb.URL)
-	m, ids := e2eManifest(t, c.Dir, "outage", 400)
-	r := c.Run("run", "--manifest", m, "--json", "--no-progress")
-	e2eWantCode(t, r, 0)
-	s := e2eParseSummary(t, r)
-	e2eWantSummary(t, s, e2eSummary{Rows: 400, Enrolled: 400})
-	st := sb.State(t)
-	e2eWantEnrolledOnce(t, st, ids)
+	r, s, st := prodRunAllEnrolled(t, "outage", 400, "--latency", "20ms", "--down-after", "3s", "--down-for", "6s")
 	t.Logf("%.1fs; %d requests during the outage, by second %v; %s", s.Seconds, st.Stats.Down, st.DownSeconds,
 		opsLine(r.Stderr, "requests"))
 	if st.Stats.Down == 0 {
