@@ -159,21 +159,16 @@ func benchOutage(t *testing.T, e *benchEnv, rep *benchReport) {
 	server := sb.stop()
 	os.Remove(m)
 	os.Remove(db)
-	// The first seconds of the outage are the pool finding out (3 s of
-	// nothing but failures); from the fifth second on, it should probe.
-	probes := 0
-	for i, n := range st.DownSeconds {
-		if i >= 5 {
-			probes = max(probes, n)
-		}
-	}
+	// The first seconds the pool meets the outage are it finding out (3 s
+	// of nothing but failures); from the fifth second on, it should probe.
+	_, probes := prodProbes(st.DownSeconds)
 	rep.add(prodLine(name, "importer, default", outageRows, r, server, fmt.Sprintf(
-		"outage from %s for %s; %d requests while down, at most %d in a second overall and %d from its 5th second; failed %d",
+		"outage from %s for %s; %d requests while down, at most %d in a second overall and %d from the 5th second the run met it; failed %d",
 		outageAfter, outageFor, st.Stats.Down, st.Stats.MaxDownPerSecond, probes, r.Sum.Failed)))
 	rep.target(name+": rows failed", "0", fmt.Sprint(r.Sum.Failed), r.Sum.Failed == 0)
 	rep.target(name+": the run finishes", "exit 0, every row enrolled", fmt.Sprintf("exit %d, %d of %d enrolled", r.Exit, r.Sum.Enrolled, outageRows),
 		r.Exit == 0 && r.Sum.Enrolled == outageRows)
-	rep.target(name+": requests a second while down (from its 5th second)", fmt.Sprintf("≤ %d", targetOutageProbes),
+	rep.target(name+": requests a second while down (from the 5th second the run met it)", fmt.Sprintf("≤ %d", targetOutageProbes),
 		fmt.Sprint(probes), probes <= targetOutageProbes && st.Stats.Down > 0)
 	if st.Stats.Down == 0 {
 		t.Logf("%s: the run sent nothing during the outage", name)
