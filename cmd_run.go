@@ -360,7 +360,7 @@ func printSummary(io streams, s importer.Summary, runErr error, rejects string, 
 		how = "failed"
 	}
 	fmt.Fprintf(w, "bulkenroll: %s %s in %.1fs\n", head, how, s.Seconds)
-	if r := rateSummary(s.Stats, auto); r != "" && !s.DryRun {
+	if r := rateSummary(s.Stats, auto, s.SustainedQuota > 0); r != "" && !s.DryRun {
 		fmt.Fprintf(w, "  requests  %s\n", r)
 	}
 	fmt.Fprintf(w, "  rows      %d\n", s.Rows)
@@ -432,8 +432,9 @@ func parseRate(v string) (rate float64, auto bool, err error) {
 }
 
 // rateSummary describes the requests of a run: how many, how many were
-// throttled, and the rate learned.
-func rateSummary(s importer.Stats, auto bool) string {
+// throttled, and the rate learned (saved: measured as a sustained limit,
+// remembered for the next run).
+func rateSummary(s importer.Stats, auto, saved bool) string {
 	var sent int64
 	for _, n := range s.Requests {
 		sent += n
@@ -446,8 +447,10 @@ func rateSummary(s importer.Stats, auto bool) string {
 	if n := s.Requests[importer.AnswerThrottled]; n > 0 {
 		fmt.Fprintf(&b, ", %d throttled (429)", n)
 	}
-	if s.LearnedRate > 0 && auto {
-		fmt.Fprintf(&b, "; learned quota about %.0f/s (the next run starts near it)", s.LearnedRate)
+	if s.LearnedRate > 0 && auto && saved {
+		fmt.Fprintf(&b, "; learned quota about %.0f/s (sustained: the next run starts near it)", s.LearnedRate)
+	} else if s.LearnedRate > 0 && auto {
+		fmt.Fprintf(&b, "; learned quota about %.0f/s (not yet sustained: not saved)", s.LearnedRate)
 	} else if s.Rate > 0 {
 		fmt.Fprintf(&b, "; rate limit %.1f/s", s.Rate)
 	}
