@@ -360,7 +360,7 @@ func printSummary(io streams, s importer.Summary, runErr error, rejects string, 
 		how = "failed"
 	}
 	fmt.Fprintf(w, "bulkenroll: %s %s in %.1fs\n", head, how, s.Seconds)
-	if r := rateSummary(s.Stats, auto); r != "" && !s.DryRun {
+	if r := rateSummary(s.Stats, auto, s.SustainedQuota > 0); r != "" && !s.DryRun {
 		fmt.Fprintf(w, "  requests  %s\n", r)
 	}
 	fmt.Fprintf(w, "  rows      %d\n", s.Rows)
@@ -433,8 +433,9 @@ func parseRate(v string) (rate float64, auto bool, err error) {
 
 // rateSummary describes the requests of a run: how many, how many were
 // throttled, and the rate and concurrency control's figures, worded as the
-// progress line words them.
-func rateSummary(s importer.Stats, auto bool) string {
+// progress line words them (saved: the learned quota was measured as a
+// sustained limit and is remembered for the next run).
+func rateSummary(s importer.Stats, auto, saved bool) string {
 	var sent int64
 	for _, n := range s.Requests {
 		sent += n
@@ -448,8 +449,10 @@ func rateSummary(s importer.Stats, auto bool) string {
 		fmt.Fprintf(&b, ", %d throttled (429)", n)
 	}
 	fmt.Fprintf(&b, "; %.1f rows/s", s.RowsPerSecond())
-	if s.LearnedRate > 0 && auto {
-		fmt.Fprintf(&b, "; %s (the next run starts near it)", importer.LearnedText(s.LearnedRate))
+	if s.LearnedRate > 0 && auto && saved {
+		fmt.Fprintf(&b, "; %s (sustained: the next run starts near it)", importer.LearnedText(s.LearnedRate))
+	} else if s.LearnedRate > 0 && auto {
+		fmt.Fprintf(&b, "; %s (not yet sustained: not saved)", importer.LearnedText(s.LearnedRate))
 	} else if s.Rate > 0 {
 		fmt.Fprintf(&b, "; rate limit %.1f/s", s.Rate)
 	}

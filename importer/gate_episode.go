@@ -18,6 +18,9 @@ type episodes struct {
 	cuts uint64 // episodes so far
 
 	since time.Time // when counting began: the start, or the last cut
+	// sentAt is the lowest rate limit in force when a request answered 429
+	// since then was sent (0: none, or no limit).
+	sentAt float64
 
 	// rates are the quotas the last episodes measured, newest last.
 	rates []float64
@@ -32,9 +35,6 @@ type epBin struct {
 	start         time.Time
 	first         time.Time // the first answer in the bin
 	ok, throttled int
-	// sentAt is the lowest rate limit in force when the requests answered
-	// 429 in the bin were sent (0: none, or no limit).
-	sentAt float64
 }
 
 const (
@@ -83,8 +83,8 @@ func (e *episodes) answer(now time.Time, throttled bool, sentAt float64, below b
 	}
 	if throttled {
 		b.throttled++
-		if sentAt > 0 && (b.sentAt == 0 || sentAt < b.sentAt) {
-			b.sentAt = sentAt
+		if !below && sentAt > 0 && (e.sentAt == 0 || sentAt < e.sentAt) {
+			e.sentAt = sentAt
 		}
 	} else {
 		b.ok++
@@ -93,8 +93,8 @@ func (e *episodes) answer(now time.Time, throttled bool, sentAt float64, below b
 
 // detect reports whether the answers up to now make an episode, and the
 // quota measured: the rate of answers that were not 429 over its window;
-// but if that is well below the lowest rate limit at which a request of
-// the window that met a 429 was sent, that limit (a quota's bucket of one
+// but if that is well below the lowest rate limit at which a request that
+// met a 429 since the last cut was sent, that limit (a quota's bucket of one
 // request refuses every other request as soon as the rate passes it, so
 // the answers alone would say half the quota).
 // It looks back over windows of at least episodeRTTs answer times (rtt is
@@ -108,10 +108,11 @@ func (e *episodes) detect(now time.Time, rtt time.Duration, resumed time.Time) (
 	// The window is not longer than the time since counting began (the
 	// start, or the last cut), so that a run throttled from its first
 	// requests finds its episode at once.
-	need := min(max(episodeMinSpan, episodeRTTs*rtt), now.Sub(e.since))
+	full := max(episodeMinSpan, episodeRTTs*rtt)
+	need := min(full, now.Sub(e.since))
 	cur := now.UnixNano() / int64(epBinWidth)
 	var good, thr int
-	var sentAt float64
+	sentAt := e.sentAt
 	var first time.Time // the first answer of the window
 	for i := range int64(epBins) {
 		n := cur - i
@@ -120,9 +121,6 @@ func (e *episodes) detect(now time.Time, rtt time.Duration, resumed time.Time) (
 			good += b.ok
 			thr += b.throttled
 			first = b.first
-			if b.sentAt > 0 && (sentAt == 0 || b.sentAt < sentAt) {
-				sentAt = b.sentAt
-			}
 		}
 		// The window must span need, unless it covers all the time
 		// counted already.
@@ -134,10 +132,11 @@ func (e *episodes) detect(now time.Time, rtt time.Duration, resumed time.Time) (
 			continue
 		}
 		if wilsonLow(thr, good+thr) > e.threshold() {
-			span := now.Sub(later(first, resumed)).Seconds()
-			if span <= 0 {
-				span = epBinWidth.Seconds()
-			}
+			// A window shorter than need (early in the run, or right
+			// after a cut) would count the server's burst as rate: the
+			// rate is measured over need at least (and the 429s' sending
+			// limit then corrects an estimate too low).
+			span := max(now.Sub(later(first, resumed)), full).Seconds()
 			if episodeTrace != nil {
 				episodeTrace(good, thr, span)
 			}
@@ -185,6 +184,7 @@ func wilsonLow(k, n int) float64 {
 func (e *episodes) cutAt(now time.Time, rate float64) {
 	e.cuts++
 	e.since = now
+	e.sentAt = 0
 	e.bins = [epBins]epBin{}
 	e.rates = append(e.rates, rate)
 	if len(e.rates) > sustainedEpisodes {
