@@ -240,6 +240,12 @@ func (e *benchEnv) startSandbox(latency time.Duration, extra ...string) *sandbox
 // state returns the emulator's counters (GET /sandbox/state).
 func (s *sandboxProc) state(t *testing.T) sandbox.Stats {
 	t.Helper()
+	return s.fullState(t).Stats
+}
+
+// fullState returns the emulator's whole state document (GET /sandbox/state).
+func (s *sandboxProc) fullState(t *testing.T) sandbox.State {
+	t.Helper()
 	resp, err := http.Get(s.url + sandbox.StatePath)
 	if err != nil {
 		t.Fatalf("sandbox state: %v", err)
@@ -249,7 +255,7 @@ func (s *sandboxProc) state(t *testing.T) sandbox.Stats {
 	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
 		t.Fatalf("sandbox state: %v", err)
 	}
-	return st.Stats
+	return st
 }
 
 // stop interrupts the emulator, waits for it, and returns the CPU time it used.
@@ -396,12 +402,15 @@ func (e *benchEnv) runImport(manifestPath, storePath, baseURL string, workers in
 
 // runImportWith runs `bulkenroll run` as runImport does, with the flags in
 // args instead of --rate 0 (none: the default settings), and leaves the
-// exit code to the caller; it fails only if there is no summary.
+// exit code to the caller; it fails only if there is no summary. workers 0
+// passes no --workers (the default).
 func (e *benchEnv) runImportWith(manifestPath, storePath, baseURL string, workers int, args ...string) importResult {
 	e.t.Helper()
-	p := e.runBin([]string{"SMILE_BASE_URL=" + baseURL, "BULKENROLL_STORE=" + storePath},
-		append([]string{"run", "--manifest", manifestPath, "--workers", strconv.Itoa(workers),
-			"--no-progress", "--json"}, args...)...)
+	flags := []string{"run", "--manifest", manifestPath, "--no-progress", "--json"}
+	if workers > 0 {
+		flags = append(flags, "--workers", strconv.Itoa(workers))
+	}
+	p := e.runBin([]string{"SMILE_BASE_URL=" + baseURL, "BULKENROLL_STORE=" + storePath}, append(flags, args...)...)
 	r := importResult{procResult: p}
 	if err := json.Unmarshal([]byte(strings.TrimSpace(p.Stdout)), &r.Sum); err != nil {
 		e.t.Fatalf("bulkenroll run %s: exit %d, summary %q: %v\n%s", filepath.Base(manifestPath), p.Exit, p.Stdout, err,

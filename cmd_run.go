@@ -28,8 +28,17 @@ type runOptions struct {
 	Cred      credentials
 	StorePath string
 	Manifest  string
-	Workers   int
-	Rate      float64
+	// Workers is a fixed pool (--workers N); 0 with AutoWorkers.
+	Workers int
+	// AutoWorkers lets the requests in flight follow the rate (--workers
+	// auto, the default), up to MaxWorkers.
+	AutoWorkers bool
+	MaxWorkers  int
+	// OutageLimit stops a run the service has not answered for this long.
+	OutageLimit time.Duration
+	// ThrottleLimit fails a row throttled (429) for this long.
+	ThrottleLimit time.Duration
+	Rate          float64
 	// RateAuto discovers the quota (--rate auto, the default) up to MaxRate.
 	RateAuto bool
 	MaxRate  float64
@@ -62,7 +71,10 @@ func runCommand(io streams) *cli.Command {
 		UsageText: "bulkenroll run --manifest FILE [options]   (FILE - reads standard input)",
 		Flags: append(credentialFlags(), storeFlag(),
 			&cli.StringFlag{Name: "manifest", Aliases: []string{"m"}, Required: true, Usage: "CSV manifest `FILE` (- for standard input)"},
-			&cli.IntFlag{Name: "workers", Value: 4, Usage: "concurrent requests"},
+			&cli.StringFlag{Name: "workers", Value: "auto", Usage: "requests in flight: auto (as many as the rate needs, up to --max-workers) or a fixed number"},
+			&cli.IntFlag{Name: "max-workers", Value: 256, Usage: "ceiling of --workers auto"},
+			&cli.DurationFlag{Name: "outage-limit", Value: 15 * time.Minute, Usage: "stop the run (exit 1, rows not done stay pending) when Smile ID has not answered for this long"},
+			&cli.DurationFlag{Name: "throttle-limit", Value: 10 * time.Minute, Usage: "fail a row throttled (HTTP 429) for this long; throttles use up no --retries"},
 			&cli.StringFlag{Name: "rate", Value: "auto", Usage: "requests per second over all workers: auto (find Smile ID's quota from its 429s, up to --max-rate), a number (a fixed limit), or 0 (no limit)"},
 			&cli.Float64Flag{Name: "max-rate", Value: 50, Usage: "ceiling of --rate auto, requests per second"},
 			&cli.BoolFlag{Name: "fix-photos", Usage: "convert photos Smile ID would refuse (over the size limit, WebP, GIF, BMP, TIFF, rotated by EXIF) to JPEG before sending; the files are not changed"},
@@ -89,6 +101,10 @@ func runCommand(io streams) *cli.Command {
 			if err != nil {
 				return err
 			}
+			workers, autoWorkers, err := parseWorkers(c.String("workers"))
+			if err != nil {
+				return err
+			}
 			return runImport(c.Context, runOptions{
 				Shard:         shard,
 				LogFormat:     c.String("log-format"),
@@ -98,7 +114,11 @@ func runCommand(io streams) *cli.Command {
 				Cred:          credentialsFrom(c),
 				StorePath:     c.String("store"),
 				Manifest:      c.String("manifest"),
-				Workers:       c.Int("workers"),
+				Workers:       workers,
+				AutoWorkers:   autoWorkers,
+				MaxWorkers:    c.Int("max-workers"),
+				OutageLimit:   c.Duration("outage-limit"),
+				ThrottleLimit: c.Duration("throttle-limit"),
 				Rate:          rate,
 				RateAuto:      auto,
 				MaxRate:       c.Float64("max-rate"),
@@ -119,8 +139,14 @@ func runCommand(io streams) *cli.Command {
 // runImport is `bulkenroll run`.
 func runImport(ctx context.Context, o runOptions) (err error) {
 	switch {
-	case o.Workers < 1 || o.Workers > 256:
-		return usagef("--workers %d: want 1 to 256", o.Workers)
+	case !o.AutoWorkers && (o.Workers < 1 || o.Workers > 256):
+		return usagef("--workers %d: want auto or 1 to 256", o.Workers)
+	case o.AutoWorkers && (o.MaxWorkers < 1 || o.MaxWorkers > 4096):
+		return usagef("--max-workers %d: want 1 to 4096", o.MaxWorkers)
+	case o.OutageLimit <= 0:
+		return usagef("--outage-limit %s: want a positive duration", o.OutageLimit)
+	case o.ThrottleLimit <= 0:
+		return usagef("--throttle-limit %s: want a positive duration", o.ThrottleLimit)
 	case o.Rate < 0:
 		return usagef("--rate %g: want auto, 0 (no limit) or more", o.Rate)
 	case o.RateAuto && o.MaxRate <= 0:
@@ -152,7 +178,11 @@ func runImport(ctx context.Context, o runOptions) (err error) {
 		if cfg, err = o.Cred.config(); err != nil {
 			return err
 		}
-		client, err = importer.NewClient(cfg, importer.ClientOptions{Workers: o.Workers, Timeout: o.Timeout,
+		pool := o.Workers
+		if o.AutoWorkers {
+			pool = o.MaxWorkers
+		}
+		client, err = importer.NewClient(cfg, importer.ClientOptions{Workers: pool, Timeout: o.Timeout,
 			Transport: o.Transport, UserAgent: "bulkenroll/" + version})
 		if err != nil {
 			return err
@@ -192,6 +222,7 @@ func runImport(ctx context.Context, o runOptions) (err error) {
 		Workers: o.Workers, Rate: o.Rate, Retries: o.Retries, MaxPhotoBytes: o.MaxPhotoBytes,
 		RetryRejected: o.RetryRejected, DryRun: o.DryRun, Manifest: o.Manifest, Shard: o.Shard,
 		RateAuto: o.RateAuto, MaxRate: o.MaxRate, FixPhotos: o.FixPhotos,
+		AutoWorkers: o.AutoWorkers, MaxWorkers: o.MaxWorkers, OutageLimit: o.OutageLimit, ThrottleLimit: o.ThrottleLimit,
 	}
 	if o.RateAuto && st != nil {
 		if meta, err := st.Meta(); err == nil && meta.LearnedRate > 0 {
@@ -273,8 +304,10 @@ func runImport(ctx context.Context, o runOptions) (err error) {
 		// JSON object a line.
 		defer func() { err = reported{err} }()
 	}
-	if o.RateAuto && st != nil && !o.DryRun && sum.Stats.LearnedRate > 0 {
-		if err := st.SetLearnedRate(sum.Stats.LearnedRate); err != nil && runErr == nil {
+	if o.RateAuto && st != nil && !o.DryRun && sum.SustainedQuota > 0 {
+		// Only a quota measured as a sustained limit is remembered: a bad
+		// night never caps the next run, which starts near it and probes up.
+		if err := st.SetLearnedRate(sum.SustainedQuota); err != nil && runErr == nil {
 			runErr = err
 		}
 	}
@@ -350,9 +383,12 @@ func printSummary(io streams, s importer.Summary, runErr error, rejects string, 
 	var ae *importer.AccountError
 	var fe *importer.ForeignAnswerError
 	var we *store.WriteError
+	var oe *importer.OutageError
 	switch {
 	case errors.Is(runErr, importer.ErrInterrupted):
 		how = "interrupted"
+	case errors.As(runErr, &oe):
+		how = fmt.Sprintf("stopped: Smile ID has not answered since %s (--outage-limit %s)", oe.Since.UTC().Format("2006-01-02 15:04:05 UTC"), oe.Limit)
 	case errors.As(runErr, &ae):
 		how = "stopped by Smile ID"
 	case errors.As(runErr, &fe):
@@ -363,7 +399,7 @@ func printSummary(io streams, s importer.Summary, runErr error, rejects string, 
 		how = "failed"
 	}
 	fmt.Fprintf(w, "bulkenroll: %s %s in %.1fs\n", head, how, s.Seconds)
-	if r := rateSummary(s.Stats, auto); r != "" && !s.DryRun {
+	if r := rateSummary(s.Stats, auto, s.SustainedQuota > 0); r != "" && !s.DryRun {
 		fmt.Fprintf(w, "  requests  %s\n", r)
 	}
 	fmt.Fprintf(w, "  rows      %d\n", s.Rows)
@@ -418,6 +454,18 @@ func shardFrom(spec string, shards int) (manifest.Shard, error) {
 	return manifest.Shard{}, nil
 }
 
+// parseWorkers reads --workers: "auto", or a fixed number of requests in flight.
+func parseWorkers(v string) (n int, auto bool, err error) {
+	if strings.EqualFold(strings.TrimSpace(v), "auto") {
+		return 0, true, nil
+	}
+	n, err = strconv.Atoi(strings.TrimSpace(v))
+	if err != nil || n < 1 || n > 256 {
+		return 0, false, usagef("--workers %q: want auto or a number from 1 to 256", v)
+	}
+	return n, false, nil
+}
+
 // parseRate reads --rate: "auto", or a fixed rate (0: no limit).
 func parseRate(v string) (rate float64, auto bool, err error) {
 	if strings.EqualFold(strings.TrimSpace(v), "auto") {
@@ -431,8 +479,10 @@ func parseRate(v string) (rate float64, auto bool, err error) {
 }
 
 // rateSummary describes the requests of a run: how many, how many were
-// throttled, and the rate learned.
-func rateSummary(s importer.Stats, auto bool) string {
+// throttled, and the rate and concurrency control's figures, worded as the
+// progress line words them (saved: the learned quota was measured as a
+// sustained limit and is remembered for the next run).
+func rateSummary(s importer.Stats, auto, saved bool) string {
 	var sent int64
 	for _, n := range s.Requests {
 		sent += n
@@ -445,13 +495,19 @@ func rateSummary(s importer.Stats, auto bool) string {
 	if n := s.Requests[importer.AnswerThrottled]; n > 0 {
 		fmt.Fprintf(&b, ", %d throttled (429)", n)
 	}
-	if s.LearnedRate > 0 && auto {
-		fmt.Fprintf(&b, "; learned quota about %.0f/s (the next run starts near it)", s.LearnedRate)
+	fmt.Fprintf(&b, "; %.1f rows/s", s.RowsPerSecond())
+	if s.LearnedRate > 0 && auto && saved {
+		fmt.Fprintf(&b, "; %s (sustained: the next run starts near it)", importer.LearnedText(s.LearnedRate))
+	} else if s.LearnedRate > 0 && auto {
+		fmt.Fprintf(&b, "; %s (not yet sustained: not saved)", importer.LearnedText(s.LearnedRate))
 	} else if s.Rate > 0 {
 		fmt.Fprintf(&b, "; rate limit %.1f/s", s.Rate)
 	}
+	if s.Window > 0 {
+		fmt.Fprintf(&b, "; window %d", s.Window)
+	}
 	if s.Limiter == importer.LimitWorkers {
-		b.WriteString("; the workers were the bottleneck: raise --workers")
+		b.WriteString("; " + s.Hint())
 	}
 	return b.String()
 }

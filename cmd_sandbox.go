@@ -24,7 +24,8 @@ func sandboxCommand(io streams) *cli.Command {
 		Name:  "sandbox",
 		Usage: "run a local emulator of POST /v1/backfill_users for rehearsals and tests",
 		UsageText: "bulkenroll sandbox [--addr 127.0.0.1:8080] [--latency D] [--fail-rate F] [--throttle-rate F] [--quota N] ...\n" +
-			"   accepts the credentials in SMILE_PARTNER_ID and SMILE_API_KEY (or the key file)",
+			"   accepts the credentials in SMILE_PARTNER_ID and SMILE_API_KEY (or the key file);\n" +
+			"   POST /sandbox/control (loopback only) changes the quota, latency, fault rates or starts an outage while it serves",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "partner-id", EnvVars: []string{"SMILE_PARTNER_ID"}, Usage: "partner ID the emulator accepts"},
 			&cli.StringFlag{Name: "api-key-file", EnvVars: []string{"SMILE_API_KEY_FILE"}, Usage: "read the API key from `FILE` (otherwise from $SMILE_API_KEY)"},
@@ -39,6 +40,11 @@ func sandboxCommand(io streams) *cli.Command {
 			&cli.Int64Flag{Name: "seed", Usage: "seed of the fault dice"},
 			&cli.Float64Flag{Name: "quota", Usage: "answer 429 above `N` requests per second (0: no quota), like a rate-limited API"},
 			&cli.IntFlag{Name: "quota-burst", Usage: "size of the quota's token bucket (default max(1, N/10))"},
+			&cli.DurationFlag{Name: "latency-jitter", Usage: "add to --latency a random delay from 0 to `D` (--latency 1s --latency-jitter 2s: answers of 1-3 s)"},
+			&cli.DurationFlag{Name: "down-after", Usage: "start an outage `D` after the sandbox starts (with --down-for)"},
+			&cli.DurationFlag{Name: "down-for", Usage: "length of the outage: every request then gets --down-answer (once; 0: no outage)"},
+			&cli.StringFlag{Name: "down-answer", Value: "reset", Usage: "answer during an outage: reset (connection reset) or 503 (a load balancer's page)"},
+			&cli.IntFlag{Name: "throttle-first", Usage: "answer 429 to the first `N` requests of every user_id"},
 		},
 		Action: func(c *cli.Context) error {
 			return runSandbox(c.Context, sandboxOptions{
@@ -51,6 +57,9 @@ func sandboxCommand(io streams) *cli.Command {
 					DropBeforeRate: c.Float64("drop-before-rate"), DropAfterRate: c.Float64("drop-after-rate"),
 					Refuse: c.String("refuse"), Seed: c.Int64("seed"),
 					Quota: c.Float64("quota"), QuotaBurst: c.Int("quota-burst"),
+					LatencyJitter: c.Duration("latency-jitter"),
+					DownAfter:     c.Duration("down-after"), DownFor: c.Duration("down-for"),
+					DownAnswer: c.String("down-answer"), ThrottleFirst: c.Int("throttle-first"),
 				},
 			})
 		},

@@ -11,6 +11,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"bulkenroll/importer"
 	"bulkenroll/store"
 )
 
@@ -226,14 +227,13 @@ func printLive(w io.Writer, storePath string, l store.Live, now time.Time, other
 	}{{"enrolled", l.Enrolled}, {"skipped", l.Skipped}, {"rejected", l.Rejected}, {"failed", l.Failed}, {"pending", l.Pending}} {
 		fmt.Fprintf(w, "%-9s %d\n", c.name, c.n)
 	}
+	// The run's figures, worded as its progress line words them.
 	fmt.Fprintf(w, "speed     %.1f rows/s", l.RowsPerSecond)
-	switch {
-	case l.Rate > 0 && l.LearnedRate > 0:
-		fmt.Fprintf(w, ", rate %.1f/s (learned quota %.1f/s)", l.Rate, l.LearnedRate)
-	case l.Rate > 0:
-		fmt.Fprintf(w, ", rate %.1f/s", l.Rate)
-	default:
-		fmt.Fprint(w, ", no rate limit")
+	if l.Rate <= 0 {
+		fmt.Fprint(w, " · no rate limit")
+	}
+	if t := liveControl(l).Text(); t != "" {
+		fmt.Fprint(w, " · "+t)
 	}
 	fmt.Fprintln(w)
 	if l.ETASeconds > 0 {
@@ -250,6 +250,12 @@ func printLive(w io.Writer, storePath string, l store.Live, now time.Time, other
 		fmt.Fprint(w, " (the run is on another host; its process was not checked)")
 	}
 	fmt.Fprintln(w)
+}
+
+// liveControl is the rate and concurrency control of a live snapshot.
+func liveControl(l store.Live) importer.Control {
+	return importer.Control{Rate: l.Rate, LearnedRate: l.LearnedRate, InFlight: l.InFlight, Window: l.Window,
+		Limiter: importer.Limiter(l.Limiter), DownSince: l.DownSince}
 }
 
 // printJSON writes v as one line of JSON.

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"bulkenroll/importer"
 	"bulkenroll/store"
 )
 
@@ -89,7 +90,8 @@ func liveOf(t *testing.T, r store.Run) store.Live {
 	now := time.Now()
 	return store.Live{PID: os.Getpid(), Host: host, RunID: r.ID, Manifest: "m.csv", Shard: "1/4",
 		Started: r.Started, Updated: now, Total: 1000, Rows: 250, Enrolled: 200, Skipped: 10, Rejected: 5,
-		Failed: 3, Pending: 32, RowsPerSecond: 4.2, Rate: 5, LearnedRate: 5, ETASeconds: 178, LastSuccess: now}
+		Failed: 3, Pending: 32, RowsPerSecond: 4.2, Rate: 5, LearnedRate: 5, InFlight: 3, Window: 7,
+		Limiter: string(importer.LimitQuota), ETASeconds: 178, LastSuccess: now}
 }
 
 func runStatus(t *testing.T, path string, asJSON bool) (string, error) {
@@ -119,7 +121,10 @@ func TestStatusLiveWhileRunHoldsStore(t *testing.T) {
 		t.Fatalf("status: %v", err)
 	}
 	for _, want := range []string{"in use by run #2", "rows      250 of 1000 (25.0%)", "enrolled  200", "shard     1/4",
-		"4.2 rows/s", "ETA       2m58s", "pending   32"} {
+		"4.2 rows/s", "ETA       2m58s", "pending   32",
+		// The run's control, worded as its progress line words it.
+		"speed     4.2 rows/s · " + liveControl(liveOf(t, r2)).Text(),
+		"rate 5.0/s · learned quota about 5/s · 3 in flight of 7 · held back by the quota"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("status lacks %q:\n%s", want, out)
 		}
@@ -139,6 +144,9 @@ func TestStatusLiveWhileRunHoldsStore(t *testing.T) {
 	if got.Store != path || got.Live["running"] != true || got.Live["rows"] != 250.0 || got.Live["run_id"] != 2.0 ||
 		got.Live["eta_seconds"] != 178.0 || got.Live["shard"] != "1/4" {
 		t.Errorf("status --json = %s", out)
+	}
+	if got.Live["in_flight"] != 3.0 || got.Live["window"] != 7.0 || got.Live["limiter"] != "quota" {
+		t.Errorf("status --json lacks the control's figures: %s", out)
 	}
 	for _, k := range []string{"pid", "host", "started", "updated", "rows_per_second", "rate", "learned_rate", "last_success", "done"} {
 		if _, ok := got.Live[k]; !ok {

@@ -136,16 +136,21 @@ func TestOpsAutoRateRisesToQuota(t *testing.T) {
 	}
 
 	// A second run on the same store, with new users, starts just below the
-	// rate learned, not at 10/s.
+	// quota run 1 saved, not at 10/s. (A quota is saved only when measured
+	// as a sustained limit, several episodes at a similar rate; a run too
+	// short for that saves nothing, and the next starts at 10/s again.)
+	saved := strings.Contains(r1.Stderr, "sustained: the next run starts near it")
 	before := st.Stats
 	m2, ids2 := e2eManifest(t, c.Dir, "quota-again", 100)
 	p = c.Start("run", "--manifest", m2, "--json", "--no-progress", "--workers", "8")
 	first = opsWaitLive(t, c, 2, 30*time.Second, "run 2's first live snapshot", func(store.Live) bool { return true })
-	if math.Abs(first.LearnedRate-last.LearnedRate) > 0.01 {
-		t.Errorf("run 2 started with learned rate %g, want run 1's %g", first.LearnedRate, last.LearnedRate)
-	}
-	if lo, hi := 0.9*last.LearnedRate, last.LearnedRate; first.Rate < lo || first.Rate > hi || first.Rate <= 10 {
-		t.Errorf("run 2 started at rate %g, want near run 1's learned %g (%.1f to %.1f) and above the default start 10", first.Rate, last.LearnedRate, lo, hi)
+	switch {
+	case saved && math.Abs(first.LearnedRate-last.LearnedRate) > 0.2*last.LearnedRate:
+		t.Errorf("run 2 started with learned rate %g, want near run 1's %g", first.LearnedRate, last.LearnedRate)
+	case saved && (first.Rate < 0.75*last.LearnedRate || first.Rate > last.LearnedRate*1.05 || first.Rate <= 10):
+		t.Errorf("run 2 started at rate %g, want near run 1's learned %g and above the default start 10", first.Rate, last.LearnedRate)
+	case !saved && (first.Rate != 10 || first.LearnedRate != 0):
+		t.Errorf("run 1 saved nothing, yet run 2 started at rate %g, learned %g", first.Rate, first.LearnedRate)
 	}
 	r2 := p.Wait()
 	e2eWantCode(t, r2, 0)
@@ -153,9 +158,11 @@ func TestOpsAutoRateRisesToQuota(t *testing.T) {
 	st = sb.State(t)
 	e2eWantEnrolledOnce(t, st, append(slices.Clone(ids1), ids2...))
 	refused, sent := st.Stats.QuotaRefused-before.QuotaRefused, st.Stats.Requests-before.Requests
-	t.Logf("run 2: %d requests, %d refused by the quota; %s", sent, refused, opsLine(r2.Stderr, "requests"))
-	if share := opsShare(refused, sent); share > 0.10 {
-		t.Errorf("run 2: %d of %d requests refused with 429, want at most 10%%", refused, sent)
+	t.Logf("run 2 (run 1 saved a quota: %v): %d requests, %d refused by the quota; %s", saved, sent, refused, opsLine(r2.Stderr, "requests"))
+	// Finding the quota again from 10/s costs one episode: a few 429s
+	// before it is confident, and those of the requests in flight.
+	if limit := map[bool]float64{true: 0.10, false: 0.20}[saved]; opsShare(refused, sent) > limit {
+		t.Errorf("run 2: %d of %d requests refused with 429, want at most %.0f%%", refused, sent, 100*limit)
 	}
 	if st.Stats.MaxAcceptedPerSecond > quota+burst {
 		t.Errorf("max accepted per second %d, over %d", st.Stats.MaxAcceptedPerSecond, quota+burst)

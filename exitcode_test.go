@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"bulkenroll/importer"
 	"bulkenroll/manifest"
@@ -30,6 +31,7 @@ func TestExitCode(t *testing.T) {
 		{"store mismatch", fmt.Errorf("store x: %w", store.ErrMismatch), 2},
 		{"account refused", &importer.AccountError{API: &importer.APIError{Status: 401, Code: "2205", Text: "Unauthorized"}}, 2},
 		{"header", &manifest.HeaderError{Reason: "missing required column \"photo\""}, 2},
+		{"outage past --outage-limit", fmt.Errorf("run: %w", &importer.OutageError{Limit: 15 * time.Minute}), 1},
 		{"anything else", errors.New("disk on fire"), 2},
 	}
 	for _, c := range cases {
@@ -49,6 +51,12 @@ func TestAppUsageErrors(t *testing.T) {
 		{"bulkenroll", "report", "--state", "happy"},
 		{"bulkenroll", "validate", "--manifest", "x", "--max-photo-bytes", "0"},
 		{"bulkenroll", "nonsense"},
+		{"bulkenroll", "run", "--manifest", "x", "--workers", "0"},
+		{"bulkenroll", "run", "--manifest", "x", "--workers", "257"},
+		{"bulkenroll", "run", "--manifest", "x", "--workers", "many"},
+		{"bulkenroll", "run", "--manifest", "x", "--max-workers", "0"},
+		{"bulkenroll", "run", "--manifest", "x", "--outage-limit", "0s"},
+		{"bulkenroll", "run", "--manifest", "x", "--throttle-limit", "-1s"},
 	}
 	for _, args := range cases {
 		var out, errOut bytes.Buffer
@@ -104,6 +112,26 @@ func TestValidateSamples(t *testing.T) {
 	for _, want := range []string{`"field":"user_id"`, `"reason":"user_id: duplicate of line 2"`, `"invalid":`} {
 		if !strings.Contains(s, want) {
 			t.Errorf("JSON output lacks %s:\n%s", want, s)
+		}
+	}
+}
+
+// TestParseWorkers reads --workers: auto (any case) or 1 to 256.
+func TestParseWorkers(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		n    int
+		auto bool
+		ok   bool
+	}{{"auto", 0, true, true}, {" AUTO ", 0, true, true}, {"1", 1, false, true}, {"256", 256, false, true},
+		{"0", 0, false, false}, {"257", 0, false, false}, {"-3", 0, false, false}, {"4.5", 0, false, false}, {"", 0, false, false}} {
+		n, auto, err := parseWorkers(c.in)
+		if (err == nil) != c.ok || n != c.n || auto != c.auto {
+			t.Errorf("parseWorkers(%q) = %d, %v, %v", c.in, n, auto, err)
+		}
+		var ue *usageError
+		if err != nil && !errors.As(err, &ue) {
+			t.Errorf("parseWorkers(%q): %T is not a usage error", c.in, err)
 		}
 	}
 }

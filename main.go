@@ -85,13 +85,15 @@ func main() {
 }
 
 // exitCode maps a command's error to the process exit code; the one place
-// that does. 0 all done, 1 finished with rows not done, 2 usage,
+// that does. 0 all done, 1 finished with rows not done (or stopped by an
+// outage longer than --outage-limit), 2 usage,
 // configuration, credential or store errors, 130 interrupted.
 func exitCode(err error) int {
 	switch {
 	case err == nil:
 		return 0
-	case errors.Is(err, errRowsNotDone):
+	case errors.Is(err, errRowsNotDone), errors.As(err, new(*importer.OutageError)):
+		// An outage past --outage-limit: the rows not done stay pending.
 		return 1
 	case errors.Is(err, importer.ErrInterrupted), errors.Is(err, context.Canceled):
 		return 130

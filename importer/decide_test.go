@@ -51,8 +51,10 @@ func TestDecide(t *testing.T) {
 		{"proxy 502 retried", proxy502, 0, false, actRetry, true, nil},
 		{"proxy 502 to the end stops", proxy502, retries, false, actStop, true, &ForeignAnswerError{}},
 		{"429 retried, definite", throttle, 0, false, actRetry, false, nil},
-		{"429 last try fails", throttle, retries, false, actGiveUp, false, nil},
+		{"429 after the retries are used up: still retried (no retry used)", throttle, retries, false, actRetry, false, nil},
+		{"429 far past the retries: still retried", throttle, retries + 10, false, actRetry, false, nil},
 		{"429 keeps an earlier unknown", throttle, 1, true, actRetry, true, nil},
+		{"Smile ID's own 429 retried too", &APIError{Status: 429, Code: "2201"}, retries, false, actRetry, false, nil},
 		{"2201 retried, unknown", server, 0, false, actRetry, true, nil},
 		{"2201 last try fails", server, retries, false, actGiveUp, true, nil},
 		{"time-out unknown", timeout, 0, false, actRetry, true, nil},
@@ -63,6 +65,10 @@ func TestDecide(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			d := decide(c.err, c.try, retries, c.unknownBefore)
+			var ae *APIError
+			if want429 := errors.As(c.err, &ae) && ae.Status == 429; d.throttle != want429 {
+				t.Errorf("decide(%v).throttle = %v, want %v", c.err, d.throttle, want429)
+			}
 			if d.act != c.act || d.unknown != c.unknown {
 				t.Errorf("decide(%v, try %d, unknown %v) = %v unknown %v, want %v unknown %v",
 					c.err, c.try, c.unknownBefore, d.act, d.unknown, c.act, c.unknown)

@@ -63,9 +63,10 @@ func (r *runner) pipeline(rd *manifest.Reader) error {
 	quit := make(chan struct{})
 	defer close(quit)
 	rows := readRows(rd, r.opts.Shard, quit)
-	jobs := make(chan job, 2*r.opts.Workers)
+	pool := r.opts.poolSize()
+	jobs := make(chan job, 2*pool)
 	var g errgroup.Group
-	for range r.opts.Workers {
+	for range pool {
 		g.Go(func() error {
 			w := worker{r: r}
 			for j := range jobs {

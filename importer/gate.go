@@ -8,35 +8,41 @@ import (
 	"time"
 )
 
-// gate admits requests for the whole pool. It enforces the request rate and,
-// after the API answers 429, pauses every worker for the Retry-After the
-// server named, so one throttled answer slows the pool down instead of each
-// worker hammering on by itself.
+// gate is the run's one control loop for rate and concurrency. Every
+// request of the pool goes through it in three steps: acquire takes a slot
+// of the concurrency window (before the row's photo is loaded), send waits
+// for the request's turn at the rate limit (and for any pause or open
+// breaker), and done records the answer and gives the slot back.
 //
-// It has three modes:
+// Rate. It has three modes:
 //
-//   - no limit (--rate 0): only the pauses after a 429;
-//   - fixed (--rate R): R per second; a 429 halves the rate (down to R/8),
-//     which then climbs back to R additively within seconds (at the latest
-//     after slowFor);
+//   - no limit (--rate 0): only the pauses of a 429 episode and the breaker;
+//   - fixed (--rate R): R per second; an episode cuts it once, and it climbs
+//     back to R additively;
 //   - auto (--rate auto): the limit is discovered while the run goes, with
-//     additive increase and multiplicative decrease (AIMD), as TCP congestion
-//     control and the AWS SDKs' adaptive retry mode do. See gateConfig.
+//     additive increase and multiplicative decrease (AIMD), as TCP
+//     congestion control and the AWS SDKs' adaptive retry mode do.
 //
-// The auto control law, in one paragraph: the limit starts at Start (or just
-// below a remembered learned rate) and grows by alphaFast = Max/4 per second
-// of successful sending (10/s to 50/s in under four seconds with the default
-// Max). A 429 sets the learned rate to the rate of successful answers over
-// the second before it (capped by the limit; not below the last estimate
-// while the limit was above it, see learnedAt) and cuts the limit to
-// beta × learned (beta = 0.7), and the pool pauses for Retry-After. The limit
-// then climbs back fast to 0.95 × learned, and from there probes slowly
-// (0.25% of learned per second up to it, 1% above it), so that a quota once
-// found costs a 429 (and a Retry-After pause) only every 15 to 20 seconds. Past 1.05 × learned with
-// no 429 the learned rate is stale (the quota grew) and the fast climb
-// resumes. The limit never leaves [minRate, Max]. While the pool sends well
-// below the limit (the workers, not the gate, are the bottleneck: the run is
-// application-limited, RFC 7661), the limit does not grow.
+// A single 429 is noise, not a quota: it delays only its own row. An
+// episode is a share of throttled answers above episodeShare over a window
+// of several answer times (gate_episode.go), counting only requests sent
+// after the last cut; only an episode pauses the pool for its Retry-After
+// and cuts the rate, once, to gateBeta times the rate of answers measured
+// over that window (the learned quota). Growth resumes after a hold of a
+// few answer times: fast back to approachShare of the learned quota, then
+// slowly above it, then fast again past staleShare of it (the quota grew).
+// While the pool sends well below the limit (it is application-limited,
+// RFC 7661) the limit does not grow. The limit never leaves [minRate, Max].
+//
+// Concurrency (gate_window.go): with automatic workers the window follows
+// what the rate needs by Little's law, rate × recent answer time with
+// headroom, between 1 and the pool's size; with a fixed --workers it is
+// the pool.
+//
+// Outages (gate_breaker.go): when every answer for outageAfter was a
+// connection error, a time-out or a 5xx, the pool stops sending and probes
+// with one request at a time, the interval doubling from 1s to 30s; the
+// first good answer closes it.
 type gate struct {
 	now  func() time.Time
 	mode gateMode
@@ -45,28 +51,35 @@ type gate struct {
 	limit   float64 // requests per second; 0 in gateOpen mode
 	base    float64 // fixed mode: the configured rate
 	max     float64 // auto mode: the ceiling
-	learned float64 // the quota found at the last 429; 0: none yet
+	learned float64 // the quota found at the last episode (or remembered); 0: none
 	workers int
 
-	// Admission is a FIFO queue served at the limit: every request takes
-	// a ticket (issued counts them), and ticket n may go once credit, which
-	// grows at the limit outside pauses, reaches n. Credit runs ahead of
-	// the tickets by at most the burst. A change of limit applies at once
-	// to every request waiting, without releasing the queue in a burst; a
-	// 429 empties the queue and bumps gen, which sends every waiting
-	// request back for a new ticket after the pause.
+	// Admission to the rate is a FIFO queue served at the limit: every
+	// request takes a ticket (issued counts them), and ticket n may go once
+	// credit, which grows at the limit outside pauses, reaches n. Credit
+	// runs ahead of the tickets by at most the burst. A change of limit
+	// applies at once to every request waiting, without releasing the
+	// queue in a burst; an episode or an opening breaker empties the queue
+	// and bumps gen, which sends every waiting request back for a new
+	// ticket.
 	credit, issued float64
 	gen            uint64
 	burst          float64
-	grown          time.Time // auto: when the limit was last grown
+	grown          time.Time // when the limit was last grown
+	staleAt        time.Time // when the limit passed staleShare of learned
 	created        time.Time
-	holdTill       time.Time // 429s before this belong to the episode already cut for
+	holdTill       time.Time // the limit does not grow before this
+	pauseUntil     time.Time
+	rateWaited     time.Time // when a request last had to wait for its turn
 
-	pauseUntil time.Time
-	slowUntil  time.Time // fixed mode: when the rate goes back to base
-
-	hist history
+	hist history  // sent and allowed, for the application-limited test
+	ep   episodes // 429 episodes and the learned quota
+	win  window   // the concurrency window
+	br   breaker  // the outage breaker
 }
+
+// gateTrace, when set (tests), is told of every cut.
+var gateTrace func(now time.Time, what string, rate, limit float64)
 
 type gateMode int
 
@@ -81,18 +94,24 @@ type gateConfig struct {
 	// Fixed, if positive, is a fixed limit in requests per second.
 	Fixed float64
 	// Auto selects the adaptive rate (ignored when Fixed is positive).
-	// With neither, the gate only pauses after a 429.
+	// With neither, the gate only pauses for episodes and outages.
 	Auto bool
 	// Start is the adaptive rate's first limit; default defaultStartRate.
 	Start float64
 	// Max is the adaptive rate's ceiling; default defaultMaxRate.
 	Max float64
-	// Learned seeds the adaptive rate with the quota a previous run learned
-	// for this endpoint (0: none): the run starts just below it and
-	// approaches it with care instead of from Start.
+	// Learned seeds the adaptive rate with the quota a previous run found
+	// sustained for this endpoint (0: none): the run starts near it and
+	// probes upward.
 	Learned float64
-	// Workers is the size of the pool; it caps the burst.
+	// Workers is the size of the pool: the most requests in flight. It
+	// caps the burst.
 	Workers int
+	// AutoWindow makes the concurrency window follow the rate (Little's
+	// law) between 1 and Workers; otherwise it is Workers.
+	AutoWindow bool
+	// OutageLimit ends a run whose breaker stayed open this long (0: never).
+	OutageLimit time.Duration
 	// Now replaces the clock (tests, simulations); default time.Now.
 	Now func() time.Time
 }
@@ -102,35 +121,37 @@ const (
 	defaultStartRate = 10.0   // requests/s, a rate no API should mind
 	defaultMaxRate   = 50.0   // requests/s, --max-rate's default
 	minRate          = 0.5    // requests/s: the limit never goes below
-	gateBeta         = 0.7    // multiplicative decrease on a 429 (TCP CUBIC, AWS adaptive retry)
+	gateBeta         = 0.8    // multiplicative decrease of an episode (TCP CUBIC, AWS adaptive retry)
 	alphaFastShare   = 0.25   // additive increase per second, as a share of Max
-	probeBelowShare  = 0.0025 // per second, as a share of learned, from approach to learned
-	probeAboveShare  = 0.01   // per second, as a share of learned, from learned to stale
+	probeShare       = 0.01   // per second, as a share of learned, from approach to stale
+	probeSlowShare   = 0.0025 // the same once the quota is stable
 	approachShare    = 0.95   // the fast climb stops here, as a share of learned
-	staleShare       = 1.05   // past this share of learned with no 429, learned is stale
-	boundShare       = 0.8    // sending below this share of the limit: worker-bound
+	staleShare       = 1.05   // past this share of learned with no episode, learned is stale
+	boundShare       = 0.8    // sending below this share of the limit: application-limited
 	boundWindow      = 2 * time.Second
-	measureWindow    = time.Second
 	maxGrowStep      = time.Second // the most time one success may count for
+	holdAnswers      = 2           // growth resumes this many answer times after a pause
+	noiseBelow       = 0.9         // 429s of requests sent below this share of learned are noise
+	minHold          = time.Second
 )
 
-// slowFor is how long a fixed-rate pool runs at a reduced rate after a 429.
-const slowFor = 30 * time.Second
-
 // newGate returns a gate with a fixed limit of perSecond requests per
-// second, or no limit if perSecond is 0. workers caps the burst.
+// second, or no limit if perSecond is 0, for a fixed pool of workers.
 func newGate(perSecond float64, workers int) *gate {
 	return newGateWith(gateConfig{Fixed: perSecond, Workers: workers})
 }
 
 // newGateWith returns a gate configured by c.
 func newGateWith(c gateConfig) *gate {
-	g := &gate{now: c.Now, workers: c.Workers}
+	g := &gate{now: c.Now, workers: max(c.Workers, 1)}
 	if g.now == nil {
 		g.now = time.Now
 	}
 	now := g.now()
 	g.created, g.grown = now, now
+	g.ep.since = now
+	g.win = window{auto: c.AutoWindow, max: g.workers, size: g.workers}
+	g.br = breaker{limit: c.OutageLimit}
 	switch {
 	case c.Fixed > 0:
 		g.mode = gateFixed
@@ -154,102 +175,161 @@ func newGateWith(c gateConfig) *gate {
 		g.setLimit(min(max(start, minRate), g.max))
 	}
 	g.credit = g.burst // the bucket starts full
+	g.resize()
 	return g
 }
 
 // setLimit changes the limit and the burst that goes with it: a tenth of a
-// second's worth, at least 1, at most the pool. The caller holds g.mu (or
-// owns g).
+// second's worth, at least 1, at most the pool; and resizes the window.
+// The caller holds g.mu (or owns g).
 func (g *gate) setLimit(l float64) {
 	g.limit = l
-	g.burst = float64(min(max(1, int(l/10)), max(1, g.workers)))
+	g.burst = float64(min(max(1, int(l/10)), g.workers))
+	g.resize()
 }
 
-// wait blocks until a request may go, or ctx ends.
-func (g *gate) wait(ctx context.Context) error {
+// slot is one request's place in the window, from acquire to done.
+type slot struct {
+	got  time.Time // when the slot was taken
+	sent time.Time // when the request went (zero: not yet)
+	cut  uint64    // the episode count when it went
+	// probe marks the one request an open breaker let through.
+	probe bool
+	// ready: the row asked to send (its preparation time is counted).
+	ready bool
+	// limit is the rate limit in force when it went (0: none).
+	limit float64
+}
+
+// outcome is what an answer says to the gate.
+type outcome int
+
+const (
+	outOK        outcome = iota // an answer of the service's (enrolled, refused...)
+	outThrottled                // HTTP 429
+	outDown                     // a 5xx, a time-out, a refused or dropped connection
+	outOther                    // an answer that is not the service's (a proxy's page)
+)
+
+// send waits until the request holding sl may go, or ctx ends, or the
+// breaker has been open longer than the outage limit (an *OutageError).
+// It returns the slot stamped as sent.
+func (g *gate) send(ctx context.Context, sl slot) (slot, error) {
 	for {
 		if err := ctx.Err(); err != nil {
-			return err
+			return sl, err
 		}
-		d, t, paused := g.reserve(g.now())
-		if paused {
-			if err := sleep(ctx, d); err != nil {
-				return err
+		st := g.reserve(g.now(), &sl)
+		if st.err != nil {
+			return sl, st.err
+		}
+		if st.paused {
+			if err := sleep(ctx, st.delay); err != nil {
+				return sl, err
 			}
 			continue
 		}
-		stale := false
+		d, stale := st.delay, false
 		for d > 0 && !stale {
 			if err := sleep(ctx, d); err != nil {
-				g.unreserve(t)
-				return err
+				g.unreserve(st.t)
+				return sl, err
 			}
-			d, stale = g.admit(g.now(), t)
+			d, stale = g.admit(g.now(), st.t, &sl)
 		}
 		if !stale {
-			return nil
+			return sl, nil
 		}
-		// A 429 came while this request waited for its turn: take a new
-		// ticket, at the new rate, after the pause.
+		// An episode or an outage came while this request waited for its
+		// turn: take a new ticket, at the new rate, after the pause.
 	}
 }
 
-// ticket is a request's place in the gate's queue.
+// ticket is a request's place in the rate's queue.
 type ticket struct {
 	n   float64
 	gen uint64
+}
+
+// reservation is what reserve decided.
+type reservation struct {
+	delay  time.Duration
+	t      ticket
+	paused bool  // wait delay, then reserve again
+	err    error // the outage limit is over
 }
 
 // maxNap bounds one sleep of a waiting request, so that a higher limit
 // applies to it soon.
 const maxNap = 100 * time.Millisecond
 
-// reserve is the first step of wait at time now. During a pause it returns
-// the pause left and paused set, and takes nothing. Otherwise it gives the
-// request a ticket: if delay is 0 the request may go now (and is counted as
-// sent); if not, it must sleep delay and then ask admit.
-func (g *gate) reserve(now time.Time) (delay time.Duration, t ticket, paused bool) {
+// reserve is the first step of send at time now. During a pause or an
+// open breaker it returns paused with the wait, and takes nothing (unless
+// the request is the breaker's probe: then it goes at once). Otherwise it
+// gives the request a ticket: if the delay is 0 the request may go now
+// (and sl is stamped as sent); if not, it must sleep the delay and then
+// ask admit.
+func (g *gate) reserve(now time.Time, sl *slot) reservation {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if !sl.got.IsZero() && !sl.ready {
+		// The time from the slot to the first ask is the row's own (its
+		// photo); waiting for a turn is not counted.
+		sl.ready = true
+		g.win.prepared(now.Sub(sl.got))
+	}
+	if g.br.open {
+		d, probe, err := g.br.admit(now)
+		if err != nil || !probe {
+			return reservation{delay: d, paused: true, err: err}
+		}
+		sl.probe = true
+		g.sentLocked(now, sl)
+		return reservation{}
+	}
 	if d := g.pauseUntil.Sub(now); d > 0 {
-		return d, ticket{gen: g.gen}, true
+		return reservation{delay: d, t: ticket{gen: g.gen}, paused: true}
 	}
 	g.account(now)
-	if g.mode == gateFixed && !g.slowUntil.IsZero() && !now.Before(g.slowUntil) {
-		g.setLimit(g.base)
-		g.slowUntil = time.Time{}
-	}
 	g.issued++
-	t = ticket{n: g.issued, gen: g.gen}
-	return g.turn(now, t), t, false
+	t := ticket{n: g.issued, gen: g.gen}
+	return reservation{delay: g.turn(now, t, sl), t: t}
 }
 
-// admit is the next step of wait, once the request has slept: it returns
-// 0 if the request may go now (and counts it as sent), how long to sleep
-// before asking again, or stale if a 429 came since reserve and the request
-// must reserve again.
-func (g *gate) admit(now time.Time, t ticket) (delay time.Duration, stale bool) {
+// admit is the next step of send, once the request has slept: it returns
+// 0 if the request may go now (and stamps sl), how long to sleep before
+// asking again, or stale if an episode or an outage came since reserve and
+// the request must reserve again.
+func (g *gate) admit(now time.Time, t ticket, sl *slot) (delay time.Duration, stale bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if t.gen != g.gen {
+	if t.gen != g.gen || g.br.open {
 		return 0, true
 	}
 	if d := g.pauseUntil.Sub(now); d > 0 {
 		return d, false
 	}
 	g.account(now)
-	return g.turn(now, t), false
+	return g.turn(now, t, sl), false
 }
 
 // turn returns how long ticket t must still wait, at most maxNap, or 0 and
-// counts the request as sent. The caller holds g.mu, with credit up to date.
-func (g *gate) turn(now time.Time, t ticket) time.Duration {
+// stamps sl as sent. The caller holds g.mu, with credit up to date.
+func (g *gate) turn(now time.Time, t ticket, sl *slot) time.Duration {
 	if g.mode != gateOpen && g.credit < t.n {
+		g.rateWaited = now
 		d := time.Duration((t.n - g.credit) / g.limit * float64(time.Second))
 		return min(max(d, time.Microsecond), maxNap)
 	}
-	g.hist.bin(now).sent++
+	g.sentLocked(now, sl)
 	return 0
+}
+
+// sentLocked counts the request of sl as sent at now. The caller holds g.mu.
+func (g *gate) sentLocked(now time.Time, sl *slot) {
+	g.hist.bin(now).sent++
+	g.win.sent()
+	sl.sent, sl.cut, sl.limit = now, g.ep.cuts, g.limit
 }
 
 // unreserve gives the turn of a request that gave up waiting to the next.
@@ -261,23 +341,115 @@ func (g *gate) unreserve(t ticket) {
 	}
 }
 
-// pausedFor returns how much of a pause is left at now.
-func (g *gate) pausedFor(now time.Time) time.Duration {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.pauseUntil.Sub(now)
+// verdict is what done tells the worker about its answer.
+type verdict struct {
+	// outage: the breaker is open; a request that failed for it does not
+	// use up a retry.
+	outage bool
+	// episode: the answer belongs to a 429 episode that paused the pool.
+	episode bool
 }
 
-// succeeded records a verified answer that was not a 429, and grows the
-// adaptive limit by the time since the last growth, unless the pool is
-// paused or worker-bound.
-func (g *gate) succeeded() {
+// done records the answer o to the request of sl (sent, or not if the row
+// ended before sending) and gives its slot back. retryAfter is a 429's
+// Retry-After.
+func (g *gate) done(sl slot, o outcome, retryAfter time.Duration) verdict {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	now := g.now()
+	g.win.free(now, sl)
+	if sl.sent.IsZero() {
+		g.resize()
+		return verdict{}
+	}
 	g.account(now)
-	g.hist.bin(now).ok++
-	if g.mode == gateOpen || now.Before(g.pauseUntil) {
+	var v verdict
+	cur := sl.cut == g.ep.cuts // sent after the last cut
+	switch o {
+	case outOK:
+		g.br.good(now)
+		if cur {
+			g.ep.answer(now, false, 0, g.below(sl))
+		}
+		g.hist.bin(now).ok++
+		g.grow(now)
+	case outThrottled:
+		g.br.good(now) // the service answers: no outage
+		if cur {
+			g.ep.answer(now, true, sl.limit, g.below(sl))
+			if rate, ok := g.ep.detect(now, g.win.answerTime(), g.resumed()); ok {
+				g.cut(now, rate, retryAfter)
+			}
+		}
+		v.episode = now.Before(g.pauseUntil)
+	case outDown:
+		if cur {
+			g.ep.answer(now, false, 0, g.below(sl))
+		}
+		if g.br.down(now, sl.probe) {
+			// The breaker opened: requests waiting for their turn wait
+			// for it instead.
+			g.gen++
+			g.issued = g.credit
+		}
+	}
+	if sl.probe {
+		g.br.probing = false
+	}
+	v.outage = g.br.open
+	g.resize()
+	return v
+}
+
+// release gives back the slot of a request that was not sent (the row
+// ended before, or waits out a delay of its own).
+func (g *gate) release(sl slot) { g.done(slot{got: sl.got}, outOther, 0) }
+
+// below reports whether the request of sl was sent well below the learned
+// quota: a 429 for it is noise. The caller holds g.mu.
+func (g *gate) below(sl slot) bool {
+	return g.mode == gateAuto && g.learned > 0 && sl.limit > 0 && sl.limit <= noiseBelow*g.learned
+}
+
+// resumed is when sending resumed after the last pause. The caller holds g.mu.
+func (g *gate) resumed() time.Time { return later(g.created, g.pauseUntil) }
+
+// cut is an episode at now: the learned quota is rate, the pool pauses for
+// retryAfter (1s if the server named none), and the limit is cut once. The
+// caller holds g.mu.
+func (g *gate) cut(now time.Time, rate float64, retryAfter time.Duration) {
+	if retryAfter <= 0 {
+		retryAfter = time.Second
+	}
+	if until := now.Add(retryAfter); until.After(g.pauseUntil) {
+		g.pauseUntil = until
+	}
+	g.holdTill = g.pauseUntil.Add(max(minHold, holdAnswers*g.win.answerTime()))
+	g.grown = g.holdTill
+	// Requests waiting at the old rate take a new ticket after the pause.
+	g.gen++
+	g.issued = g.credit
+	if g.limit > 0 {
+		rate = min(rate, g.limit)
+	}
+	g.ep.cutAt(now, rate)
+	if gateTrace != nil {
+		gateTrace(now, "cut", rate, g.limit)
+	}
+	switch g.mode {
+	case gateFixed:
+		g.setLimit(max(gateBeta*rate, g.base/8, minRate))
+	case gateAuto:
+		g.learned = rate
+		g.setLimit(min(max(gateBeta*rate, minRate), g.max))
+	}
+}
+
+// grow grows the limit by the time since the last growth, unless the pool
+// is paused, holding after an episode, or application-limited. The caller
+// holds g.mu, with the history up to date.
+func (g *gate) grow(now time.Time) {
+	if g.mode == gateOpen || now.Before(g.holdTill) || now.Before(g.pauseUntil) {
 		return
 	}
 	dt := min(now.Sub(g.grown), maxGrowStep).Seconds()
@@ -286,8 +458,8 @@ func (g *gate) succeeded() {
 		return
 	}
 	if g.mode == gateFixed {
-		// After a 429 cut, climb back to the operator's limit additively
-		// (a quarter of it a second) rather than waiting out the slow period.
+		// After a cut, climb back to the operator's limit additively (a
+		// quarter of it a second).
 		if g.limit < g.base {
 			g.setLimit(min(g.base, g.limit+alphaFastShare*g.base*dt))
 		}
@@ -296,11 +468,11 @@ func (g *gate) succeeded() {
 	if g.boundLocked(now) {
 		return
 	}
-	g.setLimit(g.grow(g.limit, dt))
+	g.setLimit(g.grown1(g.limit, dt))
 }
 
-// grow returns the limit l after dt seconds of additive increase.
-func (g *gate) grow(l, dt float64) float64 {
+// grown1 returns the adaptive limit l after dt seconds of additive increase.
+func (g *gate) grown1(l, dt float64) float64 {
 	fast := alphaFastShare * g.max
 	if g.learned > 0 {
 		approach := approachShare * g.learned
@@ -310,88 +482,28 @@ func (g *gate) grow(l, dt float64) float64 {
 			// Fast back up to just below the learned rate, but no further
 			// in one step.
 			l = min(l+fast*dt, approach)
-		case l < g.learned:
-			l += probeBelowShare * g.learned * dt
 		case l < stale:
-			l += probeAboveShare * g.learned * dt
+			// Probe: slowly once the last episodes found the same quota
+			// (each probe past it costs a pause), faster while it moves.
+			g.staleAt = time.Time{}
+			probe := probeShare
+			if g.ep.stable() {
+				probe = probeSlowShare
+			}
+			l += probe * g.learned * dt
 		default:
-			l += fast * dt
+			// Past the learned rate with no episode: probe faster and
+			// faster (doubling each second), as the quota may have grown.
+			if g.staleAt.IsZero() {
+				g.staleAt = g.grown
+			}
+			up := g.grown.Sub(g.staleAt).Seconds()
+			l += min(fast, probeShare*g.learned*math.Exp2(up)) * dt
 		}
 	} else {
 		l += fast * dt
 	}
 	return min(max(l, minRate), g.max)
-}
-
-// throttled records a 429 and pauses the whole pool for retryAfter (1s if the
-// server named none). In auto mode the first 429 of an episode sets the
-// learned rate and cuts the limit to gateBeta times it; in fixed mode it
-// halves the rate (down to an eighth) for slowFor.
-func (g *gate) throttled(retryAfter time.Duration) {
-	if retryAfter <= 0 {
-		retryAfter = time.Second
-	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	now := g.now()
-	g.account(now)
-	g.hist.bin(now).throttled++
-	resumed := g.pauseUntil // the end of the last pause
-	if until := now.Add(retryAfter); until.After(g.pauseUntil) {
-		g.pauseUntil = until
-	}
-	if g.mode == gateAuto && now.Before(g.holdTill) {
-		// Requests sent before the cut are still coming back: one cut
-		// per episode, as TCP cuts once per window.
-		return
-	}
-	g.learned = g.learnedAt(now, resumed)
-	// Requests waiting at the old rate take a new ticket after the pause.
-	g.gen++
-	g.issued = g.credit
-	switch g.mode {
-	case gateFixed:
-		g.setLimit(max(g.limit/2, g.base/8))
-		g.slowUntil = now.Add(slowFor)
-		g.grown = g.pauseUntil
-	case gateAuto:
-		g.holdTill = g.pauseUntil.Add(time.Second / 2)
-		g.setLimit(min(max(gateBeta*g.learned, minRate), g.max))
-		g.grown = g.pauseUntil
-	}
-}
-
-// learnedAt estimates the quota at a 429: the rate of answers measured
-// since the last pause, but not below the last estimate while the limit
-// in force was above it. (Right after a pause the pool sends at 0.7 of the
-// estimate, so a measurement then says little about the quota; a quota
-// that really fell still brings the estimate down, once the limit is below
-// it.) The caller holds g.mu.
-func (g *gate) learnedAt(now, resumed time.Time) float64 {
-	m := g.measured(now, resumed)
-	if g.mode != gateAuto || g.learned <= 0 {
-		return m
-	}
-	return max(m, min(g.learned, g.limit))
-}
-
-// measured returns the rate of successful answers over the last
-// measureWindow (or since the last pause ended, if that is later), capped
-// by the limit; the limit if there were too few to tell. The caller holds
-// g.mu.
-func (g *gate) measured(now, resumed time.Time) float64 {
-	ok, _, _, _, span := g.hist.sum(now, later(g.created, resumed), measureWindow)
-	if ok < 3 || span < measureWindow/4 {
-		if g.limit > 0 {
-			return g.limit
-		}
-		return float64(ok) / max(span.Seconds(), 0.1)
-	}
-	r := float64(ok) / span.Seconds()
-	if g.limit > 0 {
-		r = min(r, g.limit)
-	}
-	return r
 }
 
 // rates returns the limit in force (0: none) and the learned quota (0: none
@@ -405,9 +517,72 @@ func (g *gate) rates() (current, learned float64) {
 	return g.limit, g.learned
 }
 
+// sustainedQuota returns the quota to remember for the next run: the rate
+// the last episodes measured, if they were several at a similar rate (a
+// sustained limit, not a bad minute); 0 otherwise.
+func (g *gate) sustainedQuota() float64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.mode != gateAuto {
+		return 0
+	}
+	return g.ep.sustained()
+}
+
+// control returns the state of the control, as Stats.Control shows it.
+func (g *gate) control() Control {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	now := g.now()
+	g.account(now)
+	c := Control{Rate: g.limit, InFlight: int64(g.win.inFlight), Window: g.win.size}
+	if g.mode == gateAuto {
+		c.LearnedRate = g.learned
+	}
+	c.Limiter = g.limiterLocked(now)
+	if g.br.open {
+		c.DownSince = g.br.since
+	}
+	return c
+}
+
+// recently is how far back the control looks to say what holds the run back.
+const recently = time.Second
+
+// limiterLocked says what holds the run back at now, when something in
+// particular does. The caller holds g.mu, with the history up to date.
+func (g *gate) limiterLocked(now time.Time) Limiter {
+	full := now.Sub(g.win.fullAt) < recently
+	rateBound := now.Sub(g.rateWaited) < recently || now.Before(g.pauseUntil)
+	switch {
+	case g.br.open:
+		return LimitOutage
+	case full && g.win.size >= g.win.max && !rateBound:
+		return LimitWorkers
+	case g.mode == gateAuto && g.ep.cuts > 0 && g.learned > 0 && g.limit <= staleShare*g.learned:
+		return LimitQuota
+	}
+	if g.mode == gateOpen || now.Sub(g.created) < boundWindow/2 {
+		return LimitNone
+	}
+	if g.boundLocked(now) && !full {
+		if g.win.preparing() > g.win.inFlight {
+			return LimitPhotos
+		}
+		return LimitManifest
+	}
+	switch {
+	case g.mode == gateAuto && g.limit >= g.max:
+		return LimitMaxRate
+	case g.mode == gateFixed && rateBound:
+		return LimitRate
+	}
+	return LimitNone
+}
+
 // workerBound reports whether, over the last few seconds, requests went out
-// well below the limit with no 429: the pool, not the gate, limits the
-// speed, and more workers would go faster. Always false without a limit.
+// well below the limit: something else than the gate (the workers, the
+// manifest, the photos) holds the run back. Always false without a limit.
 func (g *gate) workerBound() bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -421,8 +596,8 @@ func (g *gate) boundLocked(now time.Time) bool {
 	if g.mode == gateOpen || now.Sub(g.created) < boundWindow/2 {
 		return false
 	}
-	_, sent, throttled, allowed, _ := g.hist.sum(now, g.created, boundWindow)
-	if throttled > 0 || allowed < 5 {
+	_, sent, allowed, _ := g.hist.sum(now, g.created, boundWindow)
+	if allowed < 5 {
 		return false
 	}
 	return float64(sent) < boundShare*allowed
@@ -465,10 +640,9 @@ type history struct {
 }
 
 type histBin struct {
-	start     time.Time
-	sent, ok  int
-	throttled int
-	allowed   float64
+	start    time.Time
+	sent, ok int
+	allowed  float64
 }
 
 const (
@@ -491,7 +665,7 @@ func (h *history) bin(t time.Time) *histBin {
 // sum adds up the bins from the one holding now-span (or since, if later)
 // to now, and returns the time they cover: from the start of the first, or
 // since, to now.
-func (h *history) sum(now, since time.Time, span time.Duration) (ok, sent, throttled int, allowed float64, covered time.Duration) {
+func (h *history) sum(now, since time.Time, span time.Duration) (ok, sent int, allowed float64, covered time.Duration) {
 	if span <= 0 {
 		return
 	}
@@ -503,10 +677,9 @@ func (h *history) sum(now, since time.Time, span time.Duration) (ok, sent, throt
 		}
 		ok += b.ok
 		sent += b.sent
-		throttled += b.throttled
 		allowed += b.allowed
 	}
-	return ok, sent, throttled, allowed, now.Sub(later(from, since))
+	return ok, sent, allowed, now.Sub(later(from, since))
 }
 
 func earlier(a, b time.Time) time.Time {

@@ -1,299 +1,12 @@
 package importer
 
 import (
-	"cmp"
-	"container/heap"
 	"context"
 	"errors"
 	"math"
-	"math/rand/v2"
 	"testing"
 	"time"
 )
-
-// simServer is a server-side token bucket, like the sandbox's --quota: it
-// accepts a request if a token is there, and otherwise answers 429 with a
-// Retry-After of the time until the next token, in whole seconds, at least 1.
-type simServer struct {
-	rate, burst, tokens float64
-	last                time.Time
-}
-
-func newSimServer(quota float64, start time.Time) *simServer {
-	b := max(1, math.Floor(quota/10))
-	return &simServer{rate: quota, burst: b, tokens: b, last: start}
-}
-
-func (s *simServer) arrive(t time.Time) (ok bool, retryAfter time.Duration) {
-	s.tokens = min(s.burst, s.tokens+t.Sub(s.last).Seconds()*s.rate)
-	s.last = t
-	if s.tokens >= 1 {
-		s.tokens--
-		return true, 0
-	}
-	wait := (1 - s.tokens) / s.rate
-	return false, time.Duration(max(1, math.Ceil(wait))) * time.Second
-}
-
-// simEvent is one step of one simulated worker.
-type simEvent struct {
-	at     time.Time
-	kind   int // evReserve, evGo, evArrive, evAnswer, evSample
-	worker int
-	ok     bool
-	ra     time.Duration
-	rtt    time.Duration
-	tk     ticket
-	sent   bool // evGo: the gate already let it go
-}
-
-const (
-	evReserve = iota
-	evGo
-	evArrive
-	evAnswer
-	evSample
-)
-
-type simQueue []simEvent
-
-func (q simQueue) Len() int { return len(q) }
-func (q simQueue) Less(i, j int) bool {
-	if q[i].at.Equal(q[j].at) {
-		return q[i].kind < q[j].kind
-	}
-	return q[i].at.Before(q[j].at)
-}
-func (q simQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
-func (q *simQueue) Push(x any)   { *q = append(*q, x.(simEvent)) }
-func (q *simQueue) Pop() any {
-	old := *q
-	e := old[len(old)-1]
-	*q = old[:len(old)-1]
-	return e
-}
-
-// simSpec describes one simulated run.
-type simSpec struct {
-	quota    float64
-	cfg      gateConfig
-	workers  int
-	rtt      func(r *rand.Rand, t time.Duration) time.Duration // by elapsed time
-	requests int                                               // stop after this many requests
-}
-
-// simResult is what a simulated run did.
-type simResult struct {
-	elapsed             time.Duration
-	requests, throttled int
-	accepted            int
-	first429            time.Duration // when the first 429 came back (0: none)
-	firstSettled        time.Duration // when the steady state began (-1: never)
-	acceptedAt          []time.Duration
-	steadyAccepted      int     // accepted after firstSettled
-	limitSum, limitN    float64 // limit samples after firstSettled, every 100ms
-	maxLimit            float64
-	learned             float64
-	boundSeen           bool
-	samples             []float64 // the limit every 100ms
-}
-
-func (r simResult) share(quota float64) float64 {
-	return float64(r.accepted) / r.elapsed.Seconds() / quota
-}
-
-func (r simResult) steadyShare(quota float64) float64 {
-	d := r.elapsed - r.firstSettled
-	return float64(r.steadyAccepted) / d.Seconds() / quota
-}
-
-var simTrace func(time.Duration, bool, float64)
-
-// simulate runs workers through the gate against a simServer in simulated
-// time. A worker does what the real one does: wait at the gate (reserve,
-// wait for its token, then for any pause), send, and on a 429 tell the gate
-// and retry after Retry-After; on success tell the gate and take the next
-// row at once.
-func simulate(t *testing.T, sp simSpec) simResult {
-	t.Helper()
-	start := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
-	now := start
-	cfg := sp.cfg
-	cfg.Now = func() time.Time { return now }
-	cfg.Workers = sp.workers
-	g := newGateWith(cfg)
-	srv := newSimServer(sp.quota, start)
-	rnd := rand.New(rand.NewPCG(1, 2))
-	target := sp.quota
-	if cfg.Auto {
-		target = min(target, cmp.Or(cfg.Max, defaultMaxRate))
-	}
-	var q simQueue
-	for w := range sp.workers {
-		heap.Push(&q, simEvent{at: start, kind: evReserve, worker: w})
-	}
-	heap.Push(&q, simEvent{at: start, kind: evSample})
-	var res simResult
-	for q.Len() > 0 {
-		e := heap.Pop(&q).(simEvent)
-		now = e.at
-		switch e.kind {
-		case evSample:
-			l, _ := g.rates()
-			res.samples = append(res.samples, l)
-			res.maxLimit = max(res.maxLimit, l)
-			if g.workerBound() {
-				if !res.boundSeen && simTrace != nil {
-					_, sent, thr, allowed, cov := g.hist.sum(now, g.created, boundWindow)
-					println("bound at", now.Sub(start).String(), sent, thr, int(allowed), cov.String(), int(l))
-				}
-				res.boundSeen = true
-			}
-			if res.requests < sp.requests {
-				heap.Push(&q, simEvent{at: now.Add(100 * time.Millisecond), kind: evSample})
-			}
-		case evReserve:
-			if res.requests >= sp.requests {
-				continue
-			}
-			d, tk, paused := g.reserve(now)
-			switch {
-			case paused:
-				heap.Push(&q, simEvent{at: now.Add(d), kind: evReserve, worker: e.worker})
-			case d > 0:
-				heap.Push(&q, simEvent{at: now.Add(d), kind: evGo, worker: e.worker, tk: tk})
-			default:
-				heap.Push(&q, simEvent{at: now, kind: evGo, worker: e.worker, sent: true})
-			}
-		case evGo:
-			if !e.sent {
-				d, stale := g.admit(now, e.tk)
-				if stale {
-					heap.Push(&q, simEvent{at: now, kind: evReserve, worker: e.worker})
-					continue
-				}
-				if d > 0 {
-					heap.Push(&q, simEvent{at: now.Add(d), kind: evGo, worker: e.worker, tk: e.tk})
-					continue
-				}
-			}
-			res.requests++
-			rtt := sp.rtt(rnd, now.Sub(start))
-			heap.Push(&q, simEvent{at: now.Add(rtt / 2), kind: evArrive, worker: e.worker, rtt: rtt})
-		case evArrive:
-			ok, ra := srv.arrive(now)
-			if simTrace != nil {
-				simTrace(now.Sub(start), ok, srv.tokens)
-			}
-			heap.Push(&q, simEvent{at: now.Add(e.rtt - e.rtt/2), kind: evAnswer, worker: e.worker, ok: ok, ra: ra})
-		case evAnswer:
-			if e.ok {
-				res.accepted++
-				res.acceptedAt = append(res.acceptedAt, now.Sub(start))
-				g.succeeded()
-				heap.Push(&q, simEvent{at: now, kind: evReserve, worker: e.worker})
-			} else {
-				res.throttled++
-				if res.first429 == 0 {
-					res.first429 = now.Sub(start)
-				}
-				g.throttled(e.ra)
-				heap.Push(&q, simEvent{at: now.Add(e.ra), kind: evReserve, worker: e.worker})
-			}
-		}
-	}
-	res.elapsed = now.Sub(start)
-	_, res.learned = g.rates()
-	// The steady state begins 3s after the first 429 (the pause, the cut
-	// and the climb back are over), or without a 429 once the limit first
-	// reaches 0.9 of the target.
-	res.firstSettled = -1
-	for i, l := range res.samples {
-		at := time.Duration(i) * 100 * time.Millisecond
-		if res.firstSettled < 0 && ((res.first429 > 0 && at >= res.first429+3*time.Second) || (res.first429 == 0 && l >= 0.9*target)) {
-			res.firstSettled = at
-		}
-		if res.firstSettled >= 0 {
-			res.limitSum += l
-			res.limitN++
-		}
-	}
-	for _, at := range res.acceptedAt {
-		if res.firstSettled >= 0 && at >= res.firstSettled {
-			res.steadyAccepted++
-		}
-	}
-	return res
-}
-
-func jitter(lo, hi time.Duration) func(*rand.Rand, time.Duration) time.Duration {
-	return func(r *rand.Rand, _ time.Duration) time.Duration {
-		return lo + time.Duration(r.Int64N(int64(hi-lo)+1))
-	}
-}
-
-func TestAdaptiveGateSimulation(t *testing.T) {
-	cases := []struct {
-		name        string
-		sp          simSpec
-		minSteady   float64 // accepted rate after settling, as a share of the quota
-		minLimit    float64 // mean limit after settling, as a share of the quota
-		max429      float64 // share of requests answered 429
-		wantLearned bool
-		learnedLo   float64 // share of the quota the learned rate may be as low as; default 0.85
-	}{
-		{"quota 50, default max 50", simSpec{quota: 50, cfg: gateConfig{Auto: true}, workers: 16, rtt: jitter(40*time.Millisecond, 120*time.Millisecond), requests: 1000}, 0.9, 0.9, 0.05, false, 0},
-		{"quota 48, default max 50", simSpec{quota: 48, cfg: gateConfig{Auto: true}, workers: 16, rtt: jitter(40*time.Millisecond, 120*time.Millisecond), requests: 1000}, 0.9, 0.9, 0.05, true, 0},
-		{"quota 30, default max 50", simSpec{quota: 30, cfg: gateConfig{Auto: true}, workers: 16, rtt: jitter(40*time.Millisecond, 120*time.Millisecond), requests: 1000}, 0.9, 0.9, 0.05, true, 0},
-		{"quota 50, max 100, long", simSpec{quota: 50, cfg: gateConfig{Auto: true, Max: 100}, workers: 16, rtt: jitter(40*time.Millisecond, 120*time.Millisecond), requests: 5000}, 0.9, 0.9, 0.05, true, 0},
-		{"quota 200, max 250", simSpec{quota: 200, cfg: gateConfig{Auto: true, Max: 250}, workers: 64, rtt: jitter(50*time.Millisecond, 150*time.Millisecond), requests: 1000}, 0.85, 0.85, 0.05, true, 0},
-		{"quota 200, max 250, long", simSpec{quota: 200, cfg: gateConfig{Auto: true, Max: 250}, workers: 64, rtt: jitter(50*time.Millisecond, 150*time.Millisecond), requests: 10000}, 0.85, 0.85, 0.05, true, 0},
-		// A quota of 5/s with the sandbox's burst of 1: any jitter in arrival
-		// times makes a 429, so the rate settles lower.
-		{"quota 5, default max", simSpec{quota: 5, cfg: gateConfig{Auto: true}, workers: 8, rtt: jitter(40*time.Millisecond, 60*time.Millisecond), requests: 1000}, 0.6, 0.75, 0.05, true, 0.7},
-		{"quota 1000, max 50: never above Max", simSpec{quota: 1000, cfg: gateConfig{Auto: true}, workers: 16, rtt: jitter(40*time.Millisecond, 120*time.Millisecond), requests: 1000}, 0.95, 0.95, 0, false, 0},
-		{"seeded with the learned 48", simSpec{quota: 48, cfg: gateConfig{Auto: true, Learned: 48}, workers: 16, rtt: jitter(40*time.Millisecond, 120*time.Millisecond), requests: 1000}, 0.9, 0.9, 0.05, true, 0},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			r := simulate(t, c.sp)
-			maxRate := c.sp.cfg.Max
-			if maxRate == 0 {
-				maxRate = defaultMaxRate
-			}
-			target := min(c.sp.quota, maxRate)
-			share429 := float64(r.throttled) / float64(r.requests)
-			meanLimit := r.limitSum / max(r.limitN, 1) / target
-			t.Logf("%d requests in %.1fs: overall %.2f of the quota; first 429 at %.1fs; steady from %.1fs: %.2f of the quota, mean limit %.2f of it; 429s %d (%.1f%%); learned %.1f/s; max limit %.1f",
-				r.requests, r.elapsed.Seconds(), r.share(target), r.first429.Seconds(), r.firstSettled.Seconds(), r.steadyShare(target), meanLimit, r.throttled, 100*share429, r.learned, r.maxLimit)
-			if r.maxLimit > maxRate {
-				t.Errorf("the limit reached %.1f, above Max %.1f", r.maxLimit, maxRate)
-			}
-			if r.firstSettled < 0 || r.firstSettled > 10*time.Second {
-				t.Errorf("steady after %v", r.firstSettled)
-			}
-			if s := r.steadyShare(target); s < c.minSteady {
-				t.Errorf("accepted %.2f of the quota after settling, want at least %.2f", s, c.minSteady)
-			}
-			if meanLimit < c.minLimit {
-				t.Errorf("mean limit %.2f of the quota after settling, want at least %.2f", meanLimit, c.minLimit)
-			}
-			if share429 > c.max429 {
-				t.Errorf("%.1f%% of requests got 429, want at most %.0f%%", 100*share429, 100*c.max429)
-			}
-			lo := c.learnedLo
-			if lo == 0 {
-				lo = 0.85
-			}
-			if c.wantLearned && (r.learned < lo*c.sp.quota || r.learned > 1.15*c.sp.quota) {
-				t.Errorf("learned %.1f/s for a quota of %.0f/s", r.learned, c.sp.quota)
-			}
-			if r.boundSeen {
-				t.Errorf("worker-bound with %d workers for %.0f/s", c.sp.workers, c.sp.quota)
-			}
-		})
-	}
-}
 
 // fakeClock is a settable clock for gates under test.
 type fakeClock struct{ t time.Time }
@@ -303,74 +16,69 @@ func (c *fakeClock) add(d time.Duration)       { c.t = c.t.Add(d) }
 func newFakeClock() *fakeClock                 { return &fakeClock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)} }
 func (c *fakeClock) gate(cfg gateConfig) *gate { cfg.Now = c.now; return newGateWith(cfg) }
 
-// drive sends at the gate's pace for d, every request succeeding, and
-// returns how many went.
-func drive(g *gate, c *fakeClock, d time.Duration) int {
+// sendNow takes a slot and sends at once on g, failing if it must wait.
+func sendNow(t *testing.T, g *gate, c *fakeClock) slot {
+	t.Helper()
+	sl, ok := g.tryAcquire(c.t)
+	if !ok {
+		t.Fatalf("no slot at %v", c.t)
+	}
+	if st := g.reserve(c.t, &sl); st.paused || st.delay > 0 || st.err != nil {
+		t.Fatalf("send waits: %+v", st)
+	}
+	return sl
+}
+
+// drive sends at the gate's pace for d, each answer coming back after rtt
+// with outcome o, and returns how many went.
+func drive(g *gate, c *fakeClock, d, rtt time.Duration, o func(i int) outcome) int {
+	type inflight struct {
+		sl slot
+		at time.Time
+		o  outcome
+	}
+	var fl []inflight
 	n := 0
 	end := c.t.Add(d)
+	step := time.Millisecond
 	for c.t.Before(end) {
-		wait, tk, paused := g.reserve(c.t)
-		for !paused && wait > 0 {
-			c.add(wait)
-			var stale bool
-			if wait, stale = g.admit(c.t, tk); stale {
-				paused = true
+		for len(fl) > 0 && !fl[0].at.After(c.t) {
+			ra := time.Duration(0)
+			if fl[0].o == outThrottled {
+				ra = time.Second
 			}
+			g.done(fl[0].sl, fl[0].o, ra)
+			fl = fl[1:]
 		}
-		if paused {
-			c.add(max(wait, time.Millisecond))
+		sl, ok := g.tryAcquire(c.t)
+		if !ok {
+			c.add(step)
 			continue
 		}
+		st := g.reserve(c.t, &sl)
+		if st.paused || st.err != nil {
+			g.release(sl)
+			c.add(step)
+			continue
+		}
+		for st.delay > 0 {
+			c.add(st.delay)
+			var stale bool
+			if st.delay, stale = g.admit(c.t, st.t, &sl); stale {
+				break
+			}
+		}
+		if sl.sent.IsZero() {
+			g.release(sl)
+			continue
+		}
+		fl = append(fl, inflight{sl, c.t.Add(rtt), o(n)})
 		n++
-		g.succeeded()
 	}
 	return n
 }
 
-func TestAdaptiveGateFallsOn429(t *testing.T) {
-	c := newFakeClock()
-	g := c.gate(gateConfig{Auto: true, Start: 20, Max: 100, Workers: 8})
-	drive(g, c, 3*time.Second)
-	before, _ := g.rates()
-	if before <= 20 {
-		t.Fatalf("the limit did not grow: %v", before)
-	}
-	g.throttled(2 * time.Second)
-	after, learned := g.rates()
-	if learned <= 0 || learned > before {
-		t.Errorf("learned %v with a limit of %v before the 429", learned, before)
-	}
-	if want := gateBeta * learned; math.Abs(after-want) > 1e-9 {
-		t.Errorf("limit after a 429 = %v, want %v (0.7 × learned %v)", after, want, learned)
-	}
-	// The pool pauses for Retry-After.
-	if d, _, paused := g.reserve(c.t); !paused || d != 2*time.Second {
-		t.Errorf("reserve after a 429 = %v, paused %v; want a 2s pause", d, paused)
-	}
-	// More 429s of the same episode neither cut again nor shorten the pause.
-	c.add(100 * time.Millisecond)
-	g.throttled(time.Second)
-	if l, _ := g.rates(); l != after {
-		t.Errorf("a second 429 of the episode cut the limit to %v", l)
-	}
-	if d := g.pausedFor(c.t); d != 1900*time.Millisecond {
-		t.Errorf("pause left %v, want 1.9s", d)
-	}
-	// A later episode cuts again, never below the floor.
-	for range 40 {
-		c.add(3 * time.Second)
-		g.throttled(time.Second)
-	}
-	if l, _ := g.rates(); l != minRate {
-		t.Errorf("limit after many 429s = %v, want the floor %v", l, minRate)
-	}
-	// Without a 429 the limit grows back, up to Max and no further.
-	c.add(2 * time.Second)
-	drive(g, c, 60*time.Second)
-	if l, _ := g.rates(); l != 100 {
-		t.Errorf("limit after a minute without 429 = %v, want Max 100", l)
-	}
-}
+func always(o outcome) func(int) outcome { return func(int) outcome { return o } }
 
 func TestAdaptiveGateSeedAndDefaults(t *testing.T) {
 	c := newFakeClock()
@@ -392,95 +100,394 @@ func TestAdaptiveGateSeedAndDefaults(t *testing.T) {
 	}
 	// Reaches 50/s from 10/s in a few seconds when nothing refuses.
 	g = c.gate(gateConfig{Auto: true, Workers: 16})
-	drive(g, c, 5*time.Second)
+	drive(g, c, 6*time.Second, 20*time.Millisecond, always(outOK))
 	if l, _ := g.rates(); l != defaultMaxRate {
-		t.Errorf("limit after 5s = %v, want %v", l, defaultMaxRate)
+		t.Errorf("limit after 6s = %v, want %v", l, defaultMaxRate)
 	}
 	// A fixed gate stays fixed.
-	g = c.gate(gateConfig{Fixed: 7, Auto: true})
-	drive(g, c, 3*time.Second)
+	g = c.gate(gateConfig{Fixed: 7, Auto: true, Workers: 4})
+	drive(g, c, 3*time.Second, 20*time.Millisecond, always(outOK))
 	if l, _ := g.rates(); l != 7 {
 		t.Errorf("fixed gate at %v", l)
-	}
-}
-
-func TestAdaptiveGateWorkerBound(t *testing.T) {
-	// 4 workers and 200ms answers: 20 requests/s at most, below a 50/s
-	// quota. The limit must stop growing a little above what the pool
-	// sends, and say the pool is the bottleneck; no 429 comes.
-	slow := func(_ *rand.Rand, at time.Duration) time.Duration {
-		if at < 20*time.Second {
-			return 200 * time.Millisecond
-		}
-		return 20 * time.Millisecond
-	}
-	r := simulate(t, simSpec{quota: 50, cfg: gateConfig{Auto: true}, workers: 4, rtt: slow, requests: 400})
-	if !r.boundSeen {
-		t.Error("never worker-bound with 4 workers at 200ms")
-	}
-	if r.throttled != 0 {
-		t.Errorf("%d 429s", r.throttled)
-	}
-	if r.maxLimit > 36 {
-		t.Errorf("the limit grew to %.1f while the pool sent 20/s", r.maxLimit)
-	}
-	t.Logf("worker-bound: limit at most %.1f", r.maxLimit)
-	// Once answers are fast, the pool is no longer the bottleneck and the
-	// limit grows again.
-	r = simulate(t, simSpec{quota: 50, cfg: gateConfig{Auto: true}, workers: 4, rtt: slow, requests: 1400})
-	if last := r.samples[len(r.samples)-1]; last < 45 {
-		t.Errorf("after answers got fast the limit is %.1f", last)
-	}
-
-	// workerBound itself: sending at half the limit for 2s is bound; a
-	// 429 in the window clears it; at the limit it is not bound.
-	c := newFakeClock()
-	g := c.gate(gateConfig{Fixed: 20, Workers: 4})
-	if g.workerBound() {
-		t.Error("bound at the start")
-	}
-	for range 30 {
-		c.add(100 * time.Millisecond)
-		if d, _, paused := g.reserve(c.t); paused || d != 0 {
-			t.Fatalf("waited %v, paused %v at half the limit", d, paused)
-		}
-		g.succeeded()
-	}
-	if !g.workerBound() {
-		t.Error("not bound while sending at half the limit")
-	}
-	g.throttled(time.Millisecond)
-	c.add(10 * time.Millisecond)
-	if g.workerBound() {
-		t.Error("bound with a 429 in the window")
-	}
-	c = newFakeClock()
-	g = c.gate(gateConfig{Fixed: 20, Workers: 4})
-	drive(g, c, 3*time.Second)
-	if g.workerBound() {
-		t.Error("bound while sending at the limit")
-	}
-	if open := newGate(0, 4); open.workerBound() {
-		t.Error("bound without a limit")
 	}
 }
 
 func TestGateWaitCancel(t *testing.T) {
 	g := newGateWith(gateConfig{Fixed: 0.5, Workers: 1})
 	ctx, cancel := context.WithCancel(context.Background())
-	if err := g.wait(ctx); err != nil { // the burst
+	sl, err := g.acquire(ctx)
+	if err != nil {
 		t.Fatal(err)
 	}
+	if sl, err = g.send(ctx, sl); err != nil { // the burst
+		t.Fatal(err)
+	}
+	g.done(sl, outOK, 0)
 	done := make(chan error, 1)
-	go func() { done <- g.wait(ctx) }()
+	go func() {
+		sl, err := g.acquire(ctx)
+		if err == nil {
+			_, err = g.send(ctx, sl)
+		}
+		done <- err
+	}()
 	time.Sleep(20 * time.Millisecond)
 	cancel()
 	select {
 	case err := <-done:
 		if !errors.Is(err, context.Canceled) {
-			t.Errorf("wait = %v", err)
+			t.Errorf("send = %v", err)
 		}
 	case <-time.After(time.Second):
-		t.Fatal("wait did not return after cancel")
+		t.Fatal("send did not return after cancel")
+	}
+}
+
+var _ = math.Abs
+
+// sendOne takes a slot and sends one request on g, moving the clock
+// through any wait.
+func sendOne(t *testing.T, g *gate, c *fakeClock) slot {
+	t.Helper()
+	for range 100000 {
+		sl, ok := g.tryAcquire(c.t)
+		if !ok {
+			t.Fatalf("window full at %v", c.t)
+		}
+		st := g.reserve(c.t, &sl)
+		if st.err != nil {
+			t.Fatal(st.err)
+		}
+		for !st.paused && st.delay > 0 {
+			c.add(st.delay)
+			var stale bool
+			if st.delay, stale = g.admit(c.t, st.t, &sl); stale {
+				st.paused, st.delay = true, 0
+			}
+		}
+		if !sl.sent.IsZero() {
+			return sl
+		}
+		g.release(sl)
+		c.add(max(st.delay, time.Millisecond))
+	}
+	t.Fatal("never sent")
+	return slot{}
+}
+
+// TestGateNoiseIsNotAQuota: sparse 429s at random (5 %) neither pause the
+// pool nor cut the rate, however long they last.
+func TestGateNoiseIsNotAQuota(t *testing.T) {
+	c := newFakeClock()
+	g := c.gate(gateConfig{Auto: true, Workers: 64})
+	for i := range 3000 {
+		sl := sendOne(t, g, c)
+		c.add(5 * time.Millisecond)
+		o := outOK
+		if i%20 == 7 {
+			o = outThrottled
+		}
+		if v := g.done(sl, o, time.Second); v.episode {
+			t.Fatalf("answer %d: a sparse 429 began an episode", i)
+		}
+	}
+	if g.ep.cuts != 0 || !g.pauseUntil.IsZero() {
+		t.Errorf("%d cuts, paused until %v", g.ep.cuts, g.pauseUntil)
+	}
+	if l, learned := g.rates(); l != defaultMaxRate || learned != 0 {
+		t.Errorf("limit %v, learned %v after noise; want Max and nothing learned", l, learned)
+	}
+}
+
+// TestGateEpisodeCutsOnce: a share of 429s well above the threshold is an
+// episode: the pool pauses for the Retry-After, the limit is cut once to
+// gateBeta of the rate measured; the 429s of requests sent before the cut
+// do not cut again; growth waits out the hold.
+func TestGateEpisodeCutsOnce(t *testing.T) {
+	c := newFakeClock()
+	g := c.gate(gateConfig{Auto: true, Start: 40, Max: 50, Workers: 64})
+	type flight struct {
+		sl  slot
+		due time.Time
+	}
+	var fl []flight
+	answered := 0
+	answer := func(f flight) {
+		o := outOK
+		if answered >= 200 {
+			o = outThrottled // the quota: every answer from the 200th on
+		}
+		answered++
+		g.done(f.sl, o, 2*time.Second)
+	}
+	for g.ep.cuts == 0 {
+		if answered > 1000 {
+			t.Fatal("no episode")
+		}
+		fl = append(fl, flight{sendOne(t, g, c), c.t.Add(100 * time.Millisecond)})
+		for len(fl) > 0 && !fl[0].due.After(c.t) && g.ep.cuts == 0 {
+			answer(fl[0])
+			fl = fl[1:]
+		}
+	}
+	if answered > 200+20 {
+		t.Errorf("the episode came %d answers after the quota, want a few", answered-200)
+	}
+	l, learned := g.rates()
+	if learned <= 0 || math.Abs(l-gateBeta*learned) > 1e-9 {
+		t.Errorf("limit %v, learned %v: want a cut to %v × learned", l, learned, gateBeta)
+	}
+	if d := g.pauseUntil.Sub(c.t); d <= 0 || d > 2*time.Second {
+		t.Errorf("pause left %v, want up to the Retry-After of 2s", d)
+	}
+	if st := g.reserve(c.t, &slot{}); !st.paused {
+		t.Error("a request may go during the episode's pause")
+	}
+	// Every request sent before the cut comes back 429: no new episode.
+	if len(fl) < 3 {
+		t.Fatalf("only %d requests in flight at the cut", len(fl))
+	}
+	for _, f := range fl {
+		c.t = later(c.t, f.due)
+		answer(f)
+	}
+	if g.ep.cuts != 1 {
+		t.Errorf("429s of requests sent before the cut made %d episodes", g.ep.cuts)
+	}
+	if l2, _ := g.rates(); l2 != l {
+		t.Errorf("the limit moved from %v to %v during the episode", l, l2)
+	}
+	// No growth during the hold; growth after it.
+	c.t = g.holdTill.Add(-10 * time.Millisecond)
+	g.done(sendOne(t, g, c), outOK, 0)
+	if l2, _ := g.rates(); l2 != l {
+		t.Errorf("the limit grew to %v during the hold", l2)
+	}
+	c.add(time.Second)
+	end := c.t.Add(3 * time.Second)
+	for c.t.Before(end) {
+		g.done(sendOne(t, g, c), outOK, 0)
+	}
+	if l2, _ := g.rates(); l2 <= l {
+		t.Errorf("the limit did not grow after the hold: %v", l2)
+	}
+}
+
+// TestGateFixedRateEpisode: a fixed --rate is cut once per episode (not
+// once per 429) and climbs back to the operator's value.
+func TestGateFixedRateEpisode(t *testing.T) {
+	c := newFakeClock()
+	g := c.gate(gateConfig{Fixed: 40, Workers: 64})
+	var inflight []slot
+	for range 30 {
+		inflight = append(inflight, sendOne(t, g, c))
+	}
+	for _, sl := range inflight {
+		g.done(sl, outThrottled, time.Second)
+	}
+	if g.ep.cuts != 1 {
+		t.Fatalf("a burst of 429s made %d episodes, want 1", g.ep.cuts)
+	}
+	if l, _ := g.rates(); l < 40.0/8 || l >= 40 {
+		t.Errorf("limit after the episode %v, want one cut from 40 (not below 5)", l)
+	}
+	c.t = g.holdTill
+	for range 400 {
+		g.done(sendOne(t, g, c), outOK, 0)
+	}
+	if l, _ := g.rates(); l != 40 {
+		t.Errorf("limit %v after climbing back, want the operator's 40", l)
+	}
+}
+
+// TestGateSustainedQuota: a quota is remembered only after several
+// episodes at a similar rate.
+func TestGateSustainedQuota(t *testing.T) {
+	var e episodes
+	now := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i, c := range []struct {
+		rate float64
+		want bool
+	}{{30, false}, {29, false}, {31, true}, {15, false}, {16, false}, {15.5, true}} {
+		e.cutAt(now, c.rate)
+		if got := e.sustained() > 0; got != c.want {
+			t.Errorf("after episode %d at %v: sustained %v, want %v", i, c.rate, e.sustained(), c.want)
+		}
+	}
+	if s := e.sustained(); math.Abs(s-15.5) > 0.01 {
+		t.Errorf("sustained %v, want the mean 15.5", s)
+	}
+	// Only the adaptive rate learns; a run without episodes remembers nothing.
+	c := newFakeClock()
+	if q := c.gate(gateConfig{Auto: true}).sustainedQuota(); q != 0 {
+		t.Errorf("sustained %v without an episode", q)
+	}
+}
+
+// TestGateWindow: with automatic workers the window is the rate times the
+// recent answer time with headroom, between 1 and the pool; a fixed pool
+// is its own window.
+func TestGateWindow(t *testing.T) {
+	c := newFakeClock()
+	g := c.gate(gateConfig{Fixed: 20, Workers: 256, AutoWindow: true})
+	if want := int(math.Ceil(windowHeadroom*20*guessRTT.Seconds())) + windowSlack; g.win.size != want {
+		t.Errorf("first window %d, want %d (the guessed answer time)", g.win.size, want)
+	}
+	// Answers of 2s: Little's law says 40 in flight, 62 with headroom.
+	for range 200 {
+		sl := sendOne(t, g, c)
+		c.add(2 * time.Second)
+		g.done(sl, outOK, 0)
+		c.add(-2*time.Second + 50*time.Millisecond)
+	}
+	if want := int(math.Ceil(windowHeadroom*20*2)) + windowSlack; g.win.size < want-2 || g.win.size > want+2 {
+		t.Errorf("window %d at 20/s and 2s answers, want about %d", g.win.size, want)
+	}
+	// Never above the pool.
+	g = c.gate(gateConfig{Fixed: 1000, Workers: 16, AutoWindow: true})
+	if g.win.size != 16 {
+		t.Errorf("window %d, want the pool of 16", g.win.size)
+	}
+	// A fixed pool.
+	g = c.gate(gateConfig{Fixed: 1, Workers: 7})
+	if g.win.size != 7 {
+		t.Errorf("fixed window %d, want 7", g.win.size)
+	}
+	// Without a rate, automatic workers use the pool.
+	g = c.gate(gateConfig{Workers: 100, AutoWindow: true})
+	if g.win.size != 100 {
+		t.Errorf("window without a rate %d, want 100", g.win.size)
+	}
+}
+
+// TestGateWindowBlocks: a full window makes acquire wait until a slot frees.
+func TestGateWindowBlocks(t *testing.T) {
+	g := newGateWith(gateConfig{Workers: 2})
+	ctx := context.Background()
+	a, _ := g.acquire(ctx)
+	b, _ := g.acquire(ctx)
+	got := make(chan slot, 1)
+	go func() {
+		sl, err := g.acquire(ctx)
+		if err == nil {
+			got <- sl
+		}
+	}()
+	select {
+	case <-got:
+		t.Fatal("acquire went through a full window")
+	case <-time.After(30 * time.Millisecond):
+	}
+	g.release(a)
+	select {
+	case <-got:
+	case <-time.After(5 * time.Second):
+		t.Fatal("acquire still waits after a slot freed")
+	}
+	g.release(b)
+	if c := g.control(); c.Window != 2 || c.InFlight != 0 {
+		t.Errorf("control %+v", c)
+	}
+}
+
+// TestGateBreaker: when every answer for 3s failed, the pool stops and
+// probes with one request at a time, 1s, 2s, 4s... up to 30s apart; rows
+// are told it is an outage; the first good answer closes it; past the
+// outage limit send fails with an *OutageError naming when it began.
+func TestGateBreaker(t *testing.T) {
+	c := newFakeClock()
+	g := c.gate(gateConfig{Workers: 8, OutageLimit: 5 * time.Minute})
+	start := c.t
+	var v verdict
+	for !v.outage && c.t.Sub(start) < 4*time.Second {
+		sl := sendOne(t, g, c)
+		c.add(100 * time.Millisecond)
+		v = g.done(sl, outDown, 0)
+	}
+	if !v.outage || !g.br.open {
+		t.Fatal("the breaker did not open after 3s of failures")
+	}
+	if ctl := g.control(); ctl.Limiter != LimitOutage || !ctl.DownSince.Equal(start.Add(100*time.Millisecond)) {
+		t.Errorf("control %+v, want the outage since the first failure", ctl)
+	}
+	// Probes, one at a time, the interval doubling up to 30s.
+	var probes []time.Duration
+	opened := c.t
+	for c.t.Sub(opened) < 4*time.Minute {
+		sl, _ := g.tryAcquire(c.t)
+		st := g.reserve(c.t, &sl)
+		if st.err != nil {
+			t.Fatal(st.err)
+		}
+		if st.paused {
+			g.release(sl)
+			c.add(st.delay)
+			continue
+		}
+		if !sl.probe {
+			t.Fatal("a request went during the outage that is not the probe")
+		}
+		probes = append(probes, c.t.Sub(opened))
+		// While the probe is in flight, nobody else goes.
+		other, _ := g.tryAcquire(c.t)
+		if st := g.reserve(c.t, &other); !st.paused {
+			t.Fatal("a second request went while the probe was in flight")
+		}
+		g.release(other)
+		c.add(50 * time.Millisecond)
+		g.done(sl, outDown, 0)
+	}
+	want := []time.Duration{1, 3, 7, 15, 31, 61, 91, 121, 151, 181, 211}
+	if len(probes) != len(want) {
+		t.Fatalf("probes at %v, want %d of them", probes, len(want))
+	}
+	for i, p := range probes {
+		if d := p - want[i]*time.Second; d < 0 || d > 300*time.Millisecond {
+			t.Errorf("probe %d at %v, want about %ds", i, p, want[i])
+		}
+	}
+	// Past the outage limit: an *OutageError.
+	c.t = start.Add(5*time.Minute + time.Second)
+	sl, _ := g.tryAcquire(c.t)
+	st := g.reserve(c.t, &sl)
+	var oe *OutageError
+	if !errors.As(st.err, &oe) || !oe.Since.Equal(start.Add(100*time.Millisecond)) {
+		t.Fatalf("after the limit: %+v", st)
+	}
+	g.release(sl)
+	// A good answer closes it.
+	g.br.limit = 0
+	for {
+		sl, _ := g.tryAcquire(c.t)
+		st := g.reserve(c.t, &sl)
+		if !st.paused {
+			g.done(sl, outOK, 0)
+			break
+		}
+		g.release(sl)
+		c.add(st.delay)
+	}
+	if g.br.open {
+		t.Error("a good answer did not close the breaker")
+	}
+	if v := g.done(sendOne(t, g, c), outDown, 0); v.outage {
+		t.Error("one failure after the outage reopened the breaker")
+	}
+}
+
+// TestGateBreakerNotOnNoise: 5xx among good answers never open it.
+func TestGateBreakerNotOnNoise(t *testing.T) {
+	c := newFakeClock()
+	g := c.gate(gateConfig{Workers: 8})
+	for i := range 2000 {
+		sl := sendOne(t, g, c)
+		c.add(10 * time.Millisecond)
+		o := outOK
+		if i%10 != 0 {
+			o = outDown // 90 % failures, but some answers get through
+		}
+		if g.done(sl, o, 0).outage {
+			t.Fatalf("the breaker opened at answer %d with answers getting through", i)
+		}
 	}
 }

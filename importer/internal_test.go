@@ -2,7 +2,6 @@ package importer
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -73,87 +72,6 @@ func TestBackoff(t *testing.T) {
 	// A base so large that shifting overflows still gives the ceiling.
 	if d := backoff(10, time.Duration(1)<<62, time.Minute, 0); d < 30*time.Second || d > time.Minute {
 		t.Errorf("overflowing backoff = %v", d)
-	}
-}
-
-func TestGatePause(t *testing.T) {
-	g := newGate(0, 4)
-	if err := g.wait(context.Background()); err != nil {
-		t.Fatalf("wait on an open gate: %v", err)
-	}
-	start := time.Now()
-	g.throttled(150 * time.Millisecond)
-	if err := g.wait(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if waited := time.Since(start); waited < 140*time.Millisecond {
-		t.Errorf("wait returned after %v during a 150ms pause", waited)
-	}
-
-	// No Retry-After: a one-second pause; a context ending first ends the wait.
-	g.throttled(0)
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel()
-	if err := g.wait(ctx); !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("wait during a pause with a short context = %v", err)
-	}
-	// A shorter Retry-After does not shorten a longer pause.
-	g.throttled(time.Millisecond)
-	ctx2, cancel2 := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel2()
-	if err := g.wait(ctx2); !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("a short Retry-After cut a longer pause: %v", err)
-	}
-	cctx, ccancel := context.WithCancel(context.Background())
-	ccancel()
-	if err := newGate(0, 1).wait(cctx); !errors.Is(err, context.Canceled) {
-		t.Errorf("wait with a cancelled context = %v", err)
-	}
-}
-
-func TestGateSlowsDown(t *testing.T) {
-	g := newGate(16, 4)
-	if g.mode != gateFixed || g.limit != 16 || g.burst != 1 {
-		t.Fatalf("limit %v burst %v", g.limit, g.burst)
-	}
-	for _, want := range []float64{8, 4, 2, 2} { // halves, down to an eighth
-		g.throttled(time.Nanosecond)
-		if got := g.limit; got != want {
-			t.Errorf("limit after a 429 = %v, want %v", got, want)
-		}
-	}
-	// Once the slow period is over, the next wait restores the rate.
-	g.mu.Lock()
-	g.slowUntil = time.Now().Add(-time.Millisecond)
-	g.mu.Unlock()
-	if err := g.wait(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if got := g.limit; got != 16 {
-		t.Errorf("limit after the slow period = %v, want 16", got)
-	}
-	for _, c := range []struct {
-		rate          float64
-		workers, want int
-	}{{10, 4, 1}, {100, 4, 4}, {100, 20, 10}, {0.5, 4, 1}, {1000, 0, 1}} {
-		if g := newGate(c.rate, c.workers); int(g.burst) != c.want {
-			t.Errorf("burst for rate %v, %d workers = %d, want %d", c.rate, c.workers, int(g.burst), c.want)
-		}
-	}
-}
-
-func TestGateRate(t *testing.T) {
-	const rate, n = 100, 30
-	g := newGate(rate, 4)
-	burst := int(g.burst)
-	start := time.Now()
-	for range n {
-		if err := g.wait(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if min := time.Duration(n-burst) * time.Second / rate; time.Since(start) < min*9/10 {
-		t.Errorf("%d waits at %d/s took %v, want at least %v", n, rate, time.Since(start), min)
 	}
 }
 

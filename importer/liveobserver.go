@@ -51,6 +51,7 @@ func (l *liveFile) write(s Stats, done bool) {
 		Started: s.Started.UTC(), Updated: s.Now.UTC(), Total: s.Total,
 		Rows: s.Rows, Enrolled: s.Enrolled, Skipped: s.Skipped, Rejected: s.Rejected, Failed: s.Failed, Pending: s.Pending,
 		RowsPerSecond: s.RowsPerSecond(), Rate: s.Rate, LearnedRate: s.LearnedRate,
+		InFlight: s.InFlight, Window: s.Window, Limiter: string(s.Limiter), DownSince: s.DownSince,
 		ETASeconds: s.ETA().Seconds(), LastSuccess: s.LastSuccess, Done: done,
 		Unsaved: s.Unsaved, EndNotRecorded: s.EndNotRecorded,
 	}

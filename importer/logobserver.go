@@ -13,13 +13,15 @@ import (
 // NewLogObserver returns an Observer that logs a run to l, for log
 // collectors (with slog.NewJSONHandler: one JSON object per line): a "row"
 // record at level WARN for each rejected or failed row (line, user_id,
-// state, code, reason), a "progress" record every interval (default 30s)
-// with the run's figures, and a "summary" record when the run ends (level
+// state, code, reason), a "progress" record every interval (default
+// DefaultReportEvery, the text progress line's cadence) with the run's
+// figures (those of the progress line: rows/s of settled rows, rate,
+// learned quota, requests in flight, window, what holds the run back), and a "summary" record when the run ends (level
 // ERROR when it ended early for another reason than a signal). It never
 // logs credentials: nothing it is given holds them.
 func NewLogObserver(l *slog.Logger, interval time.Duration) Observer {
 	if interval <= 0 {
-		interval = 30 * time.Second
+		interval = DefaultReportEvery
 	}
 	return &logObserver{log: l, interval: interval}
 }
@@ -98,11 +100,19 @@ func statsAttrs(s Stats) []slog.Attr {
 		slog.Int64("failed", s.Failed),
 		slog.Int64("pending", s.Pending),
 		slog.Float64("rows_per_second", round2(s.RowsPerSecond())),
-		slog.Float64("rate", s.Rate),
-		slog.Float64("learned_rate", s.LearnedRate),
+		slog.Float64("rate", round2(s.Rate)),
+		slog.Float64("learned_rate", round2(s.LearnedRate)),
+		slog.Int64("in_flight", s.InFlight),
+		slog.Int("window", s.Window),
 		slog.Float64("eta_seconds", s.ETA().Seconds()),
 		slog.Int64("throttled", s.Requests[AnswerThrottled]),
 	)
+	if s.Limiter != LimitNone {
+		attrs = append(attrs, slog.String("limiter", string(s.Limiter)), slog.String("hint", s.Hint()))
+	}
+	if !s.DownSince.IsZero() {
+		attrs = append(attrs, slog.Time("down_since", s.DownSince))
+	}
 	if !s.LastSuccess.IsZero() {
 		attrs = append(attrs, slog.Time("last_success", s.LastSuccess))
 	}

@@ -52,8 +52,11 @@ func TestLogObserver(t *testing.T) {
 	started := time.Now().Add(-100 * time.Second)
 	stats := func() importer.Stats {
 		return importer.Stats{RunID: 4, Started: started, Now: started.Add(100 * time.Second), Total: 1000,
-			Rows: 210, Enrolled: 150, Skipped: 10, Rejected: 30, Failed: 20, Pending: 0,
-			Requests: map[string]int64{importer.AnswerThrottled: 3}, Control: importer.Control{Rate: 5, LearnedRate: 4.5}, LastSuccess: time.Now()}
+			Rows: 230, Enrolled: 150, Skipped: 10, Rejected: 30, Failed: 20, Pending: 0,
+			Requests: map[string]int64{importer.AnswerThrottled: 3},
+			Control: importer.Control{Rate: 5, LearnedRate: 4.5, InFlight: 6, Window: 9, Limiter: importer.LimitOutage,
+				DownSince: started.Add(95 * time.Second)},
+			LastSuccess: time.Now()}
 	}
 	obs.Start(stats)
 	obs.Row(importer.RowEvent{Row: manifest.Row{Line: 7, UserID: "u7"}, State: store.Rejected, Code: "2213", Reason: "bad photo"})
@@ -87,9 +90,12 @@ func TestLogObserver(t *testing.T) {
 	if len(progress) < 2 {
 		t.Errorf("%d progress records in 60ms at 10ms intervals", len(progress))
 	}
-	want := map[string]any{"run_id": 4.0, "rows": 210.0, "total": 1000.0, "enrolled": 150.0, "skipped": 10.0,
+	// rows/s and the ETA count settled rows (200 in 100 s), not the 220
+	// worked rows read; the control's figures are those of the Stats.
+	want := map[string]any{"run_id": 4.0, "rows": 230.0, "total": 1000.0, "enrolled": 150.0, "skipped": 10.0,
 		"rejected": 30.0, "failed": 20.0, "pending": 0.0, "rows_per_second": 2.0, "rate": 5.0,
-		"learned_rate": 4.5, "eta_seconds": 395.0, "throttled": 3.0}
+		"learned_rate": 4.5, "eta_seconds": 395.0, "throttled": 3.0, "in_flight": 6.0, "window": 9.0,
+		"limiter": "outage", "hint": stats().Hint(), "down_since": started.Add(95 * time.Second).Format(time.RFC3339Nano)}
 	for _, p := range append(progress, summary...) {
 		for k, v := range want {
 			if p[k] != v {

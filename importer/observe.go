@@ -99,22 +99,40 @@ type Control struct {
 // skipped rows cost next to nothing.
 func (s Stats) Worked() int64 { return s.Rows - s.Skipped }
 
-// RowsPerSecond is the speed of worked rows since the start.
+// Settled is the number of rows this run brought to an end: enrolled,
+// rejected or failed (in a dry run also the rows it would send, which it
+// counts as pending). Skipped rows cost nothing, and rows read are not done
+// until they settle.
+func (s Stats) Settled() int64 {
+	n := s.Enrolled + s.Rejected + s.Failed
+	if s.DryRun {
+		n += s.Pending
+	}
+	return n
+}
+
+// RowsPerSecond is the speed of settled rows since the start: the figure
+// every display shows.
 func (s Stats) RowsPerSecond() float64 {
 	el := s.Now.Sub(s.Started).Seconds()
 	if el <= 0 {
 		return 0
 	}
-	return float64(s.Worked()) / el
+	return float64(s.Settled()) / el
 }
 
-// ETA estimates the time left, or 0 when it cannot be told.
+// ETA estimates the time left to settle the rows not settled yet, at
+// RowsPerSecond, or 0 when it cannot be told.
 func (s Stats) ETA() time.Duration {
 	r := s.RowsPerSecond()
-	if s.Total < 0 || s.Total <= s.Rows || r <= 0 {
+	left := s.Total - s.Skipped - s.Settled()
+	if !s.DryRun {
+		left -= s.Pending // left undone by an early stop: not to be done by this run
+	}
+	if s.Total < 0 || left <= 0 || r <= 0 {
 		return 0
 	}
-	return time.Duration(float64(s.Total-s.Rows) / r * float64(time.Second)).Round(time.Second)
+	return time.Duration(float64(left) / r * float64(time.Second)).Round(time.Second)
 }
 
 // RowEvent is one row settled by a run: rejected, failed, enrolled, or left

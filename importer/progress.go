@@ -30,10 +30,10 @@ type Progress struct {
 
 // NewProgress returns a display writing to w; bar selects the progress bar
 // (only when w is a terminal). interval is the time between report lines
-// without a bar; default 5s.
+// without a bar; default DefaultReportEvery.
 func NewProgress(w io.Writer, bar bool, interval time.Duration) *Progress {
 	if interval <= 0 {
-		interval = 5 * time.Second
+		interval = DefaultReportEvery
 	}
 	return &Progress{w: w, bar: bar, interval: interval}
 }
@@ -91,9 +91,10 @@ func (p *Progress) render(s Stats) {
 	_ = p.pb.Set64(s.Rows)
 }
 
-// line is the one-line state of the run: done of total, work rate, counts,
-// the request rate, and an ETA over the rows still to do. Skipped rows cost
-// nothing, so the rate counts only rows that were validated or sent.
+// line is the one-line state of the run: done of total, the speed, counts,
+// the rate and concurrency control with what holds the run back, and an
+// ETA over the rows still to do. The speed and the ETA count rows settled
+// (enrolled, rejected, failed), as every display does.
 func (p *Progress) line(s Stats) string {
 	var b strings.Builder
 	if p.pb == nil {
@@ -115,23 +116,15 @@ func (p *Progress) line(s Stats) string {
 	return b.String()
 }
 
-// rateText describes the request rate: the limit in force, the learned
-// quota, and whether the workers hold the run back.
+// rateText describes the rate and concurrency control (Control.Text).
 func rateText(s Stats) string {
 	if s.DryRun {
 		return ""
 	}
-	var b strings.Builder
-	if s.Rate > 0 {
-		fmt.Fprintf(&b, " · rate %.1f/s", s.Rate)
+	if t := s.Control.Text(); t != "" {
+		return " · " + t
 	}
-	if s.LearnedRate > 0 {
-		fmt.Fprintf(&b, " · learned quota about %.0f/s", s.LearnedRate)
-	}
-	if s.Limiter == LimitWorkers {
-		b.WriteString(" · workers are the bottleneck (raise --workers)")
-	}
-	return b.String()
+	return ""
 }
 
 // Row prints one line for a rejected or failed row.

@@ -44,8 +44,21 @@ type Submitter interface {
 
 // Options tune a run.
 type Options struct {
-	// Workers is the number of concurrent requests; default 4.
+	// Workers is the number of concurrent requests (a fixed pool);
+	// default 4. With AutoWorkers it is ignored.
 	Workers int
+	// AutoWorkers makes the number of requests in flight follow what the
+	// rate needs (rate × recent answer time, with headroom), between 1 and
+	// MaxWorkers.
+	AutoWorkers bool
+	// MaxWorkers bounds the pool of AutoWorkers; default 256.
+	MaxWorkers int
+	// OutageLimit stops the run (an *OutageError) when the service has not
+	// answered for this long; default 15 minutes.
+	OutageLimit time.Duration
+	// ThrottleLimit bounds how long one row may be throttled (HTTP 429)
+	// before it fails; default 10 minutes.
+	ThrottleLimit time.Duration
 	// Rate is a fixed limit in requests per second over all workers; 0
 	// means no limit unless RateAuto is set.
 	Rate float64
@@ -122,6 +135,10 @@ type Summary struct {
 	Partial bool `json:"-"`
 	// Stats are the final figures (requests by answer, rates).
 	Stats Stats `json:"-"`
+	// SustainedQuota is the quota the adaptive rate measured as a
+	// sustained limit (several episodes at a similar rate), to remember for
+	// the next run; 0 if none.
+	SustainedQuota float64 `json:"-"`
 }
 
 // OK reports whether every row ended enrolled or skipped.
@@ -180,7 +197,8 @@ func Run(ctx context.Context, rd *manifest.Reader, st *store.Store, sub Submitte
 		sub:  sub,
 		val:  manifest.Validator{MaxPhotoBytes: opts.MaxPhotoBytes, Now: opts.Now},
 		gate: newGateWith(gateConfig{Fixed: opts.Rate, Auto: opts.RateAuto && opts.Rate <= 0,
-			Start: opts.StartRate, Max: opts.MaxRate, Learned: opts.LearnedRate, Workers: opts.Workers}),
+			Start: opts.StartRate, Max: opts.MaxRate, Learned: opts.LearnedRate, Workers: opts.poolSize(),
+			AutoWindow: opts.AutoWorkers, OutageLimit: opts.OutageLimit}),
 		live: newLiveStats(start, opts.DryRun, opts.Now),
 		dups: newSeenSet(),
 	}
@@ -197,14 +215,7 @@ func Run(ctx context.Context, rd *manifest.Reader, st *store.Store, sub Submitte
 		r.runID = runRec.ID
 		r.live.runID = runRec.ID
 	}
-	r.live.control = func() Control {
-		cur, learned := r.gate.rates()
-		c := Control{Rate: cur, LearnedRate: learned, Window: opts.Workers}
-		if r.gate.workerBound() {
-			c.Limiter = LimitWorkers
-		}
-		return c
-	}
+	r.live.control = r.gate.control
 	if opts.FixPhotos {
 		r.fixSlots = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)))
 	}
@@ -258,6 +269,7 @@ func Run(ctx context.Context, rd *manifest.Reader, st *store.Store, sub Submitte
 	final := r.live.snapshot()
 	sum := summaryOf(final)
 	sum.RunID, sum.DryRun, sum.Partial = r.runID, opts.DryRun, r.partial
+	sum.SustainedQuota = r.gate.sustainedQuota()
 	sum.Seconds = opts.Now().Sub(start).Seconds()
 	if r.rej != nil {
 		if ferr := r.rej.flush(); ferr != nil && err == nil {
@@ -289,6 +301,15 @@ func withDefaults(opts Options) Options {
 	if opts.Workers <= 0 {
 		opts.Workers = 4
 	}
+	if opts.MaxWorkers <= 0 {
+		opts.MaxWorkers = 256
+	}
+	if opts.OutageLimit <= 0 {
+		opts.OutageLimit = 15 * time.Minute
+	}
+	if opts.ThrottleLimit <= 0 {
+		opts.ThrottleLimit = 10 * time.Minute
+	}
 	if opts.Retries < 0 {
 		opts.Retries = 0
 	}
@@ -311,6 +332,15 @@ func withDefaults(opts Options) Options {
 		opts.MaxPhotoBytes = manifest.DefaultMaxPhotoBytes
 	}
 	return opts
+}
+
+// poolSize is the number of workers: the fixed pool, or the most an
+// automatic window may use.
+func (o Options) poolSize() int {
+	if o.AutoWorkers {
+		return o.MaxWorkers
+	}
+	return o.Workers
 }
 
 // observers lists who is told of the run: the display and rejects file
@@ -348,16 +378,17 @@ func (r *runner) cause() error {
 
 // Outcome names how a run that ended with err ended, as the run history
 // records it: "finished", "interrupted", "stopped" (by Smile ID, or by
-// answers that were not Smile ID's) or "failed".
+// answers that were not Smile ID's, or by an outage) or "failed".
 func Outcome(err error) string {
 	var ae *AccountError
 	var fe *ForeignAnswerError
+	var oe *OutageError
 	switch {
 	case err == nil:
 		return "finished"
 	case errors.Is(err, ErrInterrupted), errors.Is(err, context.Canceled):
 		return "interrupted"
-	case errors.As(err, &ae), errors.As(err, &fe):
+	case errors.As(err, &ae), errors.As(err, &fe), errors.As(err, &oe):
 		return "stopped"
 	}
 	return "failed"

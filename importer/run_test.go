@@ -599,7 +599,10 @@ func TestRunRateLimit(t *testing.T) {
 }
 
 // TestRunThrottlePausesPool: a 429 with Retry-After pauses every worker.
-func TestRunThrottlePausesPool(t *testing.T) {
+// TestRunSparseThrottleDelaysOnlyItsRow: one 429 is noise, not a quota: it
+// delays only its own row (for its Retry-After) and uses up no retry; the
+// rest of the pool goes on.
+func TestRunSparseThrottleDelaysOnlyItsRow(t *testing.T) {
 	const rows, workers = 40, 4
 	f := newFixture(t, rows)
 	path := f.write(t)
@@ -618,6 +621,7 @@ func TestRunThrottlePausesPool(t *testing.T) {
 	st := newStore(t)
 	opts := fastOptions()
 	opts.Workers = workers
+	opts.Retries = 0 // a 429 uses up no retry
 	sum, err := run(t, context.Background(), path, st, newClient(t, hs.URL, nil), opts)
 	if err != nil {
 		t.Fatalf("Run: %v", err)
@@ -634,16 +638,61 @@ func TestRunThrottlePausesPool(t *testing.T) {
 			after++
 		}
 	}
-	// Only requests already past the gate when the 429 came may arrive
-	// during the pause; without a pause all 40 rows take about 100ms.
-	if during > workers-1 {
-		t.Errorf("%d requests arrived during the one-second pause, want at most %d", during, workers-1)
+	// The pool does not pause: the other rows go on during the second;
+	// only the throttled row waits it out.
+	if during < rows/2 {
+		t.Errorf("%d requests arrived during the throttled row's second, want the pool to go on", during)
 	}
-	if after < rows-workers-3 {
-		t.Errorf("only %d requests after the pause", after)
+	if after < 1 {
+		t.Errorf("the throttled row was not sent again after its Retry-After")
 	}
 	if cnt.requests() != rows+1 {
 		t.Errorf("%d requests, want %d", cnt.requests(), rows+1)
+	}
+}
+
+// TestRunThrottleEpisodePausesPool: a run of 429s is an episode: the whole
+// pool pauses for the Retry-After, and no row fails, whatever --retries.
+func TestRunThrottleEpisodePausesPool(t *testing.T) {
+	const rows, workers = 40, 4
+	f := newFixture(t, rows)
+	path := f.write(t)
+	sb, cnt, hs := newSandbox(t, sandbox.Options{Latency: 10 * time.Millisecond})
+	var firstThrottle atomic.Int64
+	cnt.hook = func(n int64, _ []byte, w http.ResponseWriter, _ *http.Request) bool {
+		if n < 3 || n >= 9 {
+			return false
+		}
+		firstThrottle.CompareAndSwap(0, time.Now().UnixNano())
+		w.Header().Set("Retry-After", "1")
+		w.WriteHeader(http.StatusTooManyRequests)
+		io.WriteString(w, `{"error":"Too many requests"}`)
+		return true
+	}
+	st := newStore(t)
+	opts := fastOptions()
+	opts.Workers = workers
+	opts.Retries = 1
+	sum, err := run(t, context.Background(), path, st, newClient(t, hs.URL, nil), opts)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	wantSummary(t, sum, importer.Summary{Rows: rows, Enrolled: rows})
+	checkEnrolledOnce(t, sb, f.ids())
+	t0 := time.Unix(0, firstThrottle.Load())
+	during := 0
+	for _, at := range cnt.arrivals() {
+		if d := at.Sub(t0); d > 200*time.Millisecond && d < 900*time.Millisecond {
+			during++
+		}
+	}
+	// The episode began within a few answers of the first 429 and pauses
+	// the pool for a second; without it, 40 rows take about 100ms.
+	if during > 0 {
+		t.Errorf("%d requests arrived during the episode's pause, want none", during)
+	}
+	if cnt.requests() != rows+6 {
+		t.Errorf("%d requests, want %d", cnt.requests(), rows+6)
 	}
 }
 

@@ -40,11 +40,15 @@ type decision struct {
 	unknown bool
 	// stop is the run's stop cause (actStop only).
 	stop error
+	// throttle: the answer was a 429; it waits its turn and uses up no
+	// retry (the worker bounds its wait by the row's throttle limit).
+	throttle bool
 }
 
-// decide turns the answer to try number try (0 for the first) into what
-// to do, given whether an earlier request for the row had an unknown
-// outcome. It is a pure function of its arguments.
+// decide turns an answer into what to do, given try, the number of
+// failures of the row so far that used up a retry (429s and failures
+// during an outage do not), and whether an earlier request for the row had
+// an unknown outcome. It is a pure function of its arguments.
 func decide(err error, try, retries int, unknownBefore bool) decision {
 	if err == nil {
 		return decision{act: actEnroll}
@@ -66,8 +70,12 @@ func decide(err error, try, retries int, unknownBefore bool) decision {
 		return decision{act: actRefuse, unknown: unknownBefore}
 	}
 	unknown := unknownBefore || OutcomeUnknown(err)
+	if ae != nil && ae.Status == 429 {
+		// A throttle is not a failure: it never uses up a retry.
+		return decision{act: actRetry, unknown: unknown, throttle: true}
+	}
 	if try >= retries {
-		if ae != nil && ae.NotSmileID && ae.Status != 429 {
+		if ae != nil && ae.NotSmileID {
 			// Retries used up on pages that are not Smile ID's (a proxy's
 			// 502 every time): they say nothing about the row; stop.
 			return decision{act: actStop, unknown: unknown, stop: &ForeignAnswerError{API: ae}}
@@ -211,6 +219,19 @@ func (w *worker) do(j job) {
 	rec.OutcomeUnknown = j.prior.OutcomeUnknown
 	rec.PhotoNote = ""
 	defer w.release()
+	// The row takes a slot of the window before loading its photo, so
+	// that a pool larger than the window holds no photo it cannot send.
+	sl, err := r.gate.acquire(r.ctx)
+	if err != nil {
+		r.notReached(j, "not reached: the run stopped early")
+		return
+	}
+	held := true
+	defer func() {
+		if held {
+			r.gate.release(sl)
+		}
+	}()
 	u, err := w.photo(j, &rec)
 	if err != nil {
 		if transientRead(err) {
@@ -224,22 +245,34 @@ func (w *worker) do(j job) {
 		return
 	}
 	var lastErr error
-	for try := 0; ; try++ {
-		if err := r.gate.wait(r.ctx); err != nil {
-			w.endEarly(j, rec, try, lastErr)
+	try := 0 // failures that use up a retry: not 429s, not an outage's
+	var throttledSince time.Time
+	for {
+		if !held {
+			if sl, err = r.gate.acquire(r.ctx); err != nil {
+				w.endEarly(j, rec, int(rec.Attempts-j.prior.Attempts), lastErr)
+				return
+			}
+			held = true
+		}
+		if sl, err = r.gate.send(r.ctx, sl); err != nil {
+			var oe *OutageError
+			if errors.As(err, &oe) {
+				r.stop(oe)
+			}
+			w.endEarly(j, rec, int(rec.Attempts-j.prior.Attempts), lastErr)
 			return
 		}
 		res, err := r.sub.Submit(r.reqCtx, u)
 		rec.Attempts++
 		r.live.answer(answerClass(err))
-		if answered(err) {
-			r.gate.succeeded()
-		}
+		var ae *APIError
+		errors.As(err, &ae)
+		v := r.gate.done(sl, outcomeOf(err), retryAfterOf(ae))
+		held = false
 		d := decide(err, try, r.opts.Retries, rec.OutcomeUnknown)
 		rec.OutcomeUnknown = d.unknown
 		now := r.opts.Now()
-		var ae *APIError
-		errors.As(err, &ae)
 		switch d.act {
 		case actEnroll:
 			if res != nil {
@@ -269,15 +302,60 @@ func (w *worker) do(j job) {
 		}
 		lastErr = err
 		var wait time.Duration
-		if ae != nil && ae.Status == 429 {
-			wait = ae.RetryAfter
-			r.gate.throttled(wait)
+		switch {
+		case d.throttle:
+			// A 429 waits its turn: its Retry-After (the pool's pause, if
+			// it began an episode), bounded by the row's throttle limit.
+			if throttledSince.IsZero() {
+				throttledSince = now
+			}
+			if lim := r.opts.ThrottleLimit; lim > 0 && now.Sub(throttledSince) >= lim {
+				reason := fmt.Sprintf("throttled (HTTP 429) for over --throttle-limit %s; the next run tries again: %v", lim, err)
+				rec.Fail(reason, rec.OutcomeUnknown, now)
+				r.settle(j.key, j.row, rec, "", reason)
+				return
+			}
+			wait = max(ae.RetryAfter, time.Second/2)
+			if v.episode {
+				wait = 0 // the gate holds the pool for the pause
+			}
+		case v.outage:
+			// The service is down: the row waits for the breaker, its
+			// retries kept for failures of its own.
+		default:
+			wait = backoff(try, r.opts.BackoffBase, r.opts.BackoffMax, 0)
+			try++
 		}
-		if sleep(r.ctx, backoff(try, r.opts.BackoffBase, r.opts.BackoffMax, wait)) != nil {
-			w.endEarly(j, rec, try+1, lastErr)
+		if wait > 0 && sleep(r.ctx, wait) != nil {
+			w.endEarly(j, rec, int(rec.Attempts-j.prior.Attempts), lastErr)
 			return
 		}
 	}
+}
+
+// outcomeOf says what an answer tells the gate.
+func outcomeOf(err error) outcome {
+	var ae *APIError
+	var te *TransportError
+	switch {
+	case err == nil:
+		return outOK
+	case errors.As(err, &ae) && ae.Status == 429:
+		return outThrottled
+	case errors.As(err, &ae) && ae.Status >= 500, errors.As(err, &te):
+		return outDown
+	case answered(err):
+		return outOK
+	}
+	return outOther
+}
+
+// retryAfterOf returns a 429's Retry-After (0 for any other answer).
+func retryAfterOf(ae *APIError) time.Duration {
+	if ae == nil || ae.Status != 429 {
+		return 0
+	}
+	return ae.RetryAfter
 }
 
 // refuse rejects a row Smile ID refused, keeping its code and text and the

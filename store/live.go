@@ -43,12 +43,24 @@ type Live struct {
 	Rejected int64 `json:"rejected"`
 	Failed   int64 `json:"failed"`
 	Pending  int64 `json:"pending"`
-	// RowsPerSecond is the speed of worked (not skipped) rows since the start.
+	// RowsPerSecond is the speed of settled rows (enrolled, rejected,
+	// failed) since the start.
 	RowsPerSecond float64 `json:"rows_per_second"`
 	// Rate is the request rate limit in force (0: none); LearnedRate the
 	// quota the adaptive rate has found (0: none yet).
 	Rate        float64 `json:"rate"`
 	LearnedRate float64 `json:"learned_rate"`
+	// InFlight is the number of requests sent and not yet answered; Window
+	// how many may be in flight at once.
+	InFlight int64 `json:"in_flight"`
+	Window   int   `json:"window"`
+	// Limiter names what holds the run back ("quota", "max-rate", "rate",
+	// "workers", "manifest", "photo source", "outage"), "" when nothing in
+	// particular does.
+	Limiter string `json:"limiter,omitempty"`
+	// DownSince is when the service stopped answering, while an outage
+	// holds the run (zero otherwise).
+	DownSince time.Time `json:"down_since,omitzero"`
 	// ETASeconds estimates the time left (0: cannot tell).
 	ETASeconds float64 `json:"eta_seconds"`
 	// LastSuccess is when the last enrollment was confirmed (zero: none yet).

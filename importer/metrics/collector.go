@@ -28,7 +28,8 @@ type collector struct {
 	finished bool
 
 	rows, rowsRead, rowsTotal, requests, throttled, rate, learned, speed, eta,
-	lastSuccess, started, updated, runID, runFinished, runOutcome *prometheus.Desc
+	lastSuccess, started, updated, runID, runFinished, runOutcome,
+	inFlight, window, limitedBy, downSince *prometheus.Desc
 }
 
 func newCollector(labels prometheus.Labels) *collector {
@@ -44,7 +45,11 @@ func newCollector(labels prometheus.Labels) *collector {
 		throttled:   d("throttled_total", "Requests answered HTTP 429 (too many requests) in this run."),
 		rate:        d("rate_limit_per_second", "Request rate limit in force, per second (0: none)."),
 		learned:     d("learned_rate_per_second", "Request quota the adaptive rate has found, per second (0: none yet)."),
-		speed:       d("rows_per_second", "Worked (not skipped) rows per second since the run started."),
+		speed:       d("rows_per_second", "Settled rows (enrolled, rejected, failed) per second since the run started."),
+		inFlight:    d("requests_in_flight", "Requests sent and not yet answered."),
+		window:      d("requests_window", "How many requests may be in flight at once now."),
+		limitedBy:   d("limited_by", "1 for what holds the run back (quota, max-rate, rate, workers, manifest, photo source, outage); absent when nothing in particular does.", "limiter"),
+		downSince:   d("down_since_timestamp_seconds", "When the service stopped answering, Unix time, while an outage holds the run (absent otherwise)."),
 		eta:         d("eta_seconds", "Estimated seconds left (absent when unknown)."),
 		lastSuccess: d("last_success_timestamp_seconds", "When the last enrollment was confirmed, Unix time (absent: none yet)."),
 		started:     d("run_start_timestamp_seconds", "When the run started, Unix time."),
@@ -79,7 +84,8 @@ func outcomeOf(err error) string {
 // Describe sends every metric's description.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.rows, c.rowsRead, c.rowsTotal, c.requests, c.throttled, c.rate, c.learned,
-		c.speed, c.eta, c.lastSuccess, c.started, c.updated, c.runID, c.runFinished, c.runOutcome} {
+		c.speed, c.eta, c.lastSuccess, c.started, c.updated, c.runID, c.runFinished, c.runOutcome,
+		c.inFlight, c.window, c.limitedBy, c.downSince} {
 		ch <- d
 	}
 }
@@ -122,6 +128,14 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.rate, s.Rate)
 	gauge(c.learned, s.LearnedRate)
 	gauge(c.speed, s.RowsPerSecond())
+	gauge(c.inFlight, float64(s.InFlight))
+	gauge(c.window, float64(s.Window))
+	if s.Limiter != importer.LimitNone {
+		gauge(c.limitedBy, 1, string(s.Limiter))
+	}
+	if !s.DownSince.IsZero() {
+		gauge(c.downSince, unix(s.DownSince))
+	}
 	if eta := s.ETA(); eta > 0 && !c.finished {
 		gauge(c.eta, eta.Seconds())
 	}

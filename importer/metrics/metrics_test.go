@@ -30,7 +30,9 @@ func testStats() func() importer.Stats {
 		return importer.Stats{RunID: 7, Started: started, Now: started.Add(100 * time.Second), Total: 1000,
 			Rows: 100 + i, Enrolled: 80, Skipped: 10, Rejected: 5, Failed: 2, Pending: 3 + i,
 			Requests: map[string]int64{importer.AnswerEnrolled: 80, importer.AnswerThrottled: 12, importer.AnswerRefused: 5},
-			Control:  importer.Control{Rate: 20, LearnedRate: 18.5}, LastSuccess: started.Add(99 * time.Second)}
+			Control: importer.Control{Rate: 20, LearnedRate: 18.5, InFlight: 9, Window: 12, Limiter: importer.LimitOutage,
+				DownSince: started.Add(90 * time.Second)},
+			LastSuccess: started.Add(99 * time.Second)}
 	}
 }
 
@@ -107,7 +109,11 @@ func TestFileWritesAtStartAndFinish(t *testing.T) {
 		"bulkenroll_throttled_total":                {shard, 12},
 		"bulkenroll_rate_limit_per_second":          {shard, 20},
 		"bulkenroll_learned_rate_per_second":        {shard, 18.5},
-		"bulkenroll_rows_per_second":                {shard, 0.91},
+		"bulkenroll_rows_per_second":                {shard, 0.87}, // settled rows: (80+5+2) / 100 s
+		"bulkenroll_requests_in_flight":             {shard, 9},
+		"bulkenroll_requests_window":                {shard, 12},
+		"bulkenroll_limited_by/outage":              {with("limiter", "outage"), 1},
+		"bulkenroll_down_since_timestamp_seconds":   {shard, 1740823290},
 		"bulkenroll_last_success_timestamp_seconds": {shard, 1740823299},
 		"bulkenroll_run_start_timestamp_seconds":    {shard, 1740823200},
 		"bulkenroll_run_id":                         {shard, 7},

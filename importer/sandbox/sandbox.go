@@ -12,7 +12,9 @@
 // A Server is an http.Handler, so tests can mount it with httptest.NewServer;
 // Run serves it on a TCP address for the command line. Besides the API route,
 // the emulator (and only the emulator) answers GET /sandbox/state with its own
-// record of what it did, for end-to-end tests that run the binary.
+// record of what it did, for end-to-end tests that run the binary, and
+// POST /sandbox/control, from loopback only, to change its quota, latency,
+// fault rates or start an outage while it serves (see Control).
 package sandbox
 
 import (
@@ -31,6 +33,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -49,6 +52,9 @@ const (
 	// StatePath is the emulator-only route that reports Stats and the
 	// enrolled users as JSON. The real API has no such route.
 	StatePath = "/sandbox/state"
+	// ControlPath is the emulator-only route that changes settings while
+	// the emulator serves: POST a Control as JSON, from loopback only.
+	ControlPath = "/sandbox/control"
 )
 
 // DefaultMaxPhotoBytes is the decoded photo size limit used when
@@ -115,6 +121,28 @@ type Options struct {
 	// QuotaBurst is the bucket's size; zero means max(1, Quota/10).
 	// Negative is an error in New.
 	QuotaBurst int
+	// LatencyJitter adds to Latency a delay drawn uniformly from
+	// [0, LatencyJitter) for each request: Latency 1s with LatencyJitter 2s
+	// gives answers of 1 to 3 s. Each request waits on its own timer.
+	// Negative is an error in New.
+	LatencyJitter time.Duration
+	// DownAfter and DownFor make an outage: from DownAfter after New, for
+	// DownFor, every request on the API route is answered as DownAnswer
+	// says, without being read or checked. DownFor zero means no outage
+	// (the control route can start one); it happens once. Negative values
+	// are an error in New.
+	DownAfter, DownFor time.Duration
+	// DownAnswer is how a request is answered during an outage: "reset"
+	// (the default when empty) closes its connection with a TCP reset,
+	// "503" answers HTTP 503 with a load balancer's HTML page (no Smile ID
+	// code). Any other value is an error in New.
+	DownAnswer string
+	// ThrottleFirst, if positive, answers the first ThrottleFirst
+	// authorised requests of every user_id (that the quota let through)
+	// HTTP 429 with Retry-After, counted in Stats.Throttled: a row
+	// throttled that many times before it is enrolled. Negative is an
+	// error in New.
+	ThrottleFirst int
 }
 
 // Stats counts what the emulator did on its API route. Each POST request is
@@ -122,6 +150,7 @@ type Options struct {
 // Rejected, Failed, Throttled, QuotaRefused, DroppedBefore or Unauthorized. DroppedAfter
 // counts the enrollments, already in Enrolled, whose answer was then withheld
 // by closing the connection. Requests with another method are not counted.
+// During an outage a request is counted in Requests and Down only.
 type Stats struct {
 	// Requests is the number of POST requests received on the API route.
 	Requests int `json:"requests"`
@@ -153,6 +182,17 @@ type Stats struct {
 	// MaxAcceptedPerSecond is the largest number of authorised requests
 	// let through the quota check within any one-second sliding window.
 	MaxAcceptedPerSecond int `json:"max_accepted_per_second"`
+	// Down is the number of requests that arrived during an outage and
+	// were answered with a reset or a 503 page.
+	Down int `json:"down"`
+	// MaxDownPerSecond is the largest number of requests that arrived
+	// during outages within any one-second sliding window: how hard a
+	// client knocks on a service that does not answer.
+	MaxDownPerSecond int `json:"max_down_per_second"`
+	// MaxInFlight is the largest number of requests on the API route
+	// being handled at once (received and not yet answered, the latency
+	// included): the client's concurrency as the server sees it.
+	MaxInFlight int `json:"max_in_flight"`
 }
 
 // State is the JSON document served on StatePath.
@@ -165,6 +205,11 @@ type State struct {
 	// Photos maps each enrolled user_id to what is known of the photo its
 	// enrollment received.
 	Photos map[string]PhotoInfo `json:"photos"`
+	// Settings are the settings in force, which the control route changes.
+	Settings Settings `json:"settings"`
+	// DownSeconds is Server.DownSeconds: the latest outage's requests by
+	// the second of the outage they arrived in.
+	DownSeconds []int `json:"down_seconds,omitempty"`
 }
 
 // PhotoInfo describes a photo the emulator accepted, read from its decoded
@@ -185,31 +230,44 @@ type PhotoInfo struct {
 // Server emulates POST /v1/backfill_users. It implements http.Handler and is
 // safe for concurrent use. Create it with New.
 type Server struct {
-	opts      Options
-	maxPhoto  int64
-	maxBody   int64
-	retryHdr  string
-	now       func() time.Time
-	jobBase   uint64
-	jobTag    uint32
-	jobSeq    atomic.Uint64
-	diceMu    sync.Mutex
-	dice      *rand.Rand
-	jsonOnly  bool       // tests: skip parseFast, to compare it with encoding/json
-	mu        sync.Mutex // guards everything below
-	enrolled  map[string]int
-	photos    map[string]PhotoInfo
-	stats     Stats
-	window    []int64 // arrival times (UnixNano) of the last second, from head
-	windowPos int
-	quota     *rate.Limiter // nil: no quota; guarded by mu
-	accepted  slidingWindow // requests that passed the quota
+	opts        Options
+	maxPhoto    int64
+	maxBody     int64
+	retryHdr    string
+	now         func() time.Time
+	jobBase     uint64
+	jobTag      uint32
+	jobSeq      atomic.Uint64
+	diceMu      sync.Mutex
+	dice        *rand.Rand
+	jsonOnly    bool       // tests: skip parseFast, to compare it with encoding/json
+	mu          sync.Mutex // guards everything below
+	enrolled    map[string]int
+	photos      map[string]PhotoInfo
+	stats       Stats
+	window      []int64 // arrival times (UnixNano) of the last second, from head
+	windowPos   int
+	quota       *rate.Limiter // nil: no quota; guarded by mu
+	quotaRate   float64       // the quota's rate (0: none); guarded by mu
+	accepted    slidingWindow // requests that passed the quota
+	downWin     slidingWindow // requests that arrived during an outage
+	downFrom    time.Time     // the outage's span [downFrom, downUntil); guarded by mu
+	downUntil   time.Time
+	secondsOf   time.Time // the outage downSeconds counts; guarded by mu
+	downSeconds []int
+	inFlight    int            // requests being handled; guarded by mu
+	tries       map[string]int // authorised requests per user, for ThrottleFirst; guarded by mu
+
+	knobs      atomic.Pointer[knobs] // latency and fault rates; replaced by the control route
+	jitterMu   sync.Mutex
+	jitterDice *rand.Rand
 }
 
 // New checks opts and returns a Server. It fails if PartnerID or APIKey is
 // empty, if a rate is outside [0, 1] or the rates sum to more than 1, if
-// Refuse is not one of "", "2214", "2220" or "2205", or if MaxPhotoBytes is
-// negative.
+// Refuse is not one of "", "2214", "2220" or "2205", if MaxPhotoBytes,
+// the quota, LatencyJitter, DownAfter, DownFor or ThrottleFirst is negative,
+// or if DownAnswer is not "", "reset" or "503".
 func New(opts Options) (*Server, error) {
 	if opts.PartnerID == "" {
 		return nil, errors.New("sandbox: partner ID is required")
@@ -250,9 +308,19 @@ func New(opts Options) (*Server, error) {
 	if opts.QuotaBurst < 0 {
 		return nil, fmt.Errorf("sandbox: quota burst %d is negative", opts.QuotaBurst)
 	}
-	s := &Server{opts: opts, now: opts.Now, enrolled: make(map[string]int), photos: make(map[string]PhotoInfo)}
+	if err := checkOutageOptions(opts); err != nil {
+		return nil, err
+	}
+	s := &Server{opts: opts, now: opts.Now, enrolled: make(map[string]int), photos: make(map[string]PhotoInfo),
+		tries: make(map[string]int)}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	s.knobs.Store(&knobs{latency: opts.Latency, jitter: opts.LatencyJitter,
+		failRate: opts.FailRate, throttleRate: opts.ThrottleRate})
+	if opts.DownFor > 0 {
+		s.downFrom = s.now().Add(opts.DownAfter)
+		s.downUntil = s.downFrom.Add(opts.DownFor)
 	}
 	s.maxPhoto = opts.MaxPhotoBytes
 	if s.maxPhoto == 0 {
@@ -265,20 +333,14 @@ func New(opts Options) (*Server, error) {
 	if ra <= 0 {
 		ra = time.Second
 	}
-	s.retryHdr = strconv.FormatInt(max(1, int64((ra+time.Second-1)/time.Second)), 10)
+	s.retryHdr = retryAfterHeader(ra)
 	seed := opts.Seed
 	if seed == 0 {
 		seed = defaultSeed
 	}
 	s.dice = rand.New(rand.NewPCG(uint64(seed), 0x62756c6b656e726f))
-	if opts.Quota > 0 {
-		burst := opts.QuotaBurst
-		if burst == 0 {
-			burst = max(1, int(opts.Quota/10))
-		}
-		s.quota = rate.NewLimiter(rate.Limit(opts.Quota), burst)
-		s.quota.AllowN(s.now(), 0) // start the bucket full at the emulator's clock
-	}
+	s.jitterDice = rand.New(rand.NewPCG(uint64(seed), 0x6a6974746572))
+	s.setQuota(s.now(), opts.Quota, opts.QuotaBurst)
 	// Job IDs need only be unique, not reproducible: draw their base from the
 	// process-wide source so that two emulator runs do not repeat them.
 	s.jobBase = 1_000_000_000 + rand.Uint64N(7_000_000_000)
@@ -317,8 +379,19 @@ func (s *Server) Stats() Stats {
 	return s.stats
 }
 
-// ServeHTTP routes POST /v1/backfill_users to the emulated API and
-// GET /sandbox/state to the emulator's record. Other methods on those paths
+// DownSeconds counts the requests of the latest outage by the second of
+// the outage they arrived in (index 0: its first second), so that a test
+// can tell a client's first seconds of retries from its probing later on.
+// At most a day of seconds is kept.
+func (s *Server) DownSeconds() []int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.downSeconds)
+}
+
+// ServeHTTP routes POST /v1/backfill_users to the emulated API,
+// GET /sandbox/state to the emulator's record and POST /sandbox/control to
+// its settings (loopback clients only). Other methods on those paths
 // get HTTP 405, other paths HTTP 404, both with a JSON body.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
@@ -335,8 +408,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusMethodNotAllowed, errBody{Error: "Method not allowed"})
 			return
 		}
-		st := State{Enrolled: s.Enrolled(), Photos: s.Photos(), Stats: s.Stats()}
+		st := State{Enrolled: s.Enrolled(), Photos: s.Photos(), Stats: s.Stats(), Settings: s.Settings(),
+			DownSeconds: s.DownSeconds()}
 		writeJSON(w, http.StatusOK, st)
+	case ControlPath:
+		s.control(w, r)
 	default:
 		writeJSON(w, http.StatusNotFound, errBody{Error: "Not found"})
 	}
@@ -498,11 +574,16 @@ var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 var photoPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
 
 func (s *Server) backfill(w http.ResponseWriter, r *http.Request) {
-	s.arrive()
+	down := s.arrive()
+	defer s.leave()
+	if down {
+		s.answerDown(w)
+		return
+	}
 	a, out := s.decide(w, r)
 	s.count(out)
-	if s.opts.Latency > 0 {
-		t := time.NewTimer(s.opts.Latency)
+	if d := s.delay(); d > 0 {
+		t := time.NewTimer(d)
 		select {
 		case <-t.C:
 		case <-r.Context().Done():
@@ -615,7 +696,11 @@ func (s *Server) decide(w http.ResponseWriter, r *http.Request) (answer, outcome
 	}
 	if wait, ok := s.admit(); !ok {
 		return answer{status: http.StatusTooManyRequests, body: errBody{Error: "Too Many Requests"},
-			retry: strconv.FormatInt(max(1, int64((wait+time.Second-1)/time.Second)), 10)}, outQuota
+			retry: retryAfterHeader(wait)}, outQuota
+	}
+	if s.throttleFirst(req.UserID) {
+		return answer{status: http.StatusTooManyRequests,
+			body: errBody{Error: "Too many requests"}}, outThrottled
 	}
 	switch s.opts.Refuse {
 	case "2214":
@@ -680,7 +765,9 @@ func (s *Server) authorised(partnerID, ts, sig string) bool {
 // roll draws the one fault die of a request: outThrottled, outFailed,
 // outDroppedBefore, outDroppedAfter, or outEnrolled for no fault.
 func (s *Server) roll() outcome {
-	o := s.opts
+	k := s.knobs.Load()
+	o := Options{ThrottleRate: k.throttleRate, FailRate: k.failRate,
+		DropBeforeRate: s.opts.DropBeforeRate, DropAfterRate: s.opts.DropAfterRate}
 	s.diceMu.Lock()
 	u := s.dice.Float64()
 	s.diceMu.Unlock()
@@ -750,13 +837,23 @@ var (
 )
 
 // arrive records a request's arrival in the one-second window and updates
-// Stats.Requests and Stats.MaxPerSecond.
-func (s *Server) arrive() {
-	now := s.now().UnixNano()
+// Stats.Requests, Stats.MaxPerSecond and Stats.MaxInFlight; during an
+// outage it also counts the request in Stats.Down and returns true. Every
+// arrive is followed by one leave.
+func (s *Server) arrive() (down bool) {
+	t := s.now()
+	now := t.UnixNano()
 	cut := now - int64(time.Second)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.stats.Requests++
+	s.inFlight++
+	s.stats.MaxInFlight = max(s.stats.MaxInFlight, s.inFlight)
+	if down = s.isDown(t); down {
+		s.stats.Down++
+		s.stats.MaxDownPerSecond = max(s.stats.MaxDownPerSecond, s.downWin.add(now))
+		s.countDownSecond(t)
+	}
 	s.window = append(s.window, now)
 	for s.windowPos < len(s.window) && s.window[s.windowPos] <= cut {
 		s.windowPos++
@@ -772,17 +869,25 @@ func (s *Server) arrive() {
 		s.window = s.window[:n]
 		s.windowPos = 0
 	}
+	return down
+}
+
+// leave ends what arrive began: the request has been answered.
+func (s *Server) leave() {
+	s.mu.Lock()
+	s.inFlight--
+	s.mu.Unlock()
 }
 
 // admit takes a token of the quota for an authorised request, recording it
 // in the accepted window, or returns the time until the next token.
 func (s *Server) admit() (wait time.Duration, ok bool) {
-	if s.opts.Quota <= 0 {
-		return 0, true
-	}
 	now := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.quota == nil {
+		return 0, true
+	}
 	if s.quota.AllowN(now, 1) {
 		if n := s.accepted.add(now.UnixNano()); n > s.stats.MaxAcceptedPerSecond {
 			s.stats.MaxAcceptedPerSecond = n
@@ -790,7 +895,7 @@ func (s *Server) admit() (wait time.Duration, ok bool) {
 		return 0, true
 	}
 	missing := 1 - s.quota.TokensAt(now)
-	return time.Duration(missing / s.opts.Quota * float64(time.Second)), false
+	return time.Duration(missing / s.quotaRate * float64(time.Second)), false
 }
 
 // slidingWindow holds the times (UnixNano) of the events of the last second.

@@ -1,0 +1,232 @@
+//go:build linux
+
+// The scenarios of production conditions (issue 15) in the performance
+// harness (bench_test.go), all with the default settings (no --rate, no
+// --workers): sporadic 429s and 500s with no quota, twice on one store;
+// quotas behind slow answers (1-3 s, 0.5-1.5 s); a 60 s outage in a
+// 5,000-row run; and a quota halved in the middle of a run through the
+// sandbox's control route.
+
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"bulkenroll/importer/sandbox"
+)
+
+// The targets of these scenarios.
+const (
+	targetNoiseShare     = 0.85 // enrolled rows/s ÷ --max-rate, 5 % 429 + 5 % 500, no quota
+	targetNoiseRequests  = 0.95 // requests sent per second ÷ --max-rate
+	targetSlowQuotaShare = 0.90 // rows/s ÷ quota, answers of seconds
+	targetSlowQuota429   = 0.03 // share of requests refused by the quota
+	targetOutageProbes   = 1    // requests a second while down, once the pool has seen the outage
+	targetHalvedShare    = 0.85 // rows/s ÷ the new quota, from 30 s after the change
+	noiseRows            = 1500
+	slowQuota30Rows      = 1500
+	slowQuota200Rows     = 6000
+	outageRows           = 5000
+	outageAfter          = 20 * time.Second
+	outageFor            = 60 * time.Second
+	halvedRows           = 2200
+	halvedAfter          = 20 * time.Second
+	halvedSettle         = 30 * time.Second
+)
+
+// control posts body to the sandbox's control route.
+func (s *sandboxProc) control(t *testing.T, body string) {
+	t.Helper()
+	resp, err := http.Post(s.url+sandbox.ControlPath, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("sandbox control: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("sandbox control %s: HTTP %d", body, resp.StatusCode)
+	}
+}
+
+// prodLine is the table line of one default-settings run.
+func prodLine(name, what string, rows int, r importResult, server time.Duration, note string) benchLine {
+	if r.Exit != 0 || r.Sum.Enrolled != rows {
+		note += fmt.Sprintf("; **exit %d: enrolled %d, failed %d, pending %d**", r.Exit, r.Sum.Enrolled, r.Sum.Failed, r.Sum.Pending)
+	}
+	return benchLine{Scenario: name, What: what, Rows: rows, Wall: r.Wall, CPU: r.CPU, Server: server,
+		RSS: r.MaxRSS, Anon: r.PeakAnon, Store: r.StoreSize, Note: note}
+}
+
+// learnedOf is the learned quota the summary names, or "none".
+func learnedOf(stderr string) string {
+	if sub := learnedRe.FindStringSubmatch(stderr); sub != nil {
+		return sub[1] + "/s"
+	}
+	return "none"
+}
+
+// benchNoise: no quota, 5 % of requests answered 429 and 5 % 500 at random,
+// 50 ms answers: noise, not a quota. Two runs on one store (the second with
+// fresh users) should both go at about --max-rate: at most 0.9025 of the
+// requests can succeed, so 0.85 of --max-rate in enrolled rows means sending
+// at 0.95 of it.
+func benchNoise(t *testing.T, e *benchEnv, rep *benchReport) {
+	const name = "no quota, 5 % 429 + 5 % 500, 50ms"
+	sb := e.startSandbox(quotaLatency, "--throttle-rate", "0.05", "--fail-rate", "0.05")
+	db := filepath.Join(e.dir, "noise.db")
+	var before sandbox.Stats
+	for i, what := range []string{"importer, default", "importer, default, next run"} {
+		m := e.manifest(fmt.Sprintf("noise%d", i), noiseRows)
+		r := e.runImportWith(m, db, sb.url, 0)
+		st := sb.state(t)
+		os.Remove(m)
+		sent := st.Requests - before.Requests
+		share := float64(r.Sum.Enrolled) / r.Wall.Seconds() / defaultMaxRate
+		reqShare := float64(sent) / r.Wall.Seconds() / defaultMaxRate
+		note := fmt.Sprintf("%.3f of --max-rate 50 in enrolled rows/s; %d requests (%.3f of it a second), %d answered 429, %d 500; learned %s",
+			share, sent, reqShare, st.Throttled-before.Throttled, st.Failed-before.Failed, learnedOf(r.Stderr))
+		rep.add(prodLine(name, what, noiseRows, r, 0, note))
+		rep.target(fmt.Sprintf("%s, %s: enrolled rows/s ÷ --max-rate", name, what), fmt.Sprintf("≥ %.2f", targetNoiseShare),
+			fmt.Sprintf("%.3f", share), share >= targetNoiseShare && r.Exit == 0)
+		rep.target(fmt.Sprintf("%s, %s: requests a second ÷ --max-rate", name, what), fmt.Sprintf("≥ %.2f", targetNoiseRequests),
+			fmt.Sprintf("%.3f", reqShare), reqShare >= targetNoiseRequests)
+		before = st
+	}
+	sb.stop()
+	os.Remove(db)
+	rep.notes = append(rep.notes, fmt.Sprintf("Noise: %d rows a run, the second run on the first one's store "+
+		"with fresh users; the sandbox runs with --throttle-rate 0.05 --fail-rate 0.05 --latency 50ms.", noiseRows))
+}
+
+// benchSlowQuota: a quota behind answers of seconds (latency + jitter).
+func benchSlowQuota(t *testing.T, e *benchEnv, rep *benchReport, name string, quota float64, rows int,
+	latency, jitter time.Duration, args ...string) {
+	slug := benchSlug(name)
+	m := e.manifest(slug, rows)
+	db := filepath.Join(e.dir, slug+".db")
+	sb := e.startSandbox(latency, "--latency-jitter", jitter.String(), "--quota", fmt.Sprint(quota))
+	r := e.runImportWith(m, db, sb.url, 0, args...)
+	st := sb.fullState(t).Stats
+	server := sb.stop()
+	os.Remove(m)
+	os.Remove(db)
+	share := float64(r.Sum.Enrolled) / r.Wall.Seconds() / quota
+	refused := 0.0
+	if st.Requests > 0 {
+		refused = float64(st.QuotaRefused) / float64(st.Requests)
+	}
+	what := "importer, default"
+	if len(args) > 0 {
+		what = "importer, " + strings.Join(args, " ")
+	}
+	rep.add(prodLine(name, what, rows, r, server, fmt.Sprintf(
+		"%.3f of the quota; 429s %.1f %% (%d of %d); at most %d in flight at the sandbox, %d accepted in 1 s; learned %s",
+		share, 100*refused, st.QuotaRefused, st.Requests, st.MaxInFlight, st.MaxAcceptedPerSecond, learnedOf(r.Stderr))))
+	rep.target(name+": rows/s ÷ quota", fmt.Sprintf("≥ %.2f", targetSlowQuotaShare), fmt.Sprintf("%.3f", share),
+		share >= targetSlowQuotaShare && r.Exit == 0)
+	rep.target(name+": requests answered 429", fmt.Sprintf("≤ %.0f %%", 100*targetSlowQuota429),
+		fmt.Sprintf("%.1f %%", 100*refused), refused <= targetSlowQuota429)
+}
+
+// benchQuota30Slow: an unknown 30/s quota behind answers of 1-3 s.
+func benchQuota30Slow(t *testing.T, e *benchEnv, rep *benchReport) {
+	benchSlowQuota(t, e, rep, "quota 30/s, answers 1-3 s", 30, slowQuota30Rows, time.Second, 2*time.Second)
+}
+
+// benchQuota200Slow: a 200/s quota behind answers of 0.5-1.5 s, with the
+// ceiling raised above it.
+func benchQuota200Slow(t *testing.T, e *benchEnv, rep *benchReport) {
+	benchSlowQuota(t, e, rep, "quota 200/s, answers 0.5-1.5 s", 200, slowQuota200Rows, 500*time.Millisecond, time.Second,
+		"--max-rate", "250")
+}
+
+// benchOutage: the service goes down (connections reset) for 60 s in the
+// middle of a 5,000-row run: no row may fail, the run must finish, and
+// once the pool has seen the outage it probes at most once a second.
+func benchOutage(t *testing.T, e *benchEnv, rep *benchReport) {
+	const name = "60 s outage, 50ms"
+	m := e.manifest("outage", outageRows)
+	db := filepath.Join(e.dir, "outage.db")
+	sb := e.startSandbox(quotaLatency, "--down-after", outageAfter.String(), "--down-for", outageFor.String())
+	r := e.runImportWith(m, db, sb.url, 0)
+	st := sb.fullState(t)
+	server := sb.stop()
+	os.Remove(m)
+	os.Remove(db)
+	// The first seconds the pool meets the outage are it finding out (3 s
+	// of nothing but failures); from the fifth second on, it should probe.
+	_, probes := prodProbes(st.DownSeconds)
+	rep.add(prodLine(name, "importer, default", outageRows, r, server, fmt.Sprintf(
+		"outage from %s for %s; %d requests while down, at most %d in a second overall and %d from the 5th second the run met it; failed %d",
+		outageAfter, outageFor, st.Stats.Down, st.Stats.MaxDownPerSecond, probes, r.Sum.Failed)))
+	rep.target(name+": rows failed", "0", fmt.Sprint(r.Sum.Failed), r.Sum.Failed == 0)
+	rep.target(name+": the run finishes", "exit 0, every row enrolled", fmt.Sprintf("exit %d, %d of %d enrolled", r.Exit, r.Sum.Enrolled, outageRows),
+		r.Exit == 0 && r.Sum.Enrolled == outageRows)
+	rep.target(name+": requests a second while down (from the 5th second the run met it)", fmt.Sprintf("≤ %d", targetOutageProbes),
+		fmt.Sprint(probes), probes <= targetOutageProbes && st.Stats.Down > 0)
+	if st.Stats.Down == 0 {
+		t.Logf("%s: the run sent nothing during the outage", name)
+	}
+}
+
+// benchQuotaHalves: a quota of 50/s becomes 25/s in the middle of a run
+// (the sandbox's control route). The share of the new quota is measured
+// from 30 s after the change to the end of the run, from the sandbox's
+// count of enrollments.
+func benchQuotaHalves(t *testing.T, e *benchEnv, rep *benchReport) {
+	const name, from, to = "quota halves 50 → 25/s, 50ms", 50.0, 25.0
+	m := e.manifest("halves", halvedRows)
+	db := filepath.Join(e.dir, "halves.db")
+	sb := e.startSandbox(quotaLatency, "--quota", fmt.Sprint(from))
+	done := make(chan procResult, 1)
+	go func() {
+		done <- e.runBin([]string{"SMILE_BASE_URL=" + sb.url, "BULKENROLL_STORE=" + db},
+			"run", "--manifest", m, "--no-progress", "--json")
+	}()
+	var p procResult
+	wait := func(d time.Duration) bool {
+		select {
+		case p = <-done:
+			return false
+		case <-time.After(d):
+			return true
+		}
+	}
+	var enrolled0 int
+	var t0 time.Time
+	running := wait(halvedAfter)
+	if running {
+		sb.control(t, fmt.Sprintf(`{"quota":%g}`, to))
+		running = wait(halvedSettle)
+	}
+	if running {
+		enrolled0, t0 = sb.state(t).Enrolled, time.Now()
+		p = <-done
+	}
+	t1 := time.Now()
+	st := sb.state(t)
+	server := sb.stop()
+	os.Remove(m)
+	os.Remove(db)
+	var r importResult
+	r.procResult = p
+	_ = json.Unmarshal([]byte(strings.TrimSpace(p.Stdout)), &r.Sum)
+	share := 0.0
+	if !t0.IsZero() && t1.Sub(t0) > 0 {
+		share = float64(st.Enrolled-enrolled0) / t1.Sub(t0).Seconds() / to
+	}
+	note := fmt.Sprintf("quota %g/s, %g/s from %s; %.3f of the new quota from %s after the change to the end (%d enrollments in %.1f s); 429s %d of %d",
+		from, to, halvedAfter, share, halvedSettle, st.Enrolled-enrolled0, t1.Sub(t0).Seconds(), st.QuotaRefused, st.Requests)
+	if t0.IsZero() {
+		note += "; **the run ended before the window**"
+	}
+	rep.add(prodLine(name, "importer, default", halvedRows, r, server, note))
+	rep.target(name+": rows/s ÷ new quota, from 30 s after the change", fmt.Sprintf("≥ %.2f", targetHalvedShare),
+		fmt.Sprintf("%.3f", share), share >= targetHalvedShare && p.Exit == 0)
+}

@@ -1,0 +1,219 @@
+package importer
+
+import (
+	"math"
+	"time"
+)
+
+// episodes finds 429 episodes: a share of throttled answers above
+// episodeShare over a window of several answer times. Only the answers to
+// requests sent after the last cut count (the caller leaves the others
+// out), so 429s still coming back for requests sent at the old rate do not
+// start a new episode. The share must be above the threshold with
+// confidence, so that sparse 429s at random (noise) never make one.
+// The rate of the answers that were not 429 over the same window is the
+// quota measured. The caller of every method holds the gate's mutex.
+type episodes struct {
+	bins [epBins]epBin
+	cuts uint64 // episodes so far
+
+	since time.Time // when counting began: the start, or the last cut
+	// sentAt is the lowest rate limit in force when a request answered 429
+	// since then was sent (0: none, or no limit).
+	sentAt float64
+
+	// rates are the quotas the last episodes measured, newest last.
+	rates []float64
+
+	// below and belowThrottled count the answers, and the 429s among them,
+	// to requests sent well below the learned quota: their 429s are noise,
+	// and an episode is a share of 429s above it.
+	below, belowThrottled float64
+}
+
+type epBin struct {
+	start         time.Time
+	first         time.Time // the first answer in the bin
+	ok, throttled int
+}
+
+const (
+	episodeShare      = 0.10 // before a quota is learned, a share of 429s above this is an episode
+	episodeMargin     = 0.03 // after, a share above the noise by this much
+	noiseSamples      = 2000 // the noise share counts about this many answers
+	episodeZ          = 2.0  // the confidence of that share, in standard deviations
+	episodeThrottled  = 3    // the window holds at least this many 429s
+	pathologicalShare = 0.85 // answers below this share of the 429s' sending limit: a bucket of one
+	episodeRTTs       = 1    // and spans at least this many answer times
+	episodeMinSpan    = 2 * time.Second
+	epBinWidth        = 250 * time.Millisecond
+	epBins            = 128  // 32s: the longest window
+	sustainedEpisodes = 3    // a quota is sustained after this many episodes
+	sustainedSpread   = 1.25 // whose rates are within this ratio of each other
+	stableSpread      = 1.1  // two episodes this close found a stable quota
+)
+
+// bin returns the bin of time t, clearing it if it held an older period.
+func (e *episodes) bin(t time.Time) *epBin {
+	n := t.UnixNano() / int64(epBinWidth)
+	b := &e.bins[n%epBins]
+	start := time.Unix(0, n*int64(epBinWidth))
+	if !b.start.Equal(start) {
+		*b = epBin{start: start}
+	}
+	return b
+}
+
+// answer counts an answer at now to a request sent since the last cut,
+// at a limit of sentAt requests a second (0: none); below: sent well below
+// the learned quota.
+func (e *episodes) answer(now time.Time, throttled bool, sentAt float64, below bool) {
+	if below {
+		e.below++
+		if throttled {
+			e.belowThrottled++
+		}
+		if e.below > noiseSamples {
+			e.below, e.belowThrottled = e.below/2, e.belowThrottled/2
+		}
+	}
+	b := e.bin(now)
+	if b.first.IsZero() {
+		b.first = now
+	}
+	if throttled {
+		b.throttled++
+		if !below && sentAt > 0 && (e.sentAt == 0 || sentAt < e.sentAt) {
+			e.sentAt = sentAt
+		}
+	} else {
+		b.ok++
+	}
+}
+
+// detect reports whether the answers up to now make an episode, and the
+// quota measured: the rate of answers that were not 429 over its window;
+// but if that is well below the lowest rate limit at which a request that
+// met a 429 since the last cut was sent, that limit (a quota's bucket of one
+// request refuses every other request as soon as the rate passes it, so
+// the answers alone would say half the quota).
+// It looks back over windows of at least episodeRTTs answer times (rtt is
+// the recent answer time), from the shortest up: an episode is a window
+// whose share of 429s is above episodeShare with confidence (the lower
+// bound of its Wilson score interval), so that a steep share is found
+// within a few answer times, a slight one over a longer window, and sparse
+// 429s at random (noise) never. resumed is when sending resumed after the
+// last pause: the rate is measured from then at the earliest.
+func (e *episodes) detect(now time.Time, rtt time.Duration, resumed time.Time) (rate float64, ok bool) {
+	// The window is not longer than the time since counting began (the
+	// start, or the last cut), so that a run throttled from its first
+	// requests finds its episode at once.
+	full := max(episodeMinSpan, episodeRTTs*rtt)
+	need := min(full, now.Sub(e.since))
+	cur := now.UnixNano() / int64(epBinWidth)
+	var good, thr int
+	sentAt := e.sentAt
+	var first time.Time // the first answer of the window
+	for i := range int64(epBins) {
+		n := cur - i
+		start := time.Unix(0, n*int64(epBinWidth))
+		if b := &e.bins[n%epBins]; b.start.Equal(start) {
+			good += b.ok
+			thr += b.throttled
+			first = b.first
+		}
+		// The window must span need, unless it covers all the time
+		// counted already.
+		covered := !start.After(e.since)
+		if (now.Sub(start) < need && !covered) || thr < episodeThrottled {
+			if covered {
+				break
+			}
+			continue
+		}
+		if wilsonLow(thr, good+thr) > e.threshold() {
+			// A window shorter than need (early in the run, or right
+			// after a cut) would count the server's burst as rate: the
+			// rate is measured over need at least (and the 429s' sending
+			// limit then corrects an estimate too low).
+			span := max(now.Sub(later(first, resumed)), full).Seconds()
+			if episodeTrace != nil {
+				episodeTrace(good, thr, span)
+			}
+			rate := float64(good) / span
+			if rate < pathologicalShare*sentAt {
+				rate = sentAt
+			}
+			return rate, true
+		}
+		if covered {
+			break
+		}
+	}
+	return 0, false
+}
+
+var episodeTrace func(good, thr int, span float64)
+
+// threshold is the share of 429s above which a window is an episode: a
+// fixed share until the noise is known (from answers to requests sent well
+// below a learned quota), then the noise and a margin.
+func (e *episodes) threshold() float64 {
+	if e.below < 100 {
+		return episodeShare
+	}
+	return min(episodeShare, e.belowThrottled/e.below+episodeMargin)
+}
+
+// wilsonLow is the lower bound of the Wilson score interval of k
+// successes in n trials, at episodeZ standard deviations.
+func wilsonLow(k, n int) float64 {
+	if n == 0 {
+		return 0
+	}
+	z := episodeZ
+	nf := float64(n)
+	p := float64(k) / nf
+	c := p + z*z/(2*nf)
+	d := z * math.Sqrt(p*(1-p)/nf+z*z/(4*nf*nf))
+	return (c - d) / (1 + z*z/nf)
+}
+
+// cutAt starts a new episode at now that measured rate: answers to
+// requests sent before it no longer count.
+func (e *episodes) cutAt(now time.Time, rate float64) {
+	e.cuts++
+	e.since = now
+	e.sentAt = 0
+	e.bins = [epBins]epBin{}
+	e.rates = append(e.rates, rate)
+	if len(e.rates) > sustainedEpisodes {
+		e.rates = e.rates[len(e.rates)-sustainedEpisodes:]
+	}
+}
+
+// stable reports whether the last two episodes measured about the same quota.
+func (e *episodes) stable() bool {
+	n := len(e.rates)
+	if n < 2 {
+		return false
+	}
+	a, b := e.rates[n-2], e.rates[n-1]
+	return a > 0 && b > 0 && max(a, b) <= stableSpread*min(a, b)
+}
+
+// sustained returns the mean rate of the last episodes if they were
+// several at a similar rate, 0 otherwise.
+func (e *episodes) sustained() float64 {
+	if len(e.rates) < sustainedEpisodes {
+		return 0
+	}
+	lo, hi, sum := e.rates[0], e.rates[0], 0.0
+	for _, r := range e.rates {
+		lo, hi, sum = min(lo, r), max(hi, r), sum+r
+	}
+	if lo <= 0 || hi > sustainedSpread*lo {
+		return 0
+	}
+	return sum / float64(len(e.rates))
+}
