@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 	"unicode/utf8"
@@ -153,17 +154,20 @@ func (v *Validator) CheckPhoto(row *Row) (size int64, err error) {
 	return size, err
 }
 
-// PeekPhoto checks the photo file at path without reading it whole: a
-// regular file (checked before opening, so a named pipe never blocks), not
-// empty, at most maxBytes, and a JPEG or PNG by its first bytes. It returns
-// the size and the first bytes read. A fault of the photo itself is a
-// *RowError with Field "photo"; a failure to read it (an I/O error, too many
-// open files) is a plain wrapped error, which may pass.
+// PeekPhoto checks the photo file at path: a regular file (checked before
+// opening, so a named pipe never blocks), not empty, at most maxBytes, a
+// JPEG or PNG by its first bytes, and whole (see StructureCheck: it reads
+// the file to its end, holding no more than a small buffer of it). It
+// returns the size and the first bytes read. A fault of the photo itself is
+// a *RowError with Field "photo"; a failure to read it (an I/O error, too
+// many open files) is a plain wrapped error, which may pass.
 func PeekPhoto(path string, maxBytes int64) (size int64, head []byte, err error) {
-	size, head, err = PeekFile(path, maxBytes)
+	head = make([]byte, sniffLen)
+	size, n, err := ScanFile(path, maxBytes, head)
 	if err != nil {
 		return 0, nil, err
 	}
+	head = head[:n]
 	if rerr := CheckHead(head); rerr != nil {
 		return 0, nil, rerr
 	}
@@ -181,57 +185,120 @@ func CheckHead(head []byte) *RowError {
 	return nil
 }
 
-// PeekFile is PeekPhoto without the check of the type: for photos that are
-// to be converted.
+// PeekFile is PeekPhoto without the check of the type or the structure,
+// reading only the first bytes: for photos that are to be converted.
 func PeekFile(path string, maxBytes int64) (size int64, head []byte, err error) {
+	head = make([]byte, sniffLen)
+	size, n, err := peekFile(path, maxBytes, head, false)
+	return size, head[:n], err
+}
+
+// ScanFile checks the file at path as PeekFile does, copies its first bytes
+// into head (as many as fit; n says how many) and, when it is a JPEG or a
+// PNG, reads it to its end to check its structure (see StructureCheck): a
+// photo that would not decode is a *RowError. Other types are not refused
+// here (CheckHead does, or a conversion reads them).
+func ScanFile(path string, maxBytes int64, head []byte) (size int64, n int, err error) {
+	return peekFile(path, maxBytes, head, true)
+}
+
+// peekFile opens the file at path after checking what it is, fills head
+// and, with walk, reads the rest through a StructureCheck.
+func peekFile(path string, maxBytes int64, head []byte, walk bool) (size int64, n int, err error) {
 	if maxBytes <= 0 {
 		maxBytes = DefaultMaxPhotoBytes
 	}
 	if path == "" {
-		return 0, nil, rowErr(ColPhoto, "missing")
+		return 0, 0, rowErr(ColPhoto, "missing")
 	}
 	fi, err := os.Stat(path)
 	if err != nil {
 		if rerr := fileError(path, err); rerr != nil {
-			return 0, nil, rerr
+			return 0, 0, rerr
 		}
-		return 0, nil, fmt.Errorf("checking photo %s: %w", showPath(path), unwrapPath(err))
+		return 0, 0, fmt.Errorf("checking photo %s: %w", showPath(path), unwrapPath(err))
 	}
 	if rerr := checkFileInfo(fi, maxBytes); rerr != nil {
-		return 0, nil, rerr
+		return 0, 0, rerr
 	}
 	f, err := os.OpenFile(path, os.O_RDONLY|openFlags, 0)
 	if err != nil {
 		if rerr := fileError(path, err); rerr != nil {
-			return 0, nil, rerr
+			return 0, 0, rerr
 		}
-		return 0, nil, fmt.Errorf("opening photo %s: %w", showPath(path), unwrapPath(err))
+		return 0, 0, fmt.Errorf("opening photo %s: %w", showPath(path), unwrapPath(err))
 	}
 	defer f.Close()
 	// The file may have been replaced since Stat: check what was opened.
 	fi, err = f.Stat()
 	if err != nil {
-		return 0, nil, fmt.Errorf("checking photo %s: %w", showPath(path), unwrapPath(err))
+		return 0, 0, fmt.Errorf("checking photo %s: %w", showPath(path), unwrapPath(err))
 	}
 	if rerr := checkFileInfo(fi, maxBytes); rerr != nil {
-		return 0, nil, rerr
+		return 0, 0, rerr
 	}
-	buf := make([]byte, sniffLen)
-	n := 0
-	for n < len(buf) {
-		m, err := f.Read(buf[n:])
-		n += m
+	n, err = io.ReadFull(f, head)
+	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
+		return 0, 0, fmt.Errorf("reading photo %s: %w", showPath(path), unwrapPath(err))
+	}
+	if n == 0 {
+		return 0, 0, rowErr(ColPhoto, "empty file")
+	}
+	if walk && imageReason(head[:n]) != "" {
+		walk = false // not a JPEG or PNG: CheckHead says so, or a conversion reads it
+	}
+	if !walk || n < len(head) {
+		if walk {
+			if reason := StructureReason(head[:n]); reason != "" {
+				return 0, 0, rowErr(ColPhoto, reason)
+			}
+		}
+		return fi.Size(), n, nil
+	}
+	if rerr := walkRest(f, head[:n], maxBytes); rerr != nil {
+		if rerr.Field == "" {
+			return 0, 0, fmt.Errorf("reading photo %s: %s", showPath(path), rerr.Reason)
+		}
+		return 0, 0, rerr
+	}
+	return fi.Size(), n, nil
+}
+
+// walkBufs holds the read buffers of structure walks.
+var walkBufs = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
+
+// walkRest checks the structure of a file whose first bytes, head, were
+// read from f already, reading the rest of f (at most limit bytes in all).
+// It returns nil, a *RowError of the photo, or one with no Field for a
+// failure to read.
+func walkRest(f io.Reader, head []byte, limit int64) *RowError {
+	var c StructureCheck
+	c.Write(head)
+	if c.Done() {
+		return nil
+	}
+	bp := walkBufs.Get().(*[]byte)
+	defer walkBufs.Put(bp)
+	buf := *bp
+	total := int64(len(head))
+	for !c.Done() {
+		m, err := f.Read(buf)
+		c.Write(buf[:m])
+		total += int64(m)
+		if total > limit {
+			return rowErr(ColPhoto, fmt.Sprintf("over the %d-byte limit", limit))
+		}
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			return 0, nil, fmt.Errorf("reading photo %s: %w", showPath(path), unwrapPath(err))
+			return &RowError{Reason: unwrapPath(err).Error()}
 		}
 	}
-	if n == 0 {
-		return 0, nil, rowErr(ColPhoto, "empty file")
+	if reason := c.Reason(); reason != "" {
+		return rowErr(ColPhoto, reason)
 	}
-	return fi.Size(), buf[:n], nil
+	return nil
 }
 
 // Check runs CheckFields and then CheckPhoto, and returns the first problem
@@ -296,6 +363,10 @@ func ReadPhoto(path string, maxBytes int64, buf *bytes.Buffer) error {
 		return rowErr(ColPhoto, "empty file")
 	}
 	if reason := imageReason(buf.Bytes()); reason != "" {
+		buf.Reset()
+		return rowErr(ColPhoto, reason)
+	}
+	if reason := StructureReason(buf.Bytes()); reason != "" {
 		buf.Reset()
 		return rowErr(ColPhoto, reason)
 	}
