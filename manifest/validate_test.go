@@ -117,7 +117,7 @@ func photoDir(t testing.TB) string {
 	write("binary.jpg", []byte{0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09})
 	write("space name.jpg", jpegBytes)
 	write("limit.jpg", append(append([]byte{}, jpegBytes...), make([]byte, 1000-len(jpegBytes))...)) // 1000 bytes, padded after its end
-	write("over.jpg", append(append([]byte{}, jpegBytes[:3]...), make([]byte, 998)...))  // 1001 bytes
+	write("over.jpg", append(append([]byte{}, jpegBytes[:3]...), make([]byte, 998)...))              // 1001 bytes
 	if err := os.Mkdir(filepath.Join(dir, "folder.jpg"), 0o755); err != nil {
 		t.Fatal(err)
 	}
