@@ -110,7 +110,8 @@ func TestBenchHarness(t *testing.T) {
 	t.Logf("calibration: floor %0.f rows/s on loopback; throughput runs of %d rows", loopRate, loopRows)
 
 	// BULKENROLL_BENCH_ONLY (a comma-separated list of loopback, latency,
-	// memory, validate, quota50, quota200, noquota, bigphotos, s3) runs
+	// memory, validate, quota50, quota200, noquota, bigphotos, s3,
+	// fixphotos) runs
 	// some scenarios only, when working on one.
 	only := os.Getenv("BULKENROLL_BENCH_ONLY")
 	run := func(name string) bool { return only == "" || slices.Contains(strings.Split(only, ","), name) }
@@ -141,6 +142,9 @@ func TestBenchHarness(t *testing.T) {
 	}
 	if run("s3") {
 		benchS3(t, e, rep)
+	}
+	if run("fixphotos") {
+		benchFixPhotos(t, e, rep)
 	}
 	if only != "" {
 		rep.notes = append(rep.notes, "Only the scenarios "+only+" were run (BULKENROLL_BENCH_ONLY).")

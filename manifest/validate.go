@@ -112,12 +112,13 @@ func checkUserID(id string) error {
 	return nil
 }
 
-// CheckPhoto checks the row's photo without reading all of it: the path is
-// present, names an existing file (symbolic links are followed) that is a
-// regular file (not a folder, device, named pipe or socket: this is checked
-// before opening, so a named pipe never blocks), not empty, at most
-// MaxPhotoBytes, and a JPEG (FF D8 FF) or PNG (89 50 4E 47 0D 0A 1A 0A) by
-// its first bytes, whatever its name says. It reads at most a few bytes.
+// CheckPhoto checks the row's photo: the path is present, names an existing
+// file (symbolic links are followed) that is a regular file (not a folder,
+// device, named pipe or socket: this is checked before opening, so a named
+// pipe never blocks), not empty, at most MaxPhotoBytes, a JPEG (FF D8 FF) or
+// PNG (89 50 4E 47 0D 0A 1A 0A) by its first bytes, whatever its name says,
+// and whole (see StructureCheck). It reads the file through once, holding
+// no more than a small buffer of it.
 //
 // It returns the size of the file, or a *RowError with Field "photo".
 // PhotoPath is checked, or Photo if PhotoPath is empty.
