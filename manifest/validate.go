@@ -238,29 +238,23 @@ func peekFile(path string, maxBytes int64, head []byte, walk bool) (size int64, 
 	if rerr := checkFileInfo(fi, maxBytes); rerr != nil {
 		return 0, 0, rerr
 	}
-	n, err = io.ReadFull(f, head)
-	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
-		return 0, 0, fmt.Errorf("reading photo %s: %w", showPath(path), unwrapPath(err))
-	}
-	if n == 0 {
-		return 0, 0, rowErr(ColPhoto, "empty file")
-	}
-	if walk && imageReason(head[:n]) != "" {
-		walk = false // not a JPEG or PNG: CheckHead says so, or a conversion reads it
-	}
-	if !walk || n < len(head) {
-		if walk {
-			if reason := StructureReason(head[:n]); reason != "" {
-				return 0, 0, rowErr(ColPhoto, reason)
-			}
+	if !walk {
+		n, err = io.ReadFull(f, head)
+		if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
+			return 0, 0, fmt.Errorf("reading photo %s: %w", showPath(path), unwrapPath(err))
+		}
+		if n == 0 {
+			return 0, 0, rowErr(ColPhoto, "empty file")
 		}
 		return fi.Size(), n, nil
 	}
-	if rerr := walkRest(f, head[:n], maxBytes); rerr != nil {
-		if rerr.Field == "" {
-			return 0, 0, fmt.Errorf("reading photo %s: %s", showPath(path), rerr.Reason)
+	n, err = walkFile(f, head, maxBytes)
+	if err != nil {
+		var rerr *RowError
+		if errors.As(err, &rerr) {
+			return 0, 0, rerr
 		}
-		return 0, 0, rerr
+		return 0, 0, fmt.Errorf("reading photo %s: %w", showPath(path), unwrapPath(err))
 	}
 	return fi.Size(), n, nil
 }
@@ -268,38 +262,48 @@ func peekFile(path string, maxBytes int64, head []byte, walk bool) (size int64, 
 // walkBufs holds the read buffers of structure walks.
 var walkBufs = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
 
-// walkRest checks the structure of a file whose first bytes, head, were
-// read from f already, reading the rest of f (at most limit bytes in all).
-// It returns nil, a *RowError of the photo, or one with no Field for a
-// failure to read.
-func walkRest(f io.Reader, head []byte, limit int64) *RowError {
-	var c StructureCheck
-	c.Write(head)
-	if c.Done() {
-		return nil
-	}
+// walkFile reads f, copying its first bytes into head, and when it is a
+// JPEG or PNG reads on through a StructureCheck to its end (at most limit
+// bytes in all). A small file takes one read. It returns how many bytes
+// head holds, and a *RowError for a fault of the photo or a plain error
+// for a failure to read.
+func walkFile(f io.Reader, head []byte, limit int64) (n int, err error) {
 	bp := walkBufs.Get().(*[]byte)
 	defer walkBufs.Put(bp)
 	buf := *bp
-	total := int64(len(head))
-	for !c.Done() {
-		m, err := f.Read(buf)
-		c.Write(buf[:m])
-		total += int64(m)
-		if total > limit {
-			return rowErr(ColPhoto, fmt.Sprintf("over the %d-byte limit", limit))
+	first := buf
+	if len(head) > len(buf) {
+		first = head // read the head straight into it
+	}
+	m, err := io.ReadAtLeast(f, first, min(len(head), len(first)))
+	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
+		return 0, err
+	}
+	n = copy(head, first[:m])
+	if n == 0 {
+		return 0, rowErr(ColPhoto, "empty file")
+	}
+	if imageReason(head[:n]) != "" {
+		return n, nil // not a JPEG or PNG: CheckHead says so, or a conversion reads it
+	}
+	var c StructureCheck
+	c.Write(first[:m])
+	total := int64(m)
+	for !c.Done() && err == nil {
+		var k int
+		k, err = f.Read(buf)
+		c.Write(buf[:k])
+		if total += int64(k); total > limit {
+			return 0, rowErr(ColPhoto, fmt.Sprintf("over the %d-byte limit", limit))
 		}
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return &RowError{Reason: unwrapPath(err).Error()}
-		}
+	}
+	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
+		return 0, err
 	}
 	if reason := c.Reason(); reason != "" {
-		return rowErr(ColPhoto, reason)
+		return 0, rowErr(ColPhoto, reason)
 	}
-	return nil
+	return n, nil
 }
 
 // Check runs CheckFields and then CheckPhoto, and returns the first problem
