@@ -276,7 +276,7 @@ func (c *StructureCheck) stepPNG(p []byte) int {
 			c.fail("damaged PNG: the first chunk is %s, not IHDR", chunkName(c.chunk))
 			return k
 		}
-		c.crc = crc32.Update(0, crc32.IEEETable, c.chunk[:])
+		c.crc = crcType(c.chunk)
 		c.skip, c.after, c.state = n, stCRC, stSkip
 		if n == 0 {
 			c.state = stCRC
@@ -307,6 +307,17 @@ func (c *StructureCheck) stepPNG(p []byte) int {
 		return k
 	}
 	return len(p)
+}
+
+// crcType is the CRC-32 of a chunk's type, where its CRC starts. (It is
+// computed here rather than by crc32.Update, to which a slice of c would
+// escape, costing every check an allocation.)
+func crcType(t [4]byte) uint32 {
+	crc := ^uint32(0)
+	for _, b := range t {
+		crc = crc32.IEEETable[byte(crc)^b] ^ crc>>8
+	}
+	return ^crc
 }
 
 // chunkName shows a PNG chunk type, escaping odd bytes.
