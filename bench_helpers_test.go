@@ -72,8 +72,7 @@ func newBenchEnv(t *testing.T, photoSize int) *benchEnv {
 				buf[j+k] = byte(v >> (8 * k))
 			}
 		}
-		copy(buf, []byte{0xFF, 0xD8, 0xFF, 0xE0})
-		copy(buf[len(buf)-2:], []byte{0xFF, 0xD9})
+		benchShapeJPEG(buf)
 		if err := os.WriteFile(e.photoPath(i), buf, 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -81,6 +80,22 @@ func newBenchEnv(t *testing.T, photoSize int) *benchEnv {
 		e.photoSums = append(e.photoSums, hex.EncodeToString(s[:]))
 	}
 	return e
+}
+
+// benchShapeJPEG makes the random bytes of buf a JPEG whole in structure
+// (as the importer checks it: headers, a scan, the end-of-image marker): a
+// frame header and a scan header, the rest as entropy-coded data without
+// markers, and EOI.
+func benchShapeJPEG(buf []byte) {
+	for i := range buf {
+		if buf[i] == 0xFF {
+			buf[i] = 0xFE
+		}
+	}
+	n := copy(buf, []byte{0xFF, 0xD8})
+	n += copy(buf[n:], []byte{0xFF, 0xC0, 0, 11, 8, 0, 16, 0, 16, 1, 1, 0x11, 0}) // SOF0, 16x16 grey
+	copy(buf[n:], []byte{0xFF, 0xDA, 0, 8, 1, 1, 0, 0, 63, 0})                    // SOS
+	copy(buf[len(buf)-2:], []byte{0xFF, 0xD9})
 }
 
 func photoName(i int) string { return fmt.Sprintf("photos/p%04d.jpg", i%benchPhotos) }

@@ -118,9 +118,9 @@ func TestBenchHarness(t *testing.T) {
 	t.Logf("calibration: floor %0.f rows/s on loopback; throughput runs of %d rows", loopRate, loopRows)
 
 	// BULKENROLL_BENCH_ONLY (a comma-separated list of loopback, latency,
-	// memory, validate, quota50, quota200, noquota, bigphotos, s3, noise,
-	// quota30slow, quota200slow, outage, quotahalves) runs some scenarios
-	// only, when working on one.
+	// memory, validate, quota50, quota200, noquota, bigphotos, s3, fixphotos,
+	// noise, quota30slow, quota200slow, outage, quotahalves) runs some
+	// scenarios only, when working on one.
 	only := os.Getenv("BULKENROLL_BENCH_ONLY")
 	run := func(name string) bool { return only == "" || slices.Contains(strings.Split(only, ","), name) }
 	if run("loopback") {
@@ -150,6 +150,9 @@ func TestBenchHarness(t *testing.T) {
 	}
 	if run("s3") {
 		benchS3(t, e, rep)
+	}
+	if run("fixphotos") {
+		benchFixPhotos(t, e, rep)
 	}
 	// Production conditions (issue 15), default settings: about 7 minutes.
 	if run("noise") {

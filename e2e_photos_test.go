@@ -504,6 +504,22 @@ func photosBombPNG(w, h uint32) []byte {
 	return binary.BigEndian.AppendUint32(b, crc32.ChecksumIEEE(chunk))
 }
 
+// photosWholePNG ends a PNG's signature and IHDR with an IDAT chunk of
+// data and IEND, each with its CRC: a PNG whole in structure.
+func photosWholePNG(head, data []byte) []byte {
+	b := bytes.Clone(head)
+	for _, c := range []struct {
+		typ  string
+		data []byte
+	}{{"IDAT", data}, {"IEND", nil}} {
+		b = binary.BigEndian.AppendUint32(b, uint32(len(c.data)))
+		chunk := append([]byte(c.typ), c.data...)
+		b = append(b, chunk...)
+		b = binary.BigEndian.AppendUint32(b, crc32.ChecksumIEEE(chunk))
+	}
+	return b
+}
+
 // photosFixCase is one photo of the --fix-photos manifest.
 type photosFixCase struct {
 	id, file string
@@ -555,7 +571,7 @@ func photosFixCases(t *testing.T) []photosFixCase {
 		// A bomb's header followed by junk that takes it over the size
 		// limit, so that the worker hands it to photofix (see
 		// TestPhotosFixSmallBomb for one under the limit).
-		{id: "fix-bomb", file: "bomb.png", data: append(photosBombPNG(100_000, 100_000), make([]byte, photosLimit)...),
+		{id: "fix-bomb", file: "bomb.png", data: photosWholePNG(photosBombPNG(100_000, 100_000), make([]byte, photosLimit)),
 			reject: []string{"100000x100000", "megapixel"}, asIs: []string{"limit"}},
 	}
 	if !testing.Short() {
@@ -757,22 +773,26 @@ func TestPhotosFixDownscale(t *testing.T) {
 
 // TestPhotosFixSmallBomb: a PNG whose header claims 100000x100000 pixels
 // but whose file is small (as a real decompression bomb is: its IDAT is
-// deflated zeros) must be rejected by --fix-photos, as the README promises
-// ("a header claiming more than 50 megapixels: rejected before anything is
-// decoded"), even though it needs no conversion.
+// deflated zeros) needs no conversion, so --fix-photos sends it as it is,
+// never decoding it, as a plain run does (the pixel limit bounds only the
+// photos bulkenroll decodes); the same header on a photo that must be
+// converted (over the size limit) is rejected before anything is decoded.
 func TestPhotosFixSmallBomb(t *testing.T) {
 	t.Parallel()
 	sb := e2eStartSandbox(t)
 	c := photosCLI(t, sb.URL)
-	e2eWriteFile(t, filepath.Join(c.Dir, "bomb.png"), photosBombPNG(100_000, 100_000))
-	photosWriteManifest(t, filepath.Join(c.Dir, "m.csv"), []photosRow{{id: "bomb-1", photo: "bomb.png"}})
-	r := c.Run("run", "--manifest", filepath.Join(c.Dir, "m.csv"), "--fix-photos", "--rate", "0", "--json", "--no-progress")
+	bomb := photosWholePNG(photosBombPNG(100_000, 100_000), make([]byte, 64))
+	e2eWriteFile(t, filepath.Join(c.Dir, "bomb.png"), bomb)
+	e2eWriteFile(t, filepath.Join(c.Dir, "big-bomb.png"), photosWholePNG(photosBombPNG(100_000, 100_000), make([]byte, 2000)))
+	photosWriteManifest(t, filepath.Join(c.Dir, "m.csv"), []photosRow{{id: "bomb-1", photo: "bomb.png"}, {id: "bomb-2", photo: "big-bomb.png"}})
+	r := c.Run("run", "--manifest", filepath.Join(c.Dir, "m.csv"), "--fix-photos", "--max-photo-bytes", fmt.Sprint(len(bomb)+1000), "--rate", "0", "--json", "--no-progress")
 	e2eWantCode(t, r, 1)
-	e2eWantSummary(t, e2eParseSummary(t, r), e2eSummary{Rows: 1, Rejected: 1})
-	if st := sb.State(t); st.Stats.Requests != 0 {
-		t.Errorf("the bomb was sent to the sandbox: %+v", st.Photos)
+	e2eWantSummary(t, e2eParseSummary(t, r), e2eSummary{Rows: 2, Enrolled: 1, Rejected: 1})
+	st := sb.State(t)
+	if p := st.Photos["bomb-1"]; p.Bytes != int64(len(bomb)) {
+		t.Errorf("bomb-1: the sandbox got %+v, want the %d-byte file as it is", p, len(bomb))
 	}
-	if rec := e2eReportByUser(t, c)["bomb-1"]; !strings.Contains(rec.Error, "megapixel") {
-		t.Errorf("bomb-1: %s (%q), want rejected over the megapixel limit", rec.State, rec.Error)
+	if rec := e2eReportByUser(t, c)["bomb-2"]; !strings.Contains(rec.Error, "megapixel") {
+		t.Errorf("bomb-2: %s (%q), want rejected over the megapixel limit", rec.State, rec.Error)
 	}
 }

@@ -29,7 +29,16 @@ func benchManifest(b *testing.B, n int) string {
 	for i := range photo {
 		photo[i] = byte(i*7 + i>>8)
 	}
-	copy(photo, []byte{0xFF, 0xD8, 0xFF, 0xE0})
+	// A JPEG whole in structure, as the importer checks it: SOI, a frame
+	// and a scan header, data without markers, EOI.
+	for i, b := range photo {
+		if b == 0xFF {
+			photo[i] = 0
+		}
+	}
+	head := []byte{0xFF, 0xD8, 0xFF, 0xC0, 0, 11, 8, 0, 8, 0, 8, 1, 1, 0x11, 0, 0xFF, 0xDA, 0, 8, 1, 1, 0, 0, 63, 0}
+	copy(photo, head)
+	copy(photo[len(photo)-2:], []byte{0xFF, 0xD9})
 	for i := range 100 {
 		photo[100] = byte(i)
 		writeFile(b, filepath.Join(dir, "photos", fmt.Sprintf("p%03d.jpg", i)), photo)

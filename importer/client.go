@@ -105,13 +105,30 @@ type User struct {
 	Open func() (io.ReadCloser, error)
 	// Size is the photo's size in bytes, which Open must deliver exactly:
 	// it fixes the Content-Length. A file that turns out shorter or longer
-	// fails the request with ErrPhotoChanged (as a *TransportError).
+	// fails the request with ErrPhotoChanged (as a *PhotoError). When what
+	// Open returns has a Size() int64 method (a remote photo, whose size is
+	// known once it is opened), that size is used instead.
 	Size int64
 }
 
 // ErrPhotoChanged is the cause of a streamed request that failed because
 // the photo file no longer had the size it had when the row was checked.
 var ErrPhotoChanged = errors.New("the photo file changed size since it was checked")
+
+// PhotoError is the failure of a streamed request's photo: it could not be
+// opened, or reading it failed or found it changed or broken before the
+// body was whole. The request was then not sent (or not wholly: the server
+// got less than the Content-Length, so it cannot have acted on it), so it
+// has no outcome. Err is the cause; a *manifest.RowError when the photo
+// itself is at fault.
+type PhotoError struct {
+	Err error
+}
+
+func (e *PhotoError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the cause.
+func (e *PhotoError) Unwrap() error { return e.Err }
 
 // Result is a verified enrollment.
 type Result struct {
@@ -154,10 +171,11 @@ func (e *TransportError) Error() string { return describeTransport(e.Err) }
 // Unwrap returns the underlying error.
 func (e *TransportError) Unwrap() error { return e.Err }
 
-// Submit sends one user and returns the verified result, or an *APIError or
-// *TransportError. It signs with a fresh timestamp on every call. With
-// u.Open set it streams the photo from the file; if Open fails, it returns
-// that error, wrapped, and sends nothing.
+// Submit sends one user and returns the verified result, or an *APIError,
+// *TransportError or *PhotoError. It signs with a fresh timestamp on every
+// call. With u.Open set it streams the photo from the file; if Open fails,
+// or reading the photo fails before the body is whole, it returns a
+// *PhotoError: the request was not sent.
 func (c *Client) Submit(ctx context.Context, u User) (*Result, error) {
 	if u.Open != nil {
 		return c.submitStream(ctx, u)
@@ -188,23 +206,34 @@ func (c *Client) Submit(ctx context.Context, u User) (*Result, error) {
 
 // submitStream sends u with its photo streamed from u.Open.
 func (c *Client) submitStream(ctx context.Context, u User) (*Result, error) {
-	if u.Size < 0 {
-		return nil, fmt.Errorf("photo of user %q: negative size %d", u.UserID, u.Size)
-	}
 	var head bytes.Buffer
 	c.writeHead(&head, u)
-	size := int64(head.Len()) + int64(base64.StdEncoding.EncodedLen(int(u.Size))) + int64(len(bodyTail))
+	photoSize := int64(-1)
 	open := func() (io.ReadCloser, error) {
 		f, err := u.Open()
 		if err != nil {
-			return nil, fmt.Errorf("opening the photo of user %q: %w", u.UserID, err)
+			return nil, &PhotoError{Err: fmt.Errorf("opening the photo of user %q: %w", u.UserID, err)}
 		}
-		return &photoBody{head: head.Bytes(), f: f, size: u.Size}, nil
+		size := u.Size
+		if s, ok := f.(interface{ Size() int64 }); ok {
+			size = s.Size()
+		}
+		if size < 0 {
+			f.Close()
+			return nil, &PhotoError{Err: fmt.Errorf("photo of user %q: negative size %d", u.UserID, size)}
+		}
+		if photoSize >= 0 && size != photoSize {
+			f.Close()
+			return nil, &PhotoError{Err: fmt.Errorf("%w: it has %d bytes, not %d", ErrPhotoChanged, size, photoSize)}
+		}
+		photoSize = size
+		return &photoBody{head: head.Bytes(), f: f, size: size}, nil
 	}
 	body, err := open()
 	if err != nil {
 		return nil, err
 	}
+	size := int64(head.Len()) + int64(base64.StdEncoding.EncodedLen(int(photoSize))) + int64(len(bodyTail))
 	return c.send(ctx, body, open, size, u.UserID)
 }
 
@@ -286,9 +315,9 @@ func (b *photoBody) fill() {
 		n, err := io.ReadFull(b.f, one[:])
 		switch {
 		case n > 0:
-			b.err = fmt.Errorf("%w: it has more than the %d bytes it had", ErrPhotoChanged, b.size)
+			b.err = &PhotoError{Err: fmt.Errorf("%w: it has more than the %d bytes it had", ErrPhotoChanged, b.size)}
 		case err != nil && err != io.EOF:
-			b.err = fmt.Errorf("reading the photo: %w", err)
+			b.err = &PhotoError{Err: fmt.Errorf("reading the photo: %w", err)}
 		default:
 			b.stage = 2
 		}
@@ -299,10 +328,10 @@ func (b *photoBody) fill() {
 	b.read += int64(m)
 	switch {
 	case err == io.EOF || err == io.ErrUnexpectedEOF:
-		b.err = fmt.Errorf("%w: it ended after %d of the %d bytes it had", ErrPhotoChanged, b.read, b.size)
+		b.err = &PhotoError{Err: fmt.Errorf("%w: it ended after %d of the %d bytes it had", ErrPhotoChanged, b.read, b.size)}
 		return
 	case err != nil:
-		b.err = fmt.Errorf("reading the photo: %w", err)
+		b.err = &PhotoError{Err: fmt.Errorf("reading the photo: %w", err)}
 		return
 	}
 	base64.StdEncoding.Encode(b.enc[:], b.raw[:n])
@@ -333,6 +362,11 @@ func (c *Client) send(ctx context.Context, body io.ReadCloser, getBody func() (i
 	req.Header.Set("User-Agent", c.agent)
 	resp, err := c.http.Do(req)
 	if err != nil {
+		var pe *PhotoError
+		if errors.As(err, &pe) {
+			// The body stopped short of its Content-Length: not a request.
+			return nil, pe
+		}
 		return nil, &TransportError{Err: err}
 	}
 	defer resp.Body.Close()
@@ -365,7 +399,9 @@ func (c *Client) success(resp *http.Response, data []byte, userID string) (*Resu
 		return nil, &APIError{Status: resp.StatusCode, Code: a.ResultCode, Text: a.ResultText, Reason: "unexpected result code"}
 	}
 	if a.PartnerParams.UserID != "" && a.PartnerParams.UserID != userID {
-		return nil, &APIError{Status: resp.StatusCode, Reason: fmt.Sprintf("the answer is for user %q, not %q", a.PartnerParams.UserID, userID)}
+		// Signed, but not this request's answer (replayed, or routed to the
+		// wrong caller): it says nothing about the row, and the run stops.
+		return nil, &APIError{Status: resp.StatusCode, Reason: fmt.Sprintf("the answer is for user %q, not %q: a signed answer to another request (replayed or misrouted); not counted as enrolled", a.PartnerParams.UserID, userID), NotSmileID: true, WrongUser: true}
 	}
 	return &Result{ResultCode: a.ResultCode, ResultText: a.ResultText, SmileJobID: a.SmileJobID, JobID: a.PartnerParams.JobID}, nil
 }

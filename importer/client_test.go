@@ -375,7 +375,7 @@ func TestAnswerVerification(t *testing.T) {
 			h: answer(200, `{"ResultCode":"0840","Smile`)},
 		{name: "non-JSON 502", status: 502, excerpt: "Bad gateway from nginx", class: importer.Transient,
 			h: answer(502, "<html>Bad gateway from nginx</html>")},
-		{name: "wrong user_id in answer", status: 200, reason: `"user-2"`, class: importer.Transient,
+		{name: "wrong user_id in answer (a replayed answer)", status: 200, reason: `"user-2"`, class: importer.Foreign,
 			h: answer(200, signedSuccess(testKey, testPartner, "user-2"))},
 		{name: "signed unexpected result code", status: 200, reason: "unexpected result code", code: "0841", class: importer.Transient,
 			h: answer(200, fmt.Sprintf(`{"ResultCode":"0841","ResultText":"Hmm","timestamp":%q,"signature":%q}`, ts, sign(testKey, testPartner)))},

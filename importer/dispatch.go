@@ -176,8 +176,15 @@ func (r *runner) dispatch(rows <-chan read, jobs chan<- job) error {
 			}
 		}
 		if r.stopped() && ok {
-			r.live.rows.Add(1)
-			r.pendingRow(res.row, "not reached: the run stopped early")
+			// What came may be the end of the manifest, or a failure to
+			// read it, rather than a row: only a row is counted.
+			switch {
+			case res.err == nil:
+				r.live.rows.Add(1)
+				r.pendingRow(res.row, "not reached: the run stopped early")
+			case !errors.Is(res.err, io.EOF):
+				r.partial = true // the rows after the failure are not counted
+			}
 			abandon()
 			return nil
 		}

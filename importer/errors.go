@@ -32,6 +32,9 @@ type APIError struct {
 	// or load balancer's page, or a body that is not JSON): it says nothing
 	// about the row.
 	NotSmileID bool
+	// WrongUser is set on a signed success for another user than the
+	// request's (also NotSmileID: it is not this request's answer).
+	WrongUser bool
 }
 
 // Error describes the answer with Smile ID's code and text kept intact.
@@ -198,8 +201,14 @@ type ForeignAnswerError struct {
 }
 
 func (e *ForeignAnswerError) Error() string {
+	if e.API.WrongUser {
+		return fmt.Sprintf("stopped: %v: %s", e.API, WrongUserAdvice)
+	}
 	return fmt.Sprintf("stopped: %v: %s", e.API, BaseURLAdvice)
 }
+
+// WrongUserAdvice explains a signed answer about another user.
+const WrongUserAdvice = "something between bulkenroll and Smile ID returns answers to other requests: check --base-url and any proxy in between; the row keeps its state (its outcome is unknown), and the next run resumes"
 
 // Unwrap returns the API error.
 func (e *ForeignAnswerError) Unwrap() error { return e.API }

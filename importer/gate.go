@@ -403,7 +403,16 @@ func (g *gate) done(sl slot, o outcome, retryAfter time.Duration) verdict {
 
 // release gives back the slot of a request that was not sent (the row
 // ended before, or waits out a delay of its own).
-func (g *gate) release(sl slot) { g.done(slot{got: sl.got}, outOther, 0) }
+func (g *gate) release(sl slot) {
+	if !sl.sent.IsZero() {
+		// Sent, but nothing to learn from (its photo failed as it went
+		// out): it is no longer in flight.
+		g.mu.Lock()
+		g.win.inFlight = max(g.win.inFlight-1, 0)
+		g.mu.Unlock()
+	}
+	g.done(slot{got: sl.got}, outOther, 0)
+}
 
 // below reports whether the request of sl was sent well below the learned
 // quota: a 429 for it is noise. The caller holds g.mu.

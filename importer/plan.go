@@ -120,10 +120,12 @@ func (r *runner) dryCheckPhoto(row *manifest.Row) error {
 		_, err := r.val.CheckPhoto(row)
 		return err
 	}
-	size, head, err := manifest.PeekFile(row.PhotoPath, maxFixInput)
+	head := make([]byte, fixHeadLen)
+	size, n, err := manifest.ScanFile(row.PhotoPath, maxFixInput, head)
 	if err != nil {
 		return err
 	}
+	head = head[:n]
 	if photofix.Needs(head, size, r.opts.MaxPhotoBytes) {
 		return nil
 	}

@@ -1,6 +1,7 @@
 package importer
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -176,7 +177,9 @@ type runner struct {
 
 	// fixSlots bounds how many photos are converted at once (each holds a
 	// decoded image): about one per CPU, whatever the number of workers.
-	fixSlots chan struct{}
+	// Each slot is a buffer that the photo being converted is read into, so
+	// conversion buffers are as many as slots, not as workers.
+	fixSlots chan *bytes.Buffer
 	// photos opens photos in object storage and at https URLs.
 	photos *photosource.Opener
 }
@@ -217,7 +220,10 @@ func Run(ctx context.Context, rd *manifest.Reader, st *store.Store, sub Submitte
 	}
 	r.live.control = r.gate.control
 	if opts.FixPhotos {
-		r.fixSlots = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)))
+		r.fixSlots = make(chan *bytes.Buffer, max(1, runtime.GOMAXPROCS(0)))
+		for range cap(r.fixSlots) {
+			r.fixSlots <- new(bytes.Buffer)
+		}
 	}
 	limit := opts.MaxPhotoBytes
 	if opts.FixPhotos {

@@ -85,13 +85,13 @@ func decide(err error, try, retries int, unknownBefore bool) decision {
 	return decision{act: actRetry, unknown: unknown}
 }
 
-// worker sends rows; each owns a buffer for the photos it converts.
+// worker sends rows; each owns a buffer for the small photos it reads
+// whole, and one for the first bytes of a photo under FixPhotos (the
+// buffers of conversions belong to the runner's conversion slots).
 type worker struct {
-	r   *runner
-	buf bytes.Buffer
-	// unsent is a remote photo opened to check it and not yet handed to a
-	// request; do closes it when the row is done.
-	unsent *prefixed
+	r    *runner
+	buf  bytes.Buffer
+	head []byte
 }
 
 // answered reports whether err is an answer from the API that was not a
@@ -104,12 +104,13 @@ func answered(err error) bool {
 	return errors.As(err, &ae) && ae.Status != 429 && !ae.NotSmileID
 }
 
-// photo checks the row's photo from its size and first bytes and returns
-// the user to send: with the photo streamed from its file as the request
-// goes out (so a worker never holds a whole photo, its base64 and its body),
-// or, with FixPhotos, converted in memory when Smile ID would refuse it as
-// it is (rec's PhotoNote then says how). A fault of the photo itself is a
-// *manifest.RowError; a failure to read it is a plain error.
+// photo checks the row's photo, whole (see manifest.StructureCheck), and
+// returns the user to send: with the photo streamed from its file as the
+// request goes out (so a worker never holds a whole photo, its base64 and
+// its body), or, with FixPhotos, converted in memory when Smile ID would
+// refuse it as it is (rec's PhotoNote then says how). A remote photo is
+// opened by the request, once the gate has let it go. A fault of the photo
+// itself is a *manifest.RowError; a failure to read it is a plain error.
 func (w *worker) photo(j job, rec *store.Record) (User, error) {
 	r := w.r
 	path := j.row.PhotoPath
@@ -128,6 +129,8 @@ func (w *worker) photo(j job, rec *store.Record) (User, error) {
 			u.Photo = w.buf.Bytes()
 			return u, nil
 		}
+		// A larger one is read through once to check it (it is then in
+		// the page cache), and streamed by the request.
 		size, _, err := manifest.PeekPhoto(path, r.opts.MaxPhotoBytes)
 		if err != nil {
 			return u, err
@@ -135,16 +138,17 @@ func (w *worker) photo(j job, rec *store.Record) (User, error) {
 		u.Size, u.Open = size, func() (io.ReadCloser, error) { return os.Open(path) }
 		return u, nil
 	}
-	size, head, err := manifest.PeekFile(path, maxFixInput)
+	// One read checks a JPEG's or PNG's structure and keeps its first
+	// bytes, up to its EXIF orientation: a photo that needs nothing is
+	// streamed as it is, never decoded (so no pixel limit applies to it).
+	size, n, err := manifest.ScanFile(path, maxFixInput, w.fixHead())
 	if err != nil {
 		return u, err
 	}
+	head := w.head[:n]
 	if !photofix.Needs(head, size, r.opts.MaxPhotoBytes) {
 		if rerr := manifest.CheckHead(head); rerr != nil {
 			return u, rerr
-		}
-		if err := checkHeaderFile(path); err != nil {
-			return u, err
 		}
 		u.Size, u.Open = size, func() (io.ReadCloser, error) { return os.Open(path) }
 		return u, nil
@@ -152,22 +156,46 @@ func (w *worker) photo(j job, rec *store.Record) (User, error) {
 	return w.convert(u, rec, "", func(buf *bytes.Buffer) error { return readAll(path, maxFixInput, buf) })
 }
 
-// convert reads a photo that needs fixing into the worker's buffer with
-// read and converts it (one conversion per CPU at a time), returning the
-// user with the converted photo and noting on rec what was done. name,
-// when set, starts the reason of a refusal (a remote photo's URL).
+// fixHead returns the worker's buffer for the first bytes of a photo.
+func (w *worker) fixHead() []byte {
+	if w.head == nil {
+		w.head = make([]byte, fixHeadLen)
+	}
+	return w.head
+}
+
+// fixHeadLen is how many first bytes of a photo FixPhotos looks at to tell
+// whether it needs anything: enough for the JPEG headers up to the EXIF
+// segment (at most 64 KiB) and the frame header. A photo whose EXIF
+// orientation lies beyond them is converted.
+const fixHeadLen = 128 << 10
+
+// convert reads a photo that needs fixing with read into the buffer of a
+// conversion slot (one per CPU, so at most that many photos are held for
+// conversion, whatever the number of workers) and converts it, returning
+// the user with the converted photo and noting on rec what was done. A
+// photo Fix leaves unchanged is sent only if it is whole. name, when set,
+// starts the reason of a refusal (a remote photo's URL).
 func (w *worker) convert(u User, rec *store.Record, name string, read func(*bytes.Buffer) error) (User, error) {
 	r := w.r
-	r.fixSlots <- struct{}{}
-	defer func() { <-r.fixSlots }()
-	w.buf.Reset()
-	defer w.buf.Reset()
-	if err := read(&w.buf); err != nil {
+	buf := <-r.fixSlots
+	defer func() {
+		buf.Reset()
+		r.fixSlots <- buf
+	}()
+	buf.Reset()
+	if err := read(buf); err != nil {
 		return u, err
 	}
-	res, err := photofix.Fix(w.buf.Bytes(), photofix.Options{MaxBytes: r.opts.MaxPhotoBytes})
-	if err != nil {
-		reason := err.Error()
+	res, err := photofix.Fix(buf.Bytes(), photofix.Options{MaxBytes: r.opts.MaxPhotoBytes})
+	reason := ""
+	switch {
+	case err != nil:
+		reason = err.Error()
+	case !res.Changed:
+		reason = manifest.StructureReason(res.Data)
+	}
+	if reason != "" {
 		if name != "" {
 			reason = name + ": " + reason
 		}
@@ -218,7 +246,6 @@ func (w *worker) do(j job) {
 	rec.Attempts = j.prior.Attempts // counted again for each request sent
 	rec.OutcomeUnknown = j.prior.OutcomeUnknown
 	rec.PhotoNote = ""
-	defer w.release()
 	// The row takes a slot of the window before loading its photo, so
 	// that a pool larger than the window holds no photo it cannot send.
 	sl, err := r.gate.acquire(r.ctx)
@@ -234,14 +261,7 @@ func (w *worker) do(j job) {
 	}()
 	u, err := w.photo(j, &rec)
 	if err != nil {
-		if transientRead(err) {
-			reason := fmt.Sprintf("reading the photo failed (the next run tries again): %v", err)
-			rec.Fail(reason, rec.OutcomeUnknown, r.opts.Now())
-			r.settle(j.key, j.row, rec, "", reason)
-			return
-		}
-		rec.Invalidate(r.runID, j.row.Line, j.row.CreatedAt, j.row.Photo, err.Error(), r.opts.Now())
-		r.settle(j.key, j.row, rec, "", err.Error())
+		w.unreadable(j, rec, err)
 		return
 	}
 	var lastErr error
@@ -264,6 +284,10 @@ func (w *worker) do(j job) {
 			return
 		}
 		res, err := r.sub.Submit(r.reqCtx, u)
+		if pe := (*PhotoError)(nil); errors.As(err, &pe) {
+			w.unreadable(j, rec, pe.Err) // no request went out
+			return
+		}
 		rec.Attempts++
 		r.live.answer(answerClass(err))
 		var ae *APIError
@@ -408,6 +432,23 @@ func (w *worker) endEarly(j job, rec store.Record, sent int, lastErr error) {
 	w.r.settle(j.key, j.row, rec, "", reason)
 }
 
+// unreadable ends a row whose photo could not be read or was refused
+// before its request went out (before the first, or when it was opened
+// again for a retry): rejected for a fault of the photo itself, failed
+// (the next run tries again) for a read that may pass. Its outcome stays
+// what earlier requests left it.
+func (w *worker) unreadable(j job, rec store.Record, err error) {
+	r := w.r
+	if transientRead(err) {
+		reason := fmt.Sprintf("reading the photo failed (the next run tries again): %v", err)
+		rec.Fail(reason, rec.OutcomeUnknown, r.opts.Now())
+		r.settle(j.key, j.row, rec, "", reason)
+		return
+	}
+	rec.Invalidate(r.runID, j.row.Line, j.row.CreatedAt, j.row.Photo, err.Error(), r.opts.Now())
+	r.settle(j.key, j.row, rec, "", err.Error())
+}
+
 // transientRead reports whether a photo read failed for a reason that may
 // pass (an I/O error, too many open files) rather than because of the photo
 // itself: ReadPhoto words the photo's own faults as a *manifest.RowError.
@@ -416,76 +457,99 @@ func transientRead(err error) bool {
 	return !errors.As(err, &re)
 }
 
-// release closes a remote photo opened and never sent.
-func (w *worker) release() {
-	if w.unsent != nil {
-		w.unsent.Close()
-		w.unsent = nil
-	}
-}
-
-// remotePhoto opens a photo in object storage or at an https URL, checks
-// its size and first bytes, and returns the user whose first request
-// streams that same download (a retry downloads again): one GET a photo,
-// fetched by the worker, so fetching overlaps the other workers' sending.
+// remotePhoto prepares a photo in object storage or at an https URL. The
+// request opens it (once the gate lets the request go, under the requests'
+// context: a wait at the gate does not count against its fetch, and a stop
+// gives it the grace of requests in flight), checks its size and first
+// bytes, and streams it, checking its structure as it goes: a photo that
+// turns out broken ends the body short, so nothing is sent. A retry fetches
+// it again. With FixPhotos, its first bytes are fetched first to tell
+// whether it needs converting; one that does is fetched whole and converted
+// before the gate, and a small one is kept from that first fetch.
 func (w *worker) remotePhoto(j job, rec *store.Record, u User) (User, error) {
 	r := w.r
 	ref := j.row.PhotoPath
-	p, err := r.photos.Open(r.ctx, ref)
+	if r.opts.FixPhotos {
+		p, err := r.photos.Open(r.ctx, ref)
+		if err != nil {
+			return u, remoteErr(err)
+		}
+		defer p.Close()
+		n, err := io.ReadFull(p, w.fixHead())
+		if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+			return u, remoteErr(err)
+		}
+		head, size := w.head[:n], p.Size()
+		if photofix.Needs(head, size, r.opts.MaxPhotoBytes) || int64(n) == size {
+			return w.convert(u, rec, photosource.Redact(ref), func(buf *bytes.Buffer) error {
+				buf.Write(head)
+				if _, err := buf.ReadFrom(p); err != nil {
+					return remoteErr(err)
+				}
+				return nil
+			})
+		}
+		if rerr := checkRemoteHead(ref, size, head, r.opts.MaxPhotoBytes); rerr != nil {
+			return u, rerr
+		}
+		// Needs nothing: sent as it is, fetched again by the request.
+	}
+	u.Size = -1 // the opened photo says its size
+	u.Open = func() (io.ReadCloser, error) { return w.openRemote(ref) }
+	return u, nil
+}
+
+// openRemote opens a remote photo for a request that the gate let go.
+func (w *worker) openRemote(ref string) (io.ReadCloser, error) {
+	r := w.r
+	p, err := r.photos.Open(r.reqCtx, ref)
 	if err != nil {
-		return u, remoteErr(err)
+		return nil, remoteErr(err)
 	}
 	head := make([]byte, photosource.HeadLen)
 	n, err := io.ReadFull(p, head)
 	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
 		p.Close()
-		return u, remoteErr(err)
+		return nil, remoteErr(err)
 	}
 	head = head[:n]
-	size := p.Size()
-	if r.opts.FixPhotos && photofix.Needs(head, size, r.opts.MaxPhotoBytes) {
-		defer p.Close()
-		return w.convert(u, rec, photosource.Redact(ref), func(buf *bytes.Buffer) error {
-			buf.Write(head)
-			if _, err := buf.ReadFrom(p); err != nil {
-				return remoteErr(err)
-			}
-			return nil
-		})
-	}
-	if rerr := checkRemoteHead(ref, size, head, r.opts.MaxPhotoBytes); rerr != nil {
+	if rerr := checkRemoteHead(ref, p.Size(), head, r.opts.MaxPhotoBytes); rerr != nil {
 		p.Close()
-		return u, rerr
+		return nil, rerr
 	}
-	if r.opts.FixPhotos {
-		// As for a local photo, a header claiming too many pixels is
-		// refused (judged from the first bytes: a header beyond them passes).
-		if err := photofix.CheckHeader(bytes.NewReader(head), photofix.Options{}); err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
-			p.Close()
-			return u, &manifest.RowError{Field: manifest.ColPhoto, Reason: fmt.Sprintf("%s: %v", photosource.Redact(ref), err)}
-		}
-	}
-	first := &prefixed{Reader: io.MultiReader(bytes.NewReader(head), p), c: p}
-	w.unsent = first
-	u.Size = size
-	u.Open = func() (io.ReadCloser, error) {
-		if f := w.unsent; f != nil {
-			w.unsent = nil
-			return f, nil
-		}
-		return r.photos.Open(r.reqCtx, ref)
-	}
-	return u, nil
+	c := &checkedPhoto{r: io.MultiReader(bytes.NewReader(head), p), p: p, ref: ref}
+	return c, nil
 }
 
-// prefixed is a download whose first bytes were read already.
-type prefixed struct {
-	io.Reader
-	c io.Closer
+// checkedPhoto streams a remote photo through a structure check: at its
+// end, a photo that would not decode fails the read with a
+// *manifest.RowError, so the request's body ends short and is not sent.
+type checkedPhoto struct {
+	r     io.Reader
+	p     *photosource.Photo
+	ref   string
+	check manifest.StructureCheck
 }
 
-// Close closes the download.
-func (p *prefixed) Close() error { return p.c.Close() }
+// Read reads the photo, checking it.
+func (c *checkedPhoto) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	c.check.Write(b[:n])
+	if err == io.EOF {
+		if reason := c.check.Reason(); reason != "" {
+			return n, &manifest.RowError{Field: manifest.ColPhoto, Reason: photosource.Redact(c.ref) + ": " + reason}
+		}
+	} else if err != nil {
+		err = remoteErr(err)
+	}
+	return n, err
+}
+
+// Size returns the photo's size as announced when it was opened.
+func (c *checkedPhoto) Size() int64 { return c.p.Size() }
+
+// Close ends the download.
+func (c *checkedPhoto) Close() error { return c.p.Close() }
 
 // remoteErr words a failure to fetch a remote photo: a fault of the photo
 // (missing, too large, a bad URL) is a *manifest.RowError that rejects the
@@ -495,24 +559,6 @@ func remoteErr(err error) error {
 		return err
 	}
 	return &manifest.RowError{Field: manifest.ColPhoto, Reason: strings.TrimPrefix(err.Error(), "photo: ")}
-}
-
-// checkHeaderFile refuses, with --fix-photos, a photo sent as it is whose
-// header claims too many pixels (a decompression bomb is small on disk).
-func checkHeaderFile(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("opening photo: %w", err)
-	}
-	defer f.Close()
-	if err := photofix.CheckHeader(f, photofix.Options{}); err != nil {
-		var fe *photofix.Error
-		if errors.As(err, &fe) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return &manifest.RowError{Field: manifest.ColPhoto, Reason: err.Error()}
-		}
-		return err
-	}
-	return nil
 }
 
 // checkRemoteHead refuses a remote photo from its size and first bytes:

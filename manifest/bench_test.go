@@ -56,7 +56,7 @@ func BenchmarkCheckFields(b *testing.B) {
 
 func BenchmarkCheckPhoto(b *testing.B) {
 	path := filepath.Join(b.TempDir(), "a.jpg")
-	if err := os.WriteFile(path, append(append([]byte{}, jpegBytes...), make([]byte, 4000)...), 0o644); err != nil {
+	if err := os.WriteFile(path, encodeJPEG(b, 40, 30), 0o644); err != nil { // a real JPEG of about 4 KB
 		b.Fatal(err)
 	}
 	var v Validator
@@ -71,7 +71,7 @@ func BenchmarkCheckPhoto(b *testing.B) {
 
 func BenchmarkReadPhoto(b *testing.B) {
 	path := filepath.Join(b.TempDir(), "a.jpg")
-	content := append(append([]byte{}, jpegBytes...), make([]byte, 100_000)...)
+	content := encodeJPEG(b, 200, 150) // a real JPEG of about 100 KB
 	if err := os.WriteFile(path, content, 0o644); err != nil {
 		b.Fatal(err)
 	}
@@ -80,6 +80,26 @@ func BenchmarkReadPhoto(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
 		if err := ReadPhoto(path, 0, &buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkCheckPhotoStreamed is CheckPhoto on a photo too big to be read
+// whole by a run (a real JPEG of about 1 MB): the run checks it so before
+// streaming it.
+func BenchmarkCheckPhotoStreamed(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "a.jpg")
+	content := encodeJPEG(b, 640, 480)
+	if err := os.WriteFile(path, content, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	var v Validator
+	row := Row{Line: 2, UserID: "u", CreatedAt: "2021-08-12", Photo: "a.jpg", PhotoPath: path}
+	b.SetBytes(int64(len(content)))
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if _, err := v.CheckPhoto(&row); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -5,8 +5,9 @@
 // A Reader streams the records one at a time, so memory does not grow with the
 // number of rows; a record it cannot use comes back with a *RowError and the
 // next call goes on with the following record. A Validator checks the fields
-// and the photo of a row offline, without reading whole photos, and ReadPhoto
-// loads a photo for sending, checking it again. Nothing in this package writes
+// and the photo of a row offline (reading a photo through once to check that
+// it is whole, without holding it), and ReadPhoto loads a photo for sending,
+// checking it again. Nothing in this package writes
 // anything.
 package manifest
 

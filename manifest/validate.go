@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 	"unicode/utf8"
@@ -111,12 +112,13 @@ func checkUserID(id string) error {
 	return nil
 }
 
-// CheckPhoto checks the row's photo without reading all of it: the path is
-// present, names an existing file (symbolic links are followed) that is a
-// regular file (not a folder, device, named pipe or socket: this is checked
-// before opening, so a named pipe never blocks), not empty, at most
-// MaxPhotoBytes, and a JPEG (FF D8 FF) or PNG (89 50 4E 47 0D 0A 1A 0A) by
-// its first bytes, whatever its name says. It reads at most a few bytes.
+// CheckPhoto checks the row's photo: the path is present, names an existing
+// file (symbolic links are followed) that is a regular file (not a folder,
+// device, named pipe or socket: this is checked before opening, so a named
+// pipe never blocks), not empty, at most MaxPhotoBytes, a JPEG (FF D8 FF) or
+// PNG (89 50 4E 47 0D 0A 1A 0A) by its first bytes, whatever its name says,
+// and whole (see StructureCheck). It reads the file through once, holding
+// no more than a small buffer of it.
 //
 // It returns the size of the file, or a *RowError with Field "photo".
 // PhotoPath is checked, or Photo if PhotoPath is empty.
@@ -153,17 +155,20 @@ func (v *Validator) CheckPhoto(row *Row) (size int64, err error) {
 	return size, err
 }
 
-// PeekPhoto checks the photo file at path without reading it whole: a
-// regular file (checked before opening, so a named pipe never blocks), not
-// empty, at most maxBytes, and a JPEG or PNG by its first bytes. It returns
-// the size and the first bytes read. A fault of the photo itself is a
-// *RowError with Field "photo"; a failure to read it (an I/O error, too many
-// open files) is a plain wrapped error, which may pass.
+// PeekPhoto checks the photo file at path: a regular file (checked before
+// opening, so a named pipe never blocks), not empty, at most maxBytes, a
+// JPEG or PNG by its first bytes, and whole (see StructureCheck: it reads
+// the file to its end, holding no more than a small buffer of it). It
+// returns the size and the first bytes read. A fault of the photo itself is
+// a *RowError with Field "photo"; a failure to read it (an I/O error, too
+// many open files) is a plain wrapped error, which may pass.
 func PeekPhoto(path string, maxBytes int64) (size int64, head []byte, err error) {
-	size, head, err = PeekFile(path, maxBytes)
+	head = make([]byte, sniffLen)
+	size, n, err := ScanFile(path, maxBytes, head)
 	if err != nil {
 		return 0, nil, err
 	}
+	head = head[:n]
 	if rerr := CheckHead(head); rerr != nil {
 		return 0, nil, rerr
 	}
@@ -181,57 +186,124 @@ func CheckHead(head []byte) *RowError {
 	return nil
 }
 
-// PeekFile is PeekPhoto without the check of the type: for photos that are
-// to be converted.
+// PeekFile is PeekPhoto without the check of the type or the structure,
+// reading only the first bytes: for photos that are to be converted.
 func PeekFile(path string, maxBytes int64) (size int64, head []byte, err error) {
+	head = make([]byte, sniffLen)
+	size, n, err := peekFile(path, maxBytes, head, false)
+	return size, head[:n], err
+}
+
+// ScanFile checks the file at path as PeekFile does, copies its first bytes
+// into head (as many as fit; n says how many) and, when it is a JPEG or a
+// PNG, reads it to its end to check its structure (see StructureCheck): a
+// photo that would not decode is a *RowError. Other types are not refused
+// here (CheckHead does, or a conversion reads them).
+func ScanFile(path string, maxBytes int64, head []byte) (size int64, n int, err error) {
+	return peekFile(path, maxBytes, head, true)
+}
+
+// peekFile opens the file at path after checking what it is, fills head
+// and, with walk, reads the rest through a StructureCheck.
+func peekFile(path string, maxBytes int64, head []byte, walk bool) (size int64, n int, err error) {
 	if maxBytes <= 0 {
 		maxBytes = DefaultMaxPhotoBytes
 	}
 	if path == "" {
-		return 0, nil, rowErr(ColPhoto, "missing")
+		return 0, 0, rowErr(ColPhoto, "missing")
 	}
 	fi, err := os.Stat(path)
 	if err != nil {
 		if rerr := fileError(path, err); rerr != nil {
-			return 0, nil, rerr
+			return 0, 0, rerr
 		}
-		return 0, nil, fmt.Errorf("checking photo %s: %w", showPath(path), unwrapPath(err))
+		return 0, 0, fmt.Errorf("checking photo %s: %w", showPath(path), unwrapPath(err))
 	}
 	if rerr := checkFileInfo(fi, maxBytes); rerr != nil {
-		return 0, nil, rerr
+		return 0, 0, rerr
 	}
 	f, err := os.OpenFile(path, os.O_RDONLY|openFlags, 0)
 	if err != nil {
 		if rerr := fileError(path, err); rerr != nil {
-			return 0, nil, rerr
+			return 0, 0, rerr
 		}
-		return 0, nil, fmt.Errorf("opening photo %s: %w", showPath(path), unwrapPath(err))
+		return 0, 0, fmt.Errorf("opening photo %s: %w", showPath(path), unwrapPath(err))
 	}
 	defer f.Close()
 	// The file may have been replaced since Stat: check what was opened.
 	fi, err = f.Stat()
 	if err != nil {
-		return 0, nil, fmt.Errorf("checking photo %s: %w", showPath(path), unwrapPath(err))
+		return 0, 0, fmt.Errorf("checking photo %s: %w", showPath(path), unwrapPath(err))
 	}
 	if rerr := checkFileInfo(fi, maxBytes); rerr != nil {
-		return 0, nil, rerr
+		return 0, 0, rerr
 	}
-	buf := make([]byte, sniffLen)
-	n := 0
-	for n < len(buf) {
-		m, err := f.Read(buf[n:])
-		n += m
-		if err == io.EOF {
-			break
+	if !walk {
+		n, err = io.ReadFull(f, head)
+		if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
+			return 0, 0, fmt.Errorf("reading photo %s: %w", showPath(path), unwrapPath(err))
 		}
-		if err != nil {
-			return 0, nil, fmt.Errorf("reading photo %s: %w", showPath(path), unwrapPath(err))
+		if n == 0 {
+			return 0, 0, rowErr(ColPhoto, "empty file")
 		}
+		return fi.Size(), n, nil
 	}
+	n, err = walkFile(f, head, maxBytes)
+	if err != nil {
+		var rerr *RowError
+		if errors.As(err, &rerr) {
+			return 0, 0, rerr
+		}
+		return 0, 0, fmt.Errorf("reading photo %s: %w", showPath(path), unwrapPath(err))
+	}
+	return fi.Size(), n, nil
+}
+
+// walkBufs holds the read buffers of structure walks.
+var walkBufs = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
+
+// walkFile reads f, copying its first bytes into head, and when it is a
+// JPEG or PNG reads on through a StructureCheck to its end (at most limit
+// bytes in all). A small file takes one read. It returns how many bytes
+// head holds, and a *RowError for a fault of the photo or a plain error
+// for a failure to read.
+func walkFile(f io.Reader, head []byte, limit int64) (n int, err error) {
+	bp := walkBufs.Get().(*[]byte)
+	defer walkBufs.Put(bp)
+	buf := *bp
+	first := buf
+	if len(head) > len(buf) {
+		first = head // read the head straight into it
+	}
+	m, err := io.ReadAtLeast(f, first, min(len(head), len(first)))
+	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
+		return 0, err
+	}
+	n = copy(head, first[:m])
 	if n == 0 {
-		return 0, nil, rowErr(ColPhoto, "empty file")
+		return 0, rowErr(ColPhoto, "empty file")
 	}
-	return fi.Size(), buf[:n], nil
+	if imageReason(head[:n]) != "" {
+		return n, nil // not a JPEG or PNG: CheckHead says so, or a conversion reads it
+	}
+	var c StructureCheck
+	c.Write(first[:m])
+	total := int64(m)
+	for !c.Done() && err == nil {
+		var k int
+		k, err = f.Read(buf)
+		c.Write(buf[:k])
+		if total += int64(k); total > limit {
+			return 0, rowErr(ColPhoto, fmt.Sprintf("over the %d-byte limit", limit))
+		}
+	}
+	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
+		return 0, err
+	}
+	if reason := c.Reason(); reason != "" {
+		return 0, rowErr(ColPhoto, reason)
+	}
+	return n, nil
 }
 
 // Check runs CheckFields and then CheckPhoto, and returns the first problem
@@ -296,6 +368,10 @@ func ReadPhoto(path string, maxBytes int64, buf *bytes.Buffer) error {
 		return rowErr(ColPhoto, "empty file")
 	}
 	if reason := imageReason(buf.Bytes()); reason != "" {
+		buf.Reset()
+		return rowErr(ColPhoto, reason)
+	}
+	if reason := StructureReason(buf.Bytes()); reason != "" {
 		buf.Reset()
 		return rowErr(ColPhoto, reason)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -85,8 +86,8 @@ func TestCheckFieldsAllocs(t *testing.T) {
 }
 
 var (
-	jpegBytes = append([]byte{0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10, 'J', 'F', 'I', 'F', 0}, bytes.Repeat([]byte{1}, 100)...)
-	pngBytes  = append([]byte("\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"), bytes.Repeat([]byte{2}, 100)...)
+	jpegBytes = encodeJPEG(nil, 8, 8)
+	pngBytes  = encodePNG(nil, 8, 8)
 	gifBytes  = []byte("GIF89a\x01\x00\x01\x00\x00\x00\x00;")
 )
 
@@ -115,8 +116,8 @@ func photoDir(t testing.TB) string {
 	write("pdf.jpg", []byte("%PDF-1.7\n"))
 	write("binary.jpg", []byte{0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09})
 	write("space name.jpg", jpegBytes)
-	write("limit.jpg", append(append([]byte{}, jpegBytes[:3]...), make([]byte, 997)...)) // 1000 bytes
-	write("over.jpg", append(append([]byte{}, jpegBytes[:3]...), make([]byte, 998)...))  // 1001 bytes
+	write("limit.jpg", append(append([]byte{}, jpegBytes...), make([]byte, 1000-len(jpegBytes))...)) // 1000 bytes, padded after its end
+	write("over.jpg", append(append([]byte{}, jpegBytes[:3]...), make([]byte, 998)...))              // 1001 bytes
 	if err := os.Mkdir(filepath.Join(dir, "folder.jpg"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -344,7 +345,7 @@ func TestReadPhotoRechecks(t *testing.T) {
 	}{
 		{content: []byte("now it is text"), want: "photo: not a JPEG or PNG"},
 		{content: nil, want: "photo: empty file"},
-		{content: append(append([]byte{}, jpegBytes...), make([]byte, 1000)...), want: "photo: 1111 bytes, over the 1000-byte limit"},
+		{content: append(append([]byte{}, jpegBytes...), make([]byte, 1000)...), want: "photo: " + strconv.Itoa(len(jpegBytes)+1000) + " bytes, over the 1000-byte limit"},
 	} {
 		if err := os.WriteFile(path, tt.content, 0o644); err != nil {
 			t.Fatal(err)

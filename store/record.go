@@ -108,7 +108,7 @@ func RowKey(line int) string {
 func (r *Record) Mark(run uint64, line int, createdAt, photo string, now time.Time) {
 	r.Run, r.Line, r.CreatedAt, r.Photo = run, line, createdAt, photo
 	r.State, r.Attempts, r.OutcomeUnknown = Pending, r.Attempts+1, true
-	r.Error, r.UpdatedAt = "request sent, answer not yet saved", now.UTC()
+	r.Error, r.UpdatedAt = "being sent: its request may have gone out, and no answer was saved", now.UTC()
 }
 
 // Enroll records Smile ID's confirmation (or a 2209 after an unknown outcome).

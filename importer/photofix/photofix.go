@@ -88,8 +88,9 @@ type Result struct {
 // until it fits. src is never modified.
 //
 // Every error is an *Error wrapping ErrUnsupported, ErrTooManyPixels,
-// ErrCorrupt or ErrTooLarge. Even a photo that would pass through unchanged
-// is refused when its header is unreadable or claims more than MaxPixels.
+// ErrCorrupt or ErrTooLarge. A photo that would pass through unchanged is
+// refused when its header is unreadable, but not for its pixels: MaxPixels
+// bounds only the photos that must be decoded.
 func Fix(src []byte, opts Options) (Result, error) {
 	opts = opts.withDefaults()
 	f := sniff(src)
@@ -103,17 +104,18 @@ func Fix(src []byte, opts Options) (Result, error) {
 	if cfg.Width <= 0 || cfg.Height <= 0 {
 		return Result{}, fail(ErrCorrupt, f.name, nil, "%s header gives an empty image (%dx%d)", f.name, cfg.Width, cfg.Height)
 	}
-	if px := int64(cfg.Width) * int64(cfg.Height); px > opts.MaxPixels {
-		return Result{}, fail(ErrTooManyPixels, f.name, nil, "%s photo is %dx%d, %.1f megapixels, over the %.1f megapixel limit",
-			f.name, cfg.Width, cfg.Height, float64(px)/1e6, float64(opts.MaxPixels)/1e6)
-	}
 	orientation := 1
 	if f == fmtJPEG {
 		orientation = Orientation(src)
 	}
 	size := int64(len(src))
 	if (f == fmtJPEG || f == fmtPNG) && size <= opts.MaxBytes && orientation == 1 {
+		// Sent as it is, never decoded: the pixel ceiling does not apply.
 		return Result{Data: src, Width: cfg.Width, Height: cfg.Height, Format: f.name}, nil
+	}
+	if px := int64(cfg.Width) * int64(cfg.Height); px > opts.MaxPixels {
+		return Result{}, fail(ErrTooManyPixels, f.name, nil, "%s photo is %dx%d, %.1f megapixels, over the %.1f megapixel limit",
+			f.name, cfg.Width, cfg.Height, float64(px)/1e6, float64(opts.MaxPixels)/1e6)
 	}
 
 	img, err := f.decode(bytes.NewReader(src))
@@ -161,13 +163,13 @@ func Fix(src []byte, opts Options) (Result, error) {
 }
 
 // Needs reports cheaply whether a photo may need fixing, from its first bytes
-// (head; the first 128 KiB are plenty to reach the Exif segment) and its
+// (head: up to the Exif segment; the first 128 KiB are plenty) and its
 // size in bytes; maxBytes 0 means DefaultMaxBytes. It is true for a file over
 // maxBytes, for any format other than JPEG and PNG (including those Fix will
 // refuse, so that Fix explains why), and for a JPEG whose EXIF orientation is
 // not 1, or cannot be known because head ends inside the JPEG's headers.
 // When it is false, Fix would return the photo unchanged (unless its header
-// is corrupt or over the pixel ceiling), so a caller may skip Fix.
+// is corrupt), so a caller may skip Fix and send the photo as it is.
 func Needs(head []byte, size int64, maxBytes int64) bool {
 	if maxBytes <= 0 {
 		maxBytes = DefaultMaxBytes

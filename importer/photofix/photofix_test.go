@@ -255,7 +255,6 @@ func TestFixRefusesBombs(t *testing.T) {
 		src  []byte
 		max  int64
 	}{
-		{"PNG 100000x100000", pngHeader(100000, 100000), 0},
 		{"PNG 100000x100000 over the size limit", pngHeader(100000, 100000), 10},
 		{"GIF 65535x65535", gifBomb, 0},
 	} {
@@ -274,13 +273,22 @@ func TestFixRefusesBombs(t *testing.T) {
 			t.Errorf("%s: allocated %d bytes to refuse it", tc.name, a)
 		}
 	}
-	// The ceiling is configurable.
+	// The ceiling is configurable, and bounds only photos to decode.
 	src := encPNG(t, pattern(100, 100))
-	if _, err := Fix(src, Options{MaxPixels: 9999}); !errors.Is(err, ErrTooManyPixels) {
+	big := int64(len(src) - 1) // over the size limit: must be decoded
+	if _, err := Fix(src, Options{MaxPixels: 9999, MaxBytes: big}); !errors.Is(err, ErrTooManyPixels) {
 		t.Errorf("MaxPixels 9999 with 100x100: %v", err)
 	}
-	if _, err := Fix(src, Options{MaxPixels: 10000}); err != nil {
+	if _, err := Fix(src, Options{MaxPixels: 10000, MaxBytes: big}); err != nil && errors.Is(err, ErrTooManyPixels) {
 		t.Errorf("MaxPixels 10000 with 100x100: %v", err)
+	}
+	// A photo sent as it is is not decoded: its pixels are not limited (a
+	// plain run sends it too).
+	if res, err := Fix(pngHeader(100000, 100000), Options{}); err != nil || res.Changed {
+		t.Errorf("PNG 100000x100000 within the size limit: %v, changed %v", err, res.Changed)
+	}
+	if res, err := Fix(src, Options{MaxPixels: 9999}); err != nil || res.Changed {
+		t.Errorf("MaxPixels 9999 with an upright 100x100 PNG within the limit: %v, changed %v", err, res.Changed)
 	}
 }
 
@@ -358,6 +366,10 @@ func TestNeeds(t *testing.T) {
 		{"JPEG exactly at the limit", jpg, 100, 100, false},
 		{"rotated JPEG", rot, int64(len(rot)), 0, true},
 		{"upright JPEG", upright, int64(len(upright)), 0, false},
+		{"upright JPEG, only its first 16 bytes", upright[:16], int64(len(upright)), 0, true},
+		{"upright JPEG of 4 MiB, head up to its image data", upright[:bytes.Index(upright, []byte{0xFF, 0xDA})+2], 4 << 20, 0, false},
+		{"rotated JPEG of 4 MiB, head up to its image data", rot[:bytes.Index(rot, []byte{0xFF, 0xDA})+2], 4 << 20, 0, true},
+		{"JPEG without Exif, head up to its image data", jpg[:bytes.Index(jpg, []byte{0xFF, 0xDA})+2], 4 << 20, 0, false},
 		{"JPEG whose head stops before its Exif", late[:200], int64(len(late)), 0, true},
 		{"JPEG whose head holds its Exif", late[:5000], int64(len(late)), 0, false},
 		{"PNG", pngHeader(10, 10), 1000, 0, false},
