@@ -55,9 +55,8 @@ const (
 
 // bin returns the bin of time t, clearing it if it held an older period.
 func (e *episodes) bin(t time.Time) *epBin {
-	n := t.UnixNano() / int64(epBinWidth)
-	b := &e.bins[n%epBins]
-	start := time.Unix(0, n*int64(epBinWidth))
+	i, start := ringSlot(t, epBinWidth, epBins)
+	b := &e.bins[i]
 	if !b.start.Equal(start) {
 		*b = epBin{start: start}
 	}
