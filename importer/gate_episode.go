@@ -43,7 +43,7 @@ const (
 	noiseSamples      = 2000 // the noise share counts about this many answers
 	episodeZ          = 2.0  // the confidence of that share, in standard deviations
 	episodeThrottled  = 3    // the window holds at least this many 429s
-	pathologicalShare = 0.85 // answers below this share of the 429s' sending limit: a bucket of one
+	pathologicalShare = 0.75 // answers below this share of the 429s' sending limit: a bucket of one
 	episodeRTTs       = 1    // and spans at least this many answer times
 	episodeMinSpan    = 2 * time.Second
 	epBinWidth        = 250 * time.Millisecond
