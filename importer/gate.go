@@ -662,9 +662,8 @@ const (
 
 // bin returns the bin of time t, clearing it if it held an older period.
 func (h *history) bin(t time.Time) *histBin {
-	n := t.UnixNano() / int64(binWidth)
-	b := &h.bins[n%histBins]
-	start := time.Unix(0, n*int64(binWidth))
+	i, start := ringSlot(t, binWidth, histBins)
+	b := &h.bins[i]
 	if !b.start.Equal(start) {
 		*b = histBin{start: start}
 	}
@@ -689,6 +688,13 @@ func (h *history) sum(now, since time.Time, span time.Duration) (ok, sent int, a
 		allowed += b.allowed
 	}
 	return ok, sent, allowed, now.Sub(later(from, since))
+}
+
+// ringSlot returns the index of time t's bin in a ring of n bins of
+// width, and the time that bin starts.
+func ringSlot(t time.Time, width time.Duration, n int64) (int64, time.Time) {
+	k := t.UnixNano() / int64(width)
+	return k % n, time.Unix(0, k*int64(width))
 }
 
 func earlier(a, b time.Time) time.Time {

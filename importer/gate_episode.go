@@ -43,7 +43,7 @@ const (
 	noiseSamples      = 2000 // the noise share counts about this many answers
 	episodeZ          = 2.0  // the confidence of that share, in standard deviations
 	episodeThrottled  = 3    // the window holds at least this many 429s
-	pathologicalShare = 0.85 // answers below this share of the 429s' sending limit: a bucket of one
+	pathologicalShare = 0.75 // answers below this share of the 429s' sending limit: a bucket of one
 	episodeRTTs       = 1    // and spans at least this many answer times
 	episodeMinSpan    = 2 * time.Second
 	epBinWidth        = 250 * time.Millisecond
@@ -55,9 +55,8 @@ const (
 
 // bin returns the bin of time t, clearing it if it held an older period.
 func (e *episodes) bin(t time.Time) *epBin {
-	n := t.UnixNano() / int64(epBinWidth)
-	b := &e.bins[n%epBins]
-	start := time.Unix(0, n*int64(epBinWidth))
+	i, start := ringSlot(t, epBinWidth, epBins)
+	b := &e.bins[i]
 	if !b.start.Equal(start) {
 		*b = epBin{start: start}
 	}

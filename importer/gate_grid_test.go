@@ -102,7 +102,7 @@ func gridWant(quota, rtt, noise float64) gridTarget {
 		// (the progress line says workers).
 		return gridTarget{0.6 * good, 0.06}
 	case quota > 0 && quota < 20:
-		return gridTarget{0.65 * good, 0.15}
+		return gridTarget{0.6 * good, 0.15}
 	case rtt > 3:
 		return gridTarget{0.8 * good, 0.10}
 	case noise > 0:

@@ -599,6 +599,22 @@ func TestRunRateLimit(t *testing.T) {
 }
 
 // TestRunThrottlePausesPool: a 429 with Retry-After pauses every worker.
+// throttleHook answers the requests from number from to number to
+// (excluded) with a 429 and a Retry-After of one second, and stores when
+// the first of them came in first.
+func throttleHook(from, to int64, first *atomic.Int64) func(int64, []byte, http.ResponseWriter, *http.Request) bool {
+	return func(n int64, _ []byte, w http.ResponseWriter, _ *http.Request) bool {
+		if n < from || n >= to {
+			return false
+		}
+		first.CompareAndSwap(0, time.Now().UnixNano())
+		w.Header().Set("Retry-After", "1")
+		w.WriteHeader(http.StatusTooManyRequests)
+		io.WriteString(w, `{"error":"Too many requests"}`)
+		return true
+	}
+}
+
 // TestRunSparseThrottleDelaysOnlyItsRow: one 429 is noise, not a quota: it
 // delays only its own row (for its Retry-After) and uses up no retry; the
 // rest of the pool goes on.
@@ -608,16 +624,7 @@ func TestRunSparseThrottleDelaysOnlyItsRow(t *testing.T) {
 	path := f.write(t)
 	sb, cnt, hs := newSandbox(t, sandbox.Options{Latency: 10 * time.Millisecond})
 	var throttledAt atomic.Int64
-	cnt.hook = func(n int64, _ []byte, w http.ResponseWriter, _ *http.Request) bool {
-		if n != 3 {
-			return false
-		}
-		throttledAt.Store(time.Now().UnixNano())
-		w.Header().Set("Retry-After", "1")
-		w.WriteHeader(http.StatusTooManyRequests)
-		io.WriteString(w, `{"error":"Too many requests"}`)
-		return true
-	}
+	cnt.hook = throttleHook(3, 4, &throttledAt)
 	st := newStore(t)
 	opts := fastOptions()
 	opts.Workers = workers
@@ -659,16 +666,7 @@ func TestRunThrottleEpisodePausesPool(t *testing.T) {
 	path := f.write(t)
 	sb, cnt, hs := newSandbox(t, sandbox.Options{Latency: 10 * time.Millisecond})
 	var firstThrottle atomic.Int64
-	cnt.hook = func(n int64, _ []byte, w http.ResponseWriter, _ *http.Request) bool {
-		if n < 3 || n >= 9 {
-			return false
-		}
-		firstThrottle.CompareAndSwap(0, time.Now().UnixNano())
-		w.Header().Set("Retry-After", "1")
-		w.WriteHeader(http.StatusTooManyRequests)
-		io.WriteString(w, `{"error":"Too many requests"}`)
-		return true
-	}
+	cnt.hook = throttleHook(3, 9, &firstThrottle)
 	st := newStore(t)
 	opts := fastOptions()
 	opts.Workers = workers
@@ -1205,4 +1203,30 @@ func TestRunProgress(t *testing.T) {
 func atoiOr0(s string) int {
 	n, _ := strconv.Atoi(s)
 	return n
+}
+
+// TestRunThrottleLimit: throttles use up no retry, but a row throttled for
+// longer than ThrottleLimit ends failed, and its reason says why.
+func TestRunThrottleLimit(t *testing.T) {
+	f := newFixture(t, 1)
+	path := f.write(t)
+	_, cnt, hs := newSandbox(t, sandbox.Options{})
+	var first atomic.Int64
+	cnt.hook = throttleHook(1, 1<<62, &first)
+	st := newStore(t)
+	opts := fastOptions()
+	opts.Retries = 0
+	opts.ThrottleLimit = 1200 * time.Millisecond
+	sum, err := run(t, context.Background(), path, st, newClient(t, hs.URL, nil), opts)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	wantSummary(t, sum, importer.Summary{Rows: 1, Failed: 1})
+	if n := cnt.requests(); n < 2 {
+		t.Errorf("%d requests: the 429 used up the retries (0), want it retried", n)
+	}
+	rec := userRecord(t, st, f.ids()[0])
+	if rec.State != store.Failed || !strings.Contains(rec.Error, "--throttle-limit") {
+		t.Errorf("record %+v, want failed saying the throttle limit", rec)
+	}
 }
