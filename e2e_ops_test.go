@@ -247,8 +247,11 @@ func TestOpsAutoRateNeverExceedsMaxRate(t *testing.T) {
 		s.Seconds, rps, st.Stats.Requests, st.Stats.MaxPerSecond, opsLine(r.Stderr, "requests"))
 	// With no quota the sandbox counts every arrival (max_per_second); its
 	// max_accepted_per_second only counts requests let through a quota.
-	if n := st.Stats.MaxPerSecond; n > maxRate+allowance {
-		t.Errorf("the sandbox saw %d requests in one second, want at most %d + %d", n, maxRate, allowance)
+	// Over five seconds (arrivals cluster on a loaded machine, see
+	// TestE2ERateLimit): at most 5 × max-rate, plus half a second's worth
+	// and the allowance.
+	if n, bound := st.Stats.MaxPer5Seconds, 5*maxRate+maxRate/2+allowance; n > bound {
+		t.Errorf("the sandbox saw %d requests in five seconds, want at most %d", n, bound)
 	}
 	if n := st.Stats.MaxPerSecond; n < maxRate-3 {
 		t.Errorf("the sandbox saw at most %d requests in one second: the rate never climbed near --max-rate %d", n, maxRate)
@@ -764,11 +767,12 @@ func TestOpsShards(t *testing.T) {
 	st := sb.State(t)
 	e2eWantEnrolledOnce(t, st, ids)
 	// Each shard's gate admits at most 10×T + 1 (its burst: max(1, 10/10))
-	// in any T; three of them, and a request of jitter: 30 + 3 + 2.
-	if got, limit := st.Stats.MaxPerSecond, n*perShard+n+2; got > limit {
-		t.Errorf("the sandbox saw %d requests in one second, want at most %d", got, limit)
+	// in any T; three of them, over five seconds, and half a second's worth
+	// of arrivals a loaded machine delayed into the window.
+	if got, limit := st.Stats.MaxPer5Seconds, n*perShard*5+n*perShard/2+n+2; got > limit {
+		t.Errorf("the sandbox saw %d requests in five seconds, want at most %d", got, limit)
 	}
-	t.Logf("max %d requests in one second", st.Stats.MaxPerSecond)
+	t.Logf("max %d requests in one second, %d in five", st.Stats.MaxPerSecond, st.Stats.MaxPer5Seconds)
 
 	// --shards 3 with JOB_COMPLETION_INDEX=1 is --shard 1/3 (a fresh
 	// sandbox and store, so the users are new there).

@@ -590,8 +590,11 @@ func TestRunRateLimit(t *testing.T) {
 	}
 	elapsed := time.Since(start)
 	wantSummary(t, sum, importer.Summary{Rows: rows, Enrolled: rows})
-	if got := sb.Stats().MaxPerSecond; got > rate+burst {
-		t.Errorf("%d requests within one second, want at most %d", got, rate+burst)
+	// Arrivals, not admissions: a loaded machine delays some into the same
+	// second, so a quarter second's worth of slack (a limit per worker
+	// would be 8 times over).
+	if got := sb.Stats().MaxPerSecond; got > rate+burst+rate/4 {
+		t.Errorf("%d requests within one second, want at most %d", got, rate+burst+rate/4)
 	}
 	if min := time.Duration(float64(rows-burst) / rate * float64(time.Second)); elapsed < min*9/10 {
 		t.Errorf("%d requests at %d/s took only %v", rows, rate, elapsed)

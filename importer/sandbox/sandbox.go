@@ -176,6 +176,10 @@ type Stats struct {
 	// MaxPerSecond is the largest number of requests that arrived within
 	// any one-second sliding window.
 	MaxPerSecond int `json:"max_per_second"`
+	// MaxPer5Seconds is the largest number of requests that arrived within
+	// any five-second sliding window: a rate over a span that a loaded
+	// machine's clustered arrivals cannot push far over a limit.
+	MaxPer5Seconds int `json:"max_per_5_seconds"`
 	// QuotaRefused is the number of authorised requests refused with HTTP
 	// 429 for going over Options.Quota.
 	QuotaRefused int `json:"quota_refused"`
@@ -245,8 +249,8 @@ type Server struct {
 	enrolled    map[string]int
 	photos      map[string]PhotoInfo
 	stats       Stats
-	window      []int64 // arrival times (UnixNano) of the last second, from head
-	windowPos   int
+	arrivals    slidingWindow // every request, over a second
+	arrivals5   slidingWindow // every request, over five seconds
 	quota       *rate.Limiter // nil: no quota; guarded by mu
 	quotaRate   float64       // the quota's rate (0: none); guarded by mu
 	accepted    slidingWindow // requests that passed the quota
@@ -312,7 +316,7 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{opts: opts, now: opts.Now, enrolled: make(map[string]int), photos: make(map[string]PhotoInfo),
-		tries: make(map[string]int)}
+		tries: make(map[string]int), arrivals5: slidingWindow{span: 5 * time.Second}}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -843,7 +847,6 @@ var (
 func (s *Server) arrive() (down bool) {
 	t := s.now()
 	now := t.UnixNano()
-	cut := now - int64(time.Second)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.stats.Requests++
@@ -854,21 +857,8 @@ func (s *Server) arrive() (down bool) {
 		s.stats.MaxDownPerSecond = max(s.stats.MaxDownPerSecond, s.downWin.add(now))
 		s.countDownSecond(t)
 	}
-	s.window = append(s.window, now)
-	for s.windowPos < len(s.window) && s.window[s.windowPos] <= cut {
-		s.windowPos++
-	}
-	if n := len(s.window) - s.windowPos; n > s.stats.MaxPerSecond {
-		s.stats.MaxPerSecond = n
-	}
-	// Compact once the dead prefix is at least half the slice: each entry is
-	// moved O(1) times on average, and the slice never holds more than twice
-	// the busiest second.
-	if s.windowPos > 0 && s.windowPos*2 >= len(s.window) {
-		n := copy(s.window, s.window[s.windowPos:])
-		s.window = s.window[:n]
-		s.windowPos = 0
-	}
+	s.stats.MaxPerSecond = max(s.stats.MaxPerSecond, s.arrivals.add(now))
+	s.stats.MaxPer5Seconds = max(s.stats.MaxPer5Seconds, s.arrivals5.add(now))
 	return down
 }
 
@@ -898,16 +888,23 @@ func (s *Server) admit() (wait time.Duration, ok bool) {
 	return time.Duration(missing / s.quotaRate * float64(time.Second)), false
 }
 
-// slidingWindow holds the times (UnixNano) of the events of the last second.
+// slidingWindow holds the times (UnixNano) of the events of the last span
+// (a second when span is zero).
 type slidingWindow struct {
+	span  time.Duration
 	times []int64
 	head  int
 }
 
-// add records an event at now and returns how many fell within the second
-// up to now.
+// add records an event at now and returns how many fell within the span up
+// to now. Each time is moved O(1) times on average, and the slice never
+// holds more than twice the busiest span.
 func (w *slidingWindow) add(now int64) int {
-	cut := now - int64(time.Second)
+	span := w.span
+	if span <= 0 {
+		span = time.Second
+	}
+	cut := now - int64(span)
 	w.times = append(w.times, now)
 	for w.head < len(w.times) && w.times[w.head] <= cut {
 		w.head++
