@@ -19,7 +19,8 @@ import (
 //	if flagTime: varint unix seconds, uvarint nanoseconds of UpdatedAt (UTC)
 //	strings    (uvarint length, bytes) user_id (unless flagSameKey),
 //	           user_created_at, photo, photo_sha256 (32 raw bytes if
-//	           flagRawSHA), result_code, result_text, smile_job_id, job_id,
+//	           flagRawSHA), result_code, result_text (neither if
+//	           flagEnrollUser: 0840 "Enroll User"), smile_job_id, job_id,
 //	           photo_note, error
 //	4 bytes    CRC-32C (Castagnoli), little endian, of the key then every
 //	           byte before it
@@ -29,10 +30,17 @@ import (
 const codecVersion = 1
 
 const (
-	flagUnknown = 1 << iota // OutcomeUnknown
-	flagSameKey             // UserID equals the key: not stored again
-	flagTime                // UpdatedAt is set
-	flagRawSHA              // PhotoSHA256 is 64 lowercase hex digits, stored as 32 bytes
+	flagUnknown    = 1 << iota // OutcomeUnknown
+	flagSameKey                // UserID equals the key: not stored again
+	flagTime                   // UpdatedAt is set
+	flagRawSHA                 // PhotoSHA256 is 64 lowercase hex digits, stored as 32 bytes
+	flagEnrollUser             // result_code 0840 with result_text "Enroll User": neither stored
+)
+
+// The answer nearly every enrolled record holds, stored as flagEnrollUser.
+const (
+	enrollUserCode = "0840"
+	enrollUserText = "Enroll User"
 )
 
 // crcTable is CRC-32C's (hardware-accelerated on amd64 and arm64).
@@ -69,6 +77,11 @@ func appendRecord(dst []byte, key string, rec *Record) ([]byte, error) {
 	if rawSHA {
 		flags |= flagRawSHA
 	}
+	results := []string{rec.ResultCode, rec.ResultText, rec.SmileJobID, rec.JobID, rec.PhotoNote, rec.Error}
+	if rec.ResultCode == enrollUserCode && rec.ResultText == enrollUserText {
+		flags |= flagEnrollUser
+		results = results[2:]
+	}
 	dst = append(dst, codecVersion, st, flags)
 	dst = binary.AppendVarint(dst, int64(rec.Line))
 	dst = binary.AppendVarint(dst, int64(rec.Attempts))
@@ -87,7 +100,7 @@ func appendRecord(dst []byte, key string, rec *Record) ([]byte, error) {
 	} else {
 		dst = appendString(dst, rec.PhotoSHA256)
 	}
-	for _, s := range [...]string{rec.ResultCode, rec.ResultText, rec.SmileJobID, rec.JobID, rec.PhotoNote, rec.Error} {
+	for _, s := range results {
 		dst = appendString(dst, s)
 	}
 	sum := crc32.Update(crc32.Checksum([]byte(key), crcTable), crcTable, dst[start:])
@@ -244,8 +257,12 @@ func decodeBinary(key, v []byte, rec *Record) error {
 	} else {
 		rec.PhotoSHA256 = d.string()
 	}
-	rec.ResultCode = d.string()
-	rec.ResultText = d.string()
+	if flags&flagEnrollUser != 0 {
+		rec.ResultCode, rec.ResultText = enrollUserCode, enrollUserText
+	} else {
+		rec.ResultCode = d.string()
+		rec.ResultText = d.string()
+	}
 	rec.SmileJobID = d.string()
 	rec.JobID = d.string()
 	rec.PhotoNote = d.string()
