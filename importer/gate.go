@@ -135,12 +135,6 @@ const (
 	minHold          = time.Second
 )
 
-// newGate returns a gate with a fixed limit of perSecond requests per
-// second, or no limit if perSecond is 0, for a fixed pool of workers.
-func newGate(perSecond float64, workers int) *gate {
-	return newGateWith(gateConfig{Fixed: perSecond, Workers: workers})
-}
-
 // newGateWith returns a gate configured by c.
 func newGateWith(c gateConfig) *gate {
 	g := &gate{now: c.Now, workers: max(c.Workers, 1)}
@@ -589,18 +583,10 @@ func (g *gate) limiterLocked(now time.Time) Limiter {
 	return LimitNone
 }
 
-// workerBound reports whether, over the last few seconds, requests went out
-// well below the limit: something else than the gate (the workers, the
-// manifest, the photos) holds the run back. Always false without a limit.
-func (g *gate) workerBound() bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	now := g.now()
-	g.account(now)
-	return g.boundLocked(now)
-}
-
-// boundLocked is workerBound with g.mu held and the history up to date.
+// boundLocked reports whether, over the last few seconds, requests went
+// out well below the limit: something else than the gate (the workers,
+// the manifest, the photos) holds the run back; always false without a
+// limit. The caller holds g.mu, with the history up to date.
 func (g *gate) boundLocked(now time.Time) bool {
 	if g.mode == gateOpen || now.Sub(g.created) < boundWindow/2 {
 		return false

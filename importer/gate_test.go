@@ -16,19 +16,6 @@ func (c *fakeClock) add(d time.Duration)       { c.t = c.t.Add(d) }
 func newFakeClock() *fakeClock                 { return &fakeClock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)} }
 func (c *fakeClock) gate(cfg gateConfig) *gate { cfg.Now = c.now; return newGateWith(cfg) }
 
-// sendNow takes a slot and sends at once on g, failing if it must wait.
-func sendNow(t *testing.T, g *gate, c *fakeClock) slot {
-	t.Helper()
-	sl, ok := g.tryAcquire(c.t)
-	if !ok {
-		t.Fatalf("no slot at %v", c.t)
-	}
-	if st := g.reserve(c.t, &sl); st.paused || st.delay > 0 || st.err != nil {
-		t.Fatalf("send waits: %+v", st)
-	}
-	return sl
-}
-
 // drive sends at the gate's pace for d, each answer coming back after rtt
 // with outcome o, and returns how many went.
 func drive(g *gate, c *fakeClock, d, rtt time.Duration, o func(i int) outcome) int {

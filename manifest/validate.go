@@ -412,15 +412,6 @@ func fileKind(mode fs.FileMode) string {
 	return "irregular file"
 }
 
-// photoFileError is fileError for CheckPhoto, where every failure to stat or
-// open the photo refuses the row.
-func photoFileError(path string, err error) *RowError {
-	if rerr := fileError(path, err); rerr != nil {
-		return rerr
-	}
-	return rowErr(ColPhoto, fmt.Sprintf("cannot check %s: %v", showPath(path), unwrapPath(err)))
-}
-
 // fileError words the failure to stat or open the photo at path when it is
 // about the photo itself (missing, a broken link, no permission), and returns
 // nil for anything else, such as an I/O error.
