@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bulkenroll/importer/smileid"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -10,8 +11,6 @@ import (
 	"strings"
 
 	"github.com/urfave/cli/v2"
-
-	"bulkenroll/importer"
 )
 
 // commandUsage is a usage error of one command (or of bulkenroll itself,
@@ -243,25 +242,25 @@ func checkOutputFile(flag, path string, inPlace bool) error {
 	fi, err := os.Stat(path)
 	switch {
 	case err == nil && fi.IsDir():
-		return fmt.Errorf("%w: %s %s is a folder; name a file", importer.ErrConfig, flag, path)
+		return fmt.Errorf("%w: %s %s is a folder; name a file", smileid.ErrConfig, flag, path)
 	case err == nil && !fi.Mode().IsRegular():
 		return nil // /dev/stdout, a pipe: opened when used
 	case err == nil && inPlace:
 		f, err := os.OpenFile(path, os.O_WRONLY, 0)
 		if err != nil {
-			return fmt.Errorf("%w: %s %s: %w", importer.ErrConfig, flag, path, pathCause(err))
+			return fmt.Errorf("%w: %s %s: %w", smileid.ErrConfig, flag, path, pathCause(err))
 		}
 		return f.Close()
 	}
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, ".bulkenroll-check-*")
 	if err != nil {
-		return fmt.Errorf("%w: %s %s: cannot write in its folder %s: %w", importer.ErrConfig, flag, path, dir, pathCause(err))
+		return fmt.Errorf("%w: %s %s: cannot write in its folder %s: %w", smileid.ErrConfig, flag, path, dir, pathCause(err))
 	}
 	name := f.Name()
 	f.Close()
 	if err := os.Remove(name); err != nil {
-		return fmt.Errorf("%w: %s %s: removing the test file %s: %w", importer.ErrConfig, flag, path, name, err)
+		return fmt.Errorf("%w: %s %s: removing the test file %s: %w", smileid.ErrConfig, flag, path, name, err)
 	}
 	return nil
 }

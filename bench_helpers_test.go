@@ -28,8 +28,8 @@ import (
 	"testing"
 	"time"
 
-	"bulkenroll/importer/sandbox"
-	"bulkenroll/importer/signature"
+	"bulkenroll/importer/smileid/sandbox"
+	"bulkenroll/importer/smileid/signature"
 	"bulkenroll/store"
 )
 

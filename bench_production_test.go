@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"bulkenroll/importer/sandbox"
+	"bulkenroll/importer/smileid/sandbox"
 )
 
 // The targets of these scenarios.

@@ -18,6 +18,7 @@ import (
 
 	"bulkenroll/importer"
 	"bulkenroll/importer/metrics"
+	"bulkenroll/importer/smileid"
 	"bulkenroll/manifest"
 	"bulkenroll/store"
 )
@@ -172,8 +173,8 @@ func runImport(ctx context.Context, o runOptions) (err error) {
 		}
 	}
 
-	var client *importer.Client
-	var cfg importer.Config
+	var client *smileid.Client
+	var cfg smileid.Config
 	if !o.DryRun || o.Cred.given() {
 		if cfg, err = o.Cred.config(); err != nil {
 			return err
@@ -182,7 +183,7 @@ func runImport(ctx context.Context, o runOptions) (err error) {
 		if o.AutoWorkers {
 			pool = o.MaxWorkers
 		}
-		client, err = importer.NewClient(cfg, importer.ClientOptions{Workers: pool, Timeout: o.Timeout,
+		client, err = smileid.NewClient(cfg, smileid.ClientOptions{Workers: pool, Timeout: o.Timeout,
 			Transport: o.Transport, UserAgent: "bulkenroll/" + version})
 		if err != nil {
 			return err
@@ -335,7 +336,7 @@ func runImport(ctx context.Context, o runOptions) (err error) {
 // the store is bound by the first answer from Smile ID the run saves (an
 // unbound store stays unbound when the run gets none). A dry run opens it
 // read-only if it exists (nil if not).
-func openRunStore(path string, dry bool, cfg importer.Config, shard manifest.Shard) (*store.Store, error) {
+func openRunStore(path string, dry bool, cfg smileid.Config, shard manifest.Shard) (*store.Store, error) {
 	if dry {
 		st, err := store.Open(path, store.Options{ReadOnly: true})
 		if errors.Is(err, store.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
@@ -381,7 +382,7 @@ func printSummary(io streams, s importer.Summary, runErr error, rejects string, 
 	}
 	how := "finished"
 	var ae *importer.AccountError
-	var fe *importer.ForeignAnswerError
+	var fe *smileid.ForeignAnswerError
 	var we *store.WriteError
 	var oe *importer.OutageError
 	switch {
@@ -492,7 +493,7 @@ func rateSummary(s importer.Stats, auto, saved bool) string {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d sent", sent)
-	if n := s.Requests[importer.AnswerThrottled]; n > 0 {
+	if n := s.Requests[smileid.AnswerThrottled]; n > 0 {
 		fmt.Fprintf(&b, ", %d throttled (429)", n)
 	}
 	fmt.Fprintf(&b, "; %.1f rows/s", s.RowsPerSecond())

@@ -7,8 +7,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"bulkenroll/importer"
-	"bulkenroll/importer/sandbox"
+	"bulkenroll/importer/smileid"
+	"bulkenroll/importer/smileid/sandbox"
 )
 
 // sandboxOptions are the settings of `bulkenroll sandbox`.
@@ -73,7 +73,7 @@ func runSandbox(ctx context.Context, o sandboxOptions) error {
 		return err
 	}
 	if o.Cred.PartnerID == "" || key == "" {
-		return fmt.Errorf("%w: the sandbox needs the credentials it accepts: set SMILE_PARTNER_ID and SMILE_API_KEY (or SMILE_API_KEY_FILE)", importer.ErrConfig)
+		return fmt.Errorf("%w: the sandbox needs the credentials it accepts: set SMILE_PARTNER_ID and SMILE_API_KEY (or SMILE_API_KEY_FILE)", smileid.ErrConfig)
 	}
 	opts := o.Options
 	opts.PartnerID, opts.APIKey = o.Cred.PartnerID, string(key)

@@ -8,7 +8,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"bulkenroll/importer"
+	"bulkenroll/importer/smileid"
 	"bulkenroll/manifest"
 )
 
@@ -51,30 +51,30 @@ func (cr credentials) given() bool {
 
 // apiKey returns the API key: from the key file when one is named, else
 // from SMILE_API_KEY. A trailing newline in the file is dropped.
-func (cr credentials) apiKey() (importer.Secret, error) {
+func (cr credentials) apiKey() (smileid.Secret, error) {
 	if cr.APIKeyFile == "" {
-		return importer.Secret(os.Getenv("SMILE_API_KEY")), nil
+		return smileid.Secret(os.Getenv("SMILE_API_KEY")), nil
 	}
 	b, err := os.ReadFile(cr.APIKeyFile)
 	if err != nil {
-		return "", fmt.Errorf("%w: reading the API key file: %w", importer.ErrConfig, err)
+		return "", fmt.Errorf("%w: reading the API key file: %w", smileid.ErrConfig, err)
 	}
 	key := strings.TrimRight(string(b), "\r\n \t")
 	if key == "" {
-		return "", fmt.Errorf("%w: the API key file %s is empty", importer.ErrConfig, cr.APIKeyFile)
+		return "", fmt.Errorf("%w: the API key file %s is empty", smileid.ErrConfig, cr.APIKeyFile)
 	}
-	return importer.Secret(key), nil
+	return smileid.Secret(key), nil
 }
 
 // config builds and checks the client configuration.
-func (cr credentials) config() (importer.Config, error) {
+func (cr credentials) config() (smileid.Config, error) {
 	key, err := cr.apiKey()
 	if err != nil {
-		return importer.Config{}, err
+		return smileid.Config{}, err
 	}
-	cfg := importer.Config{PartnerID: cr.PartnerID, APIKey: key, Env: cr.Env, BaseURL: cr.BaseURL}
+	cfg := smileid.Config{PartnerID: cr.PartnerID, APIKey: key, Env: cr.Env, BaseURL: cr.BaseURL}
 	if err := cfg.Check(); err != nil {
-		return importer.Config{}, err
+		return smileid.Config{}, err
 	}
 	return cfg, nil
 }

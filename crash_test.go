@@ -22,7 +22,7 @@ import (
 	"testing"
 	"time"
 
-	"bulkenroll/importer/signature"
+	"bulkenroll/importer/smileid/signature"
 	"bulkenroll/store"
 )
 

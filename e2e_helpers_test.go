@@ -40,7 +40,7 @@ import (
 	"testing"
 	"time"
 
-	"bulkenroll/importer/sandbox"
+	"bulkenroll/importer/smileid/sandbox"
 )
 
 // Credentials of the test partner. They are made up; a real key in the

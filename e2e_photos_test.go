@@ -36,7 +36,7 @@ import (
 	"golang.org/x/image/bmp"
 	"golang.org/x/image/tiff"
 
-	"bulkenroll/importer/sandbox"
+	"bulkenroll/importer/smileid/sandbox"
 )
 
 // Made-up S3 credentials, passed to the child only.

@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"bulkenroll/importer/sandbox"
+	"bulkenroll/importer/smileid/sandbox"
 	"bulkenroll/store"
 )
 

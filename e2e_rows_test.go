@@ -31,7 +31,7 @@ import (
 	"testing"
 	"time"
 
-	"bulkenroll/importer/signature"
+	"bulkenroll/importer/smileid/signature"
 )
 
 // rowsAbsManifest writes, in dir, n good rows (e2eManifest) and returns the

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"bulkenroll/importer"
+	"bulkenroll/importer/smileid"
 	"bulkenroll/manifest"
 	"bulkenroll/store"
 )
@@ -26,10 +27,10 @@ func TestExitCode(t *testing.T) {
 		{"interrupted", importer.ErrInterrupted, 130},
 		{"context canceled", fmt.Errorf("validate: %w", context.Canceled), 130},
 		{"usage", usagef("--workers 0: want 1 to 256"), 2},
-		{"config", fmt.Errorf("%w: partner ID missing", importer.ErrConfig), 2},
+		{"config", fmt.Errorf("%w: partner ID missing", smileid.ErrConfig), 2},
 		{"store locked", fmt.Errorf("store x: %w", store.ErrLocked), 2},
 		{"store mismatch", fmt.Errorf("store x: %w", store.ErrMismatch), 2},
-		{"account refused", &importer.AccountError{API: &importer.APIError{Status: 401, Code: "2205", Text: "Unauthorized"}}, 2},
+		{"account refused", &importer.AccountError{API: &smileid.APIError{Status: 401, Code: "2205", Text: "Unauthorized"}}, 2},
 		{"header", &manifest.HeaderError{Reason: "missing required column \"photo\""}, 2},
 		{"outage past --outage-limit", fmt.Errorf("run: %w", &importer.OutageError{Limit: 15 * time.Minute}), 1},
 		{"anything else", errors.New("disk on fire"), 2},

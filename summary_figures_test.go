@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"bulkenroll/importer"
+	"bulkenroll/importer/smileid"
 )
 
 // TestRateSummaryFigures: the summary words the Stats' figures as the
@@ -15,7 +16,7 @@ func TestRateSummaryFigures(t *testing.T) {
 	started := time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)
 	s := importer.Stats{Started: started, Now: started.Add(100 * time.Second), Total: 1000, Rows: 1000, Skipped: 100,
 		Enrolled: 850, Rejected: 30, Failed: 20,
-		Requests: map[string]int64{importer.AnswerEnrolled: 850, importer.AnswerThrottled: 40, importer.AnswerRefused: 30},
+		Requests: map[string]int64{smileid.AnswerEnrolled: 850, smileid.AnswerThrottled: 40, smileid.AnswerRefused: 30},
 		Control:  importer.Control{Rate: 14.2, LearnedRate: 13.6, Window: 24, Limiter: importer.LimitWorkers}}
 	got := rateSummary(s, true, true)
 	for _, want := range []string{"920 sent", "40 throttled (429)", "9.0 rows/s", importer.LearnedText(s.LearnedRate),

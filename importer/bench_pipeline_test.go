@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"bulkenroll/importer"
+	"bulkenroll/importer/smileid"
 	"bulkenroll/store"
 )
 
@@ -16,8 +17,8 @@ import (
 // benchmarks of Run then measure the importer's own cost per row.
 type instant struct{}
 
-func (instant) Submit(_ context.Context, u importer.User) (*importer.Result, error) {
-	return &importer.Result{ResultCode: "0840", ResultText: "Enroll User", SmileJobID: "1000"}, nil
+func (instant) Submit(_ context.Context, u smileid.User) (*smileid.Result, error) {
+	return &smileid.Result{ResultCode: "0840", ResultText: "Enroll User", SmileJobID: "1000"}, nil
 }
 
 // benchManifest writes a manifest of n rows cycling through 100 photos of

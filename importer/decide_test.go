@@ -1,6 +1,7 @@
 package importer
 
 import (
+	"bulkenroll/importer/smileid"
 	"errors"
 	"fmt"
 	"syscall"
@@ -11,20 +12,20 @@ import (
 // first try and a last one, with and without an earlier unknown outcome.
 func TestDecide(t *testing.T) {
 	var (
-		timeout    = &TransportError{Err: fmt.Errorf("read: %w", syscall.ETIMEDOUT)}
-		refusedTCP = &TransportError{Err: fmt.Errorf("dial: %w", syscall.ECONNREFUSED)}
-		reset      = &TransportError{Err: fmt.Errorf("read: %w", syscall.ECONNRESET)}
-		throttle   = &APIError{Status: 429, RetryAfter: 1e9, NotSmileID: true}
-		server     = &APIError{Status: 500, Code: "2201", Text: "System Error"}
-		proxy502   = &APIError{Status: 502, Excerpt: "<h1>Bad Gateway</h1>", NotSmileID: true}
-		proxy404   = &APIError{Status: 404, Excerpt: "404 page not found", NotSmileID: true}
-		html200    = &APIError{Status: 200, Reason: "the answer is not Smile ID JSON; not counted as enrolled", NotSmileID: true}
-		forged     = &APIError{Status: 200, Reason: "the answer's signature does not verify"}
-		redirect   = &APIError{Status: 302, NotSmileID: true}
-		enrolled   = &APIError{Status: 400, Code: "2209", Text: "already enrolled"}
-		refused    = &APIError{Status: 400, Code: "2213", Text: "bad input"}
-		account    = &APIError{Status: 401, Code: "2205", Text: "Unauthorized"}
-		notActive  = &APIError{Status: 400, Code: "2214", Text: "not activated"}
+		timeout    = &smileid.TransportError{Err: fmt.Errorf("read: %w", syscall.ETIMEDOUT)}
+		refusedTCP = &smileid.TransportError{Err: fmt.Errorf("dial: %w", syscall.ECONNREFUSED)}
+		reset      = &smileid.TransportError{Err: fmt.Errorf("read: %w", syscall.ECONNRESET)}
+		throttle   = &smileid.APIError{Status: 429, RetryAfter: 1e9, NotSmileID: true}
+		server     = &smileid.APIError{Status: 500, Code: "2201", Text: "System Error"}
+		proxy502   = &smileid.APIError{Status: 502, Excerpt: "<h1>Bad Gateway</h1>", NotSmileID: true}
+		proxy404   = &smileid.APIError{Status: 404, Excerpt: "404 page not found", NotSmileID: true}
+		html200    = &smileid.APIError{Status: 200, Reason: "the answer is not Smile ID JSON; not counted as enrolled", NotSmileID: true}
+		forged     = &smileid.APIError{Status: 200, Reason: "the answer's signature does not verify"}
+		redirect   = &smileid.APIError{Status: 302, NotSmileID: true}
+		enrolled   = &smileid.APIError{Status: 400, Code: "2209", Text: "already enrolled"}
+		refused    = &smileid.APIError{Status: 400, Code: "2213", Text: "bad input"}
+		account    = &smileid.APIError{Status: 401, Code: "2205", Text: "Unauthorized"}
+		notActive  = &smileid.APIError{Status: 400, Code: "2214", Text: "not activated"}
 	)
 	const retries = 3
 	cases := []struct {
@@ -46,15 +47,15 @@ func TestDecide(t *testing.T) {
 		{"2205 stops", account, 0, false, actStop, false, &AccountError{}},
 		{"2214 stops, keeps unknown", notActive, 2, true, actStop, true, &AccountError{}},
 		{"redirect stops", redirect, 0, false, actStop, false, &AccountError{}},
-		{"proxy 404 stops", proxy404, 0, false, actStop, false, &ForeignAnswerError{}},
-		{"HTML 200 stops", html200, 0, false, actStop, true, &ForeignAnswerError{}},
+		{"proxy 404 stops", proxy404, 0, false, actStop, false, &smileid.ForeignAnswerError{}},
+		{"HTML 200 stops", html200, 0, false, actStop, true, &smileid.ForeignAnswerError{}},
 		{"proxy 502 retried", proxy502, 0, false, actRetry, true, nil},
-		{"proxy 502 to the end stops", proxy502, retries, false, actStop, true, &ForeignAnswerError{}},
+		{"proxy 502 to the end stops", proxy502, retries, false, actStop, true, &smileid.ForeignAnswerError{}},
 		{"429 retried, definite", throttle, 0, false, actRetry, false, nil},
 		{"429 after the retries are used up: still retried (no retry used)", throttle, retries, false, actRetry, false, nil},
 		{"429 far past the retries: still retried", throttle, retries + 10, false, actRetry, false, nil},
 		{"429 keeps an earlier unknown", throttle, 1, true, actRetry, true, nil},
-		{"Smile ID's own 429 retried too", &APIError{Status: 429, Code: "2201"}, retries, false, actRetry, false, nil},
+		{"Smile ID's own 429 retried too", &smileid.APIError{Status: 429, Code: "2201"}, retries, false, actRetry, false, nil},
 		{"2201 retried, unknown", server, 0, false, actRetry, true, nil},
 		{"2201 last try fails", server, retries, false, actGiveUp, true, nil},
 		{"time-out unknown", timeout, 0, false, actRetry, true, nil},
@@ -65,7 +66,7 @@ func TestDecide(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			d := decide(c.err, c.try, retries, c.unknownBefore)
-			var ae *APIError
+			var ae *smileid.APIError
 			if want429 := errors.As(c.err, &ae) && ae.Status == 429; d.throttle != want429 {
 				t.Errorf("decide(%v).throttle = %v, want %v", c.err, d.throttle, want429)
 			}
@@ -82,9 +83,9 @@ func TestDecide(t *testing.T) {
 				if !errors.As(d.stop, &want) {
 					t.Errorf("stop cause %T, want *AccountError", d.stop)
 				}
-			case *ForeignAnswerError:
+			case *smileid.ForeignAnswerError:
 				if !errors.As(d.stop, &want) {
-					t.Errorf("stop cause %T, want *ForeignAnswerError", d.stop)
+					t.Errorf("stop cause %T, want *smileid.ForeignAnswerError", d.stop)
 				}
 			}
 		})
@@ -97,20 +98,20 @@ func TestAnswerClass(t *testing.T) {
 		err  error
 		want string
 	}{
-		{nil, AnswerEnrolled},
-		{&APIError{Status: 400, Code: "2209"}, AnswerAlreadyEnrolled},
-		{&APIError{Status: 400, Code: "2213"}, AnswerRefused},
-		{&APIError{Status: 401, Code: "2205"}, AnswerAccount},
-		{&APIError{Status: 429, NotSmileID: true}, AnswerThrottled},
-		{&APIError{Status: 500, Code: "2201"}, AnswerServerError},
-		{&APIError{Status: 503, NotSmileID: true}, AnswerServerError},
-		{&APIError{Status: 404, NotSmileID: true}, AnswerNotSmileID},
-		{&APIError{Status: 200, Reason: "forged"}, AnswerUnverified},
-		{&TransportError{Err: syscall.ECONNRESET}, AnswerTransport},
+		{nil, smileid.AnswerEnrolled},
+		{&smileid.APIError{Status: 400, Code: "2209"}, smileid.AnswerAlreadyEnrolled},
+		{&smileid.APIError{Status: 400, Code: "2213"}, smileid.AnswerRefused},
+		{&smileid.APIError{Status: 401, Code: "2205"}, smileid.AnswerAccount},
+		{&smileid.APIError{Status: 429, NotSmileID: true}, smileid.AnswerThrottled},
+		{&smileid.APIError{Status: 500, Code: "2201"}, smileid.AnswerServerError},
+		{&smileid.APIError{Status: 503, NotSmileID: true}, smileid.AnswerServerError},
+		{&smileid.APIError{Status: 404, NotSmileID: true}, smileid.AnswerNotSmileID},
+		{&smileid.APIError{Status: 200, Reason: "forged"}, smileid.AnswerUnverified},
+		{&smileid.TransportError{Err: syscall.ECONNRESET}, smileid.AnswerTransport},
 	}
 	for _, c := range cases {
-		if got := answerClass(c.err); got != c.want {
-			t.Errorf("answerClass(%v) = %q, want %q", c.err, got, c.want)
+		if got := smileid.AnswerClass(c.err); got != c.want {
+			t.Errorf("smileid.AnswerClass(%v) = %q, want %q", c.err, got, c.want)
 		}
 	}
 }

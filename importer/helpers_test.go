@@ -6,30 +6,16 @@ import (
 	"crypto/sha256"
 	"encoding/csv"
 	"encoding/hex"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"image"
-	"image/color"
-	"image/jpeg"
-	"image/png"
-	"io"
-	"net"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"reflect"
 	"sort"
-	"sync"
-	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"bulkenroll/importer"
-	"bulkenroll/importer/sandbox"
-	"bulkenroll/importer/signature"
+	"bulkenroll/importer/testkit"
 	"bulkenroll/manifest"
 	"bulkenroll/store"
 )
@@ -37,32 +23,12 @@ import (
 // Credentials shared by the tests. The key is distinctive so that a leak of
 // it into any message can be searched for.
 const (
-	testPartner = "partner-77"
-	testKey     = "KEY-zq8Xv-LEAKCANARY-31337"
+	testPartner = testkit.Partner
+	testKey     = testkit.APIKey
 )
 
-// photoBytes returns a small, valid JPEG or PNG image whose pixels depend on
-// seed, so that photos of different users differ.
-func photoBytes(t testing.TB, format string, seed int) []byte {
-	t.Helper()
-	img := image.NewRGBA(image.Rect(0, 0, 8, 8))
-	for i := range img.Pix {
-		img.Pix[i] = byte(seed*31 + i*7)
-	}
-	img.Set(0, 0, color.RGBA{R: byte(seed), G: byte(seed >> 8), B: 1, A: 255})
-	var buf bytes.Buffer
-	var err error
-	switch format {
-	case "png":
-		err = png.Encode(&buf, img)
-	default:
-		err = jpeg.Encode(&buf, img, &jpeg.Options{Quality: 90})
-	}
-	if err != nil {
-		t.Fatalf("encoding a %s: %v", format, err)
-	}
-	return buf.Bytes()
-}
+// photoBytes returns a small, valid JPEG or PNG image (testkit.Photo).
+func photoBytes(t testing.TB, format string, seed int) []byte { return testkit.Photo(t, format, seed) }
 
 // writeFile writes data to path, creating its folder.
 func writeFile(t testing.TB, path string, data []byte) {
@@ -174,100 +140,6 @@ func newStore(t testing.TB) *store.Store {
 	return st
 }
 
-// newSandbox starts the emulator with the test credentials merged into opts,
-// behind a counter of the requests that reach it.
-func newSandbox(t testing.TB, opts sandbox.Options) (*sandbox.Server, *counter, *httptest.Server) {
-	t.Helper()
-	if opts.PartnerID == "" {
-		opts.PartnerID = testPartner
-	}
-	if opts.APIKey == "" {
-		opts.APIKey = testKey
-	}
-	sb, err := sandbox.New(opts)
-	if err != nil {
-		t.Fatalf("sandbox.New: %v", err)
-	}
-	c := &counter{next: sb}
-	hs := httptest.NewServer(c)
-	t.Cleanup(hs.Close)
-	return sb, c, hs
-}
-
-// counter is an http.Handler that counts requests and their user IDs before
-// handing them to next.
-type counter struct {
-	next http.Handler
-	// hook, if set, is called with each request's number (from 1) and body
-	// before next sees it; it may answer itself by returning true.
-	hook func(n int64, body []byte, w http.ResponseWriter, r *http.Request) bool
-
-	n     atomic.Int64
-	mu    sync.Mutex
-	users map[string]int
-	times []time.Time
-}
-
-func (c *counter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(r.Body)
-	n := c.n.Add(1)
-	id := userIDOf(body)
-	c.mu.Lock()
-	if c.users == nil {
-		c.users = make(map[string]int)
-	}
-	c.users[id]++
-	c.times = append(c.times, time.Now())
-	c.mu.Unlock()
-	if c.hook != nil && c.hook(n, body, w, r) {
-		return
-	}
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	c.next.ServeHTTP(w, r)
-}
-
-// requests returns how many requests arrived.
-func (c *counter) requests() int { return int(c.n.Load()) }
-
-// sentFor returns how many requests carried user id.
-func (c *counter) sentFor(id string) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.users[id]
-}
-
-// arrivals returns the arrival times of the requests.
-func (c *counter) arrivals() []time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]time.Time(nil), c.times...)
-}
-
-// userIDOf pulls user_id out of a request body without trusting it to be JSON.
-func userIDOf(body []byte) string {
-	var v struct {
-		UserID string `json:"user_id"`
-	}
-	_ = json.Unmarshal(body, &v)
-	return v.UserID
-}
-
-// newClient returns a client for base with the test credentials; mod may
-// change the configuration and options first.
-func newClient(t testing.TB, base string, mod func(*importer.Config, *importer.ClientOptions)) *importer.Client {
-	t.Helper()
-	cfg := importer.Config{PartnerID: testPartner, APIKey: testKey, BaseURL: base}
-	opts := importer.ClientOptions{Workers: 4, Timeout: 10 * time.Second}
-	if mod != nil {
-		mod(&cfg, &opts)
-	}
-	c, err := importer.NewClient(cfg, opts)
-	if err != nil {
-		t.Fatalf("NewClient: %v", err)
-	}
-	return c
-}
-
 // fastOptions are run options with short retry waits.
 func fastOptions() importer.Options {
 	return importer.Options{
@@ -348,56 +220,6 @@ func readCSV(t testing.TB, b []byte) [][]string {
 	return recs
 }
 
-// signedSuccess is a 200 answer for user, signed with key.
-func signedSuccess(key, partner, user string) string {
-	ts := signature.Timestamp(time.Now())
-	b, _ := json.Marshal(map[string]any{
-		"ResultCode": "0840", "ResultText": "Enroll User", "SmileJobID": "0000001234",
-		"PartnerParams": map[string]any{"user_id": user, "job_type": 4},
-		"timestamp":     ts, "signature": signature.Sign(key, partner, ts),
-	})
-	return string(b)
-}
-
-// flaky is an http.RoundTripper that fails chosen requests. For request
-// number n (from 1), before(n) may return an error to fail it without
-// sending it; after(n) may return an error to fail it after the server
-// answered (the outcome is then unknown to the caller, as with a dropped
-// connection).
-type flaky struct {
-	base          http.RoundTripper
-	before, after func(n int64) error
-	n             atomic.Int64
-}
-
-// RoundTrip implements http.RoundTripper.
-func (f *flaky) RoundTrip(req *http.Request) (*http.Response, error) {
-	n := f.n.Add(1)
-	if f.before != nil {
-		if err := f.before(n); err != nil {
-			if req.Body != nil {
-				req.Body.Close()
-			}
-			return nil, err
-		}
-	}
-	resp, err := f.base.RoundTrip(req)
-	if err != nil || f.after == nil {
-		return resp, err
-	}
-	if aerr := f.after(n); aerr != nil {
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		return nil, aerr
-	}
-	return resp, nil
-}
-
-// resetErr looks like a connection reset by the peer.
-func resetErr() error {
-	return &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", syscall.ECONNRESET)}
-}
-
 // sortedKeys returns the keys of m in order.
 func sortedKeys[V any](m map[string]V) []string {
 	out := make([]string, 0, len(m))
@@ -406,14 +228,4 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-// mustAs is errors.As that fails the test when err is not a T.
-func mustAs[T error](t testing.TB, err error) T {
-	t.Helper()
-	var target T
-	if !errors.As(err, &target) {
-		t.Fatalf("error %v (%T) is not a %T", err, err, target)
-	}
-	return target
 }

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"bulkenroll/importer/smileid"
 	"bulkenroll/store"
 )
 
@@ -105,7 +106,7 @@ func statsAttrs(s Stats) []slog.Attr {
 		slog.Int64("in_flight", s.InFlight),
 		slog.Int("window", s.Window),
 		slog.Float64("eta_seconds", s.ETA().Seconds()),
-		slog.Int64("throttled", s.Requests[AnswerThrottled]),
+		slog.Int64("throttled", s.Requests[smileid.AnswerThrottled]),
 	)
 	if s.Limiter != LimitNone {
 		attrs = append(attrs, slog.String("limiter", string(s.Limiter)), slog.String("hint", s.Hint()))

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"bulkenroll/importer"
+	"bulkenroll/importer/smileid"
 	"bulkenroll/manifest"
 	"bulkenroll/store"
 )
@@ -53,7 +54,7 @@ func TestLogObserver(t *testing.T) {
 	stats := func() importer.Stats {
 		return importer.Stats{RunID: 4, Started: started, Now: started.Add(100 * time.Second), Total: 1000,
 			Rows: 230, Enrolled: 150, Skipped: 10, Rejected: 30, Failed: 20, Pending: 0,
-			Requests: map[string]int64{importer.AnswerThrottled: 3},
+			Requests: map[string]int64{smileid.AnswerThrottled: 3},
 			Control: importer.Control{Rate: 5, LearnedRate: 4.5, InFlight: 6, Window: 9, Limiter: importer.LimitOutage,
 				DownSince: started.Add(95 * time.Second)},
 			LastSuccess: time.Now()}
@@ -125,7 +126,7 @@ func TestLogObserverOutcomes(t *testing.T) {
 		level   string
 	}{
 		{nil, "finished", "INFO"},
-		{&importer.AccountError{API: &importer.APIError{Status: 401, Code: "2205", Text: "Unauthorized"}}, "stopped", "ERROR"},
+		{&importer.AccountError{API: &smileid.APIError{Status: 401, Code: "2205", Text: "Unauthorized"}}, "stopped", "ERROR"},
 		{errors.New("disk full"), "error", "ERROR"},
 	}
 	for _, c := range cases {

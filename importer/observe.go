@@ -7,23 +7,6 @@ import (
 	"bulkenroll/store"
 )
 
-// Answer classes counted in Stats.Requests: what each request sent got back.
-const (
-	AnswerEnrolled        = "enrolled"         // a verified 0840
-	AnswerAlreadyEnrolled = "already_enrolled" // 2209
-	AnswerRefused         = "refused"          // a permanent refusal with Smile ID's code
-	AnswerAccount         = "account"          // 2205, 2214, 2220: the run stops
-	AnswerThrottled       = "throttled"        // HTTP 429
-	AnswerServerError     = "server_error"     // 5xx or 2201
-	AnswerNotSmileID      = "not_smile_id"     // an answer without Smile ID's code (a proxy's page): the run stops
-	AnswerTransport       = "transport"        // no answer: time-out, refused or dropped connection
-	AnswerUnverified      = "unverified"       // a 200 that could not be believed (unsigned, forged)
-)
-
-// AnswerClasses lists every answer class, in the order displays show them.
-var AnswerClasses = []string{AnswerEnrolled, AnswerAlreadyEnrolled, AnswerRefused, AnswerAccount,
-	AnswerThrottled, AnswerServerError, AnswerNotSmileID, AnswerTransport, AnswerUnverified}
-
 // Stats are a run's live figures, as observers see them. Every row read is
 // counted in exactly one of Enrolled, Skipped, Rejected, Failed and Pending
 // once it is settled (a row whose record is saved, once the store has

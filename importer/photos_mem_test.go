@@ -1,6 +1,7 @@
 package importer_test
 
 import (
+	"bulkenroll/importer/smileid"
 	"bytes"
 	"context"
 	"fmt"
@@ -12,8 +13,6 @@ import (
 	"testing"
 
 	"golang.org/x/image/bmp"
-
-	"bulkenroll/importer"
 )
 
 // TestFixPhotosBuffersBoundedBySlots converts large BMPs with 32 workers
@@ -52,14 +51,14 @@ func TestFixPhotosBuffersBoundedBySlots(t *testing.T) {
 	img, b = nil, bytes.Buffer{}
 	var mu sync.Mutex
 	var peak uint64
-	sub := submitFunc(func(ctx context.Context, u importer.User) (*importer.Result, error) {
+	sub := submitFunc(func(ctx context.Context, u smileid.User) (*smileid.Result, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		runtime.GC()
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
 		peak = max(peak, ms.HeapInuse)
-		return &importer.Result{ResultCode: "0840"}, nil
+		return &smileid.Result{ResultCode: "0840"}, nil
 	})
 	opts := fastOptions()
 	opts.Workers = workers

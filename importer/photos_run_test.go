@@ -18,12 +18,15 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"bulkenroll/importer"
-	"bulkenroll/importer/sandbox"
+	"bulkenroll/importer/smileid"
+	"bulkenroll/importer/smileid/sandbox"
+	"bulkenroll/importer/testkit"
 	"bulkenroll/manifest"
 	"bulkenroll/store"
 )
@@ -90,11 +93,11 @@ func TestRunNeverSendsBrokenPhotos(t *testing.T) {
 	}
 	path := f.write(t)
 	for _, fix := range []bool{false, true} {
-		sb, cnt, hs := newSandbox(t, sandbox.Options{})
+		sb, cnt, hs := testkit.NewSandbox(t, sandbox.Options{})
 		st := newStore(t)
 		opts := fastOptions()
 		opts.FixPhotos = fix
-		sum, err := run(t, context.Background(), path, st, newClient(t, hs.URL, nil), opts)
+		sum, err := run(t, context.Background(), path, st, testkit.NewClient(t, hs.URL, nil), opts)
 		if err != nil {
 			t.Fatalf("fix %v: %v", fix, err)
 		}
@@ -106,7 +109,7 @@ func TestRunNeverSendsBrokenPhotos(t *testing.T) {
 			if rec.State != store.Rejected || rec.Attempts != 0 || !strings.Contains(rec.Error, "PNG") && !strings.Contains(rec.Error, "JPEG") {
 				t.Errorf("fix %v: %s: %+v", fix, id, rec)
 			}
-			if n := cnt.sentFor(id); n != 0 {
+			if n := cnt.SentFor(id); n != 0 {
 				t.Errorf("fix %v: %s sent %d times", fix, id, n)
 			}
 		}
@@ -145,21 +148,22 @@ func TestFixPhotosSendsUprightPhotosUnchanged(t *testing.T) {
 		f.rows = append(f.rows, mrow{id: id, created: "2021-08-12", photo: name})
 	}
 	path := f.write(t)
-	_, cnt, hs := newSandbox(t, sandbox.Options{})
+	_, cnt, hs := testkit.NewSandbox(t, sandbox.Options{})
 	got := make(map[string][]byte)
-	cnt.hook = func(_ int64, body []byte, w http.ResponseWriter, _ *http.Request) bool {
-		id := userIDOf(body)
-		cnt.mu.Lock()
+	var mu sync.Mutex
+	cnt.Hook = func(_ int64, body []byte, w http.ResponseWriter, _ *http.Request) bool {
+		id := testkit.UserIDOf(body)
+		mu.Lock()
 		got[id] = sentPhoto(t, body)
-		cnt.mu.Unlock()
+		mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprint(w, signedSuccess(testKey, testPartner, id))
+		fmt.Fprint(w, testkit.SignedSuccess(testKey, testPartner, id))
 		return true
 	}
 	st := newStore(t)
 	opts := fastOptions()
 	opts.FixPhotos = true
-	sum, err := run(t, context.Background(), path, st, newClient(t, hs.URL, nil), opts)
+	sum, err := run(t, context.Background(), path, st, testkit.NewClient(t, hs.URL, nil), opts)
 	if err != nil || sum.Enrolled != len(photos) {
 		t.Fatalf("Run: %v, %+v", err, sum)
 	}
@@ -193,9 +197,9 @@ func withOrientation(jpg []byte, o uint16) []byte {
 }
 
 // submitFunc is a Submitter made of a function.
-type submitFunc func(ctx context.Context, u importer.User) (*importer.Result, error)
+type submitFunc func(ctx context.Context, u smileid.User) (*smileid.Result, error)
 
-func (f submitFunc) Submit(ctx context.Context, u importer.User) (*importer.Result, error) {
+func (f submitFunc) Submit(ctx context.Context, u smileid.User) (*smileid.Result, error) {
 	return f(ctx, u)
 }
 
@@ -230,12 +234,12 @@ func TestStopAtEndOfManifestCountsNoPhantomRow(t *testing.T) {
 		first := make(chan struct{})
 		release := make(chan struct{})
 		var calls atomic.Int64
-		sub := submitFunc(func(ctx context.Context, u importer.User) (*importer.Result, error) {
+		sub := submitFunc(func(ctx context.Context, u smileid.User) (*smileid.Result, error) {
 			if calls.Add(1) == 1 {
 				close(first)
 				<-release
 			}
-			return &importer.Result{ResultCode: "0840"}, nil
+			return &smileid.Result{ResultCode: "0840"}, nil
 		})
 		src := &heldEOF{r: bytes.NewReader(data), eof: make(chan struct{})}
 		rd, err := manifest.NewReader(src, f.dir)
@@ -274,8 +278,8 @@ func TestReopenFailureIsNotARequest(t *testing.T) {
 	writeFile(t, filepath.Join(f.dir, name), noisePhoto(t, "jpeg", 800, 600))
 	f.rows = append(f.rows, mrow{id: "gone", created: "2021-08-12", photo: name})
 	path := f.write(t)
-	_, cnt, hs := newSandbox(t, sandbox.Options{})
-	cnt.hook = func(n int64, _ []byte, w http.ResponseWriter, _ *http.Request) bool {
+	_, cnt, hs := testkit.NewSandbox(t, sandbox.Options{})
+	cnt.Hook = func(n int64, _ []byte, w http.ResponseWriter, _ *http.Request) bool {
 		if err := os.Remove(filepath.Join(f.dir, name)); err != nil {
 			t.Error(err)
 		}
@@ -285,13 +289,13 @@ func TestReopenFailureIsNotARequest(t *testing.T) {
 		return true
 	}
 	st := newStore(t)
-	sum, err := run(t, context.Background(), path, st, newClient(t, hs.URL, nil), fastOptions())
+	sum, err := run(t, context.Background(), path, st, testkit.NewClient(t, hs.URL, nil), fastOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
 	rec := userRecord(t, st, "gone")
-	if sum.Failed != 1 || rec.State != store.Failed || rec.Attempts != 1 || rec.OutcomeUnknown || cnt.requests() != 1 {
-		t.Errorf("summary %+v, record %+v, %d requests", sum, rec, cnt.requests())
+	if sum.Failed != 1 || rec.State != store.Failed || rec.Attempts != 1 || rec.OutcomeUnknown || cnt.Requests() != 1 {
+		t.Errorf("summary %+v, record %+v, %d requests", sum, rec, cnt.Requests())
 	}
 	if !strings.Contains(rec.Error, "reading the photo failed") {
 		t.Errorf("reason %q", rec.Error)
@@ -306,12 +310,12 @@ func TestForeignUserAnswerStopsRun(t *testing.T) {
 	path := f.write(t)
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprint(w, signedSuccess(testKey, testPartner, "someone-else"))
+		fmt.Fprint(w, testkit.SignedSuccess(testKey, testPartner, "someone-else"))
 	}))
 	defer hs.Close()
 	st := newStore(t)
-	sum, err := run(t, context.Background(), path, st, newClient(t, hs.URL, nil), fastOptions())
-	var fe *importer.ForeignAnswerError
+	sum, err := run(t, context.Background(), path, st, testkit.NewClient(t, hs.URL, nil), fastOptions())
+	var fe *smileid.ForeignAnswerError
 	if !errors.As(err, &fe) || !strings.Contains(err.Error(), `"someone-else"`) {
 		t.Fatalf("Run = %v, want a foreign answer", err)
 	}
@@ -342,11 +346,11 @@ func TestRemotePhotoUploadGetsTheGrace(t *testing.T) {
 	f := &fixture{dir: t.TempDir()}
 	f.rows = append(f.rows, mrow{id: "remote", created: "2021-08-12", photo: photos.URL + "/p.jpg"})
 	path := f.write(t)
-	sb, _, hs := newSandbox(t, sandbox.Options{})
+	sb, _, hs := testkit.NewSandbox(t, sandbox.Options{})
 	st := newStore(t)
 	opts := fastOptions()
 	opts.PhotoHTTPClient = photos.Client()
-	_, err := run(t, ctx, path, st, newClient(t, hs.URL, nil), opts)
+	_, err := run(t, ctx, path, st, testkit.NewClient(t, hs.URL, nil), opts)
 	if !errors.Is(err, importer.ErrInterrupted) {
 		t.Fatalf("Run = %v, want interrupted", err)
 	}

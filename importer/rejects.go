@@ -6,13 +6,14 @@ import (
 	"strconv"
 	"sync"
 
+	"bulkenroll/importer/urlref"
 	"bulkenroll/manifest"
 	"bulkenroll/store"
 )
 
 // rejectsWriter writes the CSV of rows rejected in a run:
 // line,user_id,user_created_at,photo,code,reason, the photo with a URL's
-// secrets redacted (manifest.RedactURL).
+// secrets redacted (urlref.Redact).
 // It is an Observer of the rows rejected in the run.
 type rejectsWriter struct {
 	mu  sync.Mutex
@@ -45,7 +46,7 @@ func (r *rejectsWriter) write(row manifest.Row, code, reason string) {
 	defer r.mu.Unlock()
 	// The reader redacts Photo already; redacting again costs nothing (it
 	// is idempotent) and keeps a row made elsewhere from writing a secret.
-	r.rec = [6]string{strconv.Itoa(row.Line), row.UserID, row.CreatedAt, manifest.RedactURL(row.Photo), code, reason}
+	r.rec = [6]string{strconv.Itoa(row.Line), row.UserID, row.CreatedAt, urlref.Redact(row.Photo), code, reason}
 	_ = r.w.Write(r.rec[:])
 	r.w.Flush() // rejects are rare: keep the file current should the run die
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"bulkenroll/importer/photosource"
+	"bulkenroll/importer/smileid"
 	"bulkenroll/manifest"
 	"bulkenroll/store"
 )
@@ -28,11 +29,11 @@ var ErrInterrupted = errors.New("interrupted")
 // 2220), or the answers show the credentials or base URL are wrong (a
 // redirect, a bare 401/403). Rows not done keep the state they had.
 type AccountError struct {
-	API *APIError
+	API *smileid.APIError
 }
 
 func (e *AccountError) Error() string {
-	return fmt.Sprintf("stopped: %v: %s", e.API, AccountAdvice(e.API.Code))
+	return fmt.Sprintf("stopped: %v: %s", e.API, smileid.AccountAdvice(e.API.Code))
 }
 
 // Unwrap returns the API error.
@@ -40,7 +41,7 @@ func (e *AccountError) Unwrap() error { return e.API }
 
 // Submitter sends one user; *Client is the real one.
 type Submitter interface {
-	Submit(ctx context.Context, u User) (*Result, error)
+	Submit(ctx context.Context, u smileid.User) (*smileid.Result, error)
 }
 
 // Options tune a run.
@@ -387,7 +388,7 @@ func (r *runner) cause() error {
 // answers that were not Smile ID's, or by an outage) or "failed".
 func Outcome(err error) string {
 	var ae *AccountError
-	var fe *ForeignAnswerError
+	var fe *smileid.ForeignAnswerError
 	var oe *OutageError
 	switch {
 	case err == nil:

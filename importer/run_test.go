@@ -17,7 +17,9 @@ import (
 	"time"
 
 	"bulkenroll/importer"
-	"bulkenroll/importer/sandbox"
+	"bulkenroll/importer/smileid"
+	"bulkenroll/importer/smileid/sandbox"
+	"bulkenroll/importer/testkit"
 	"bulkenroll/manifest"
 	"bulkenroll/store"
 )
@@ -50,9 +52,9 @@ func checkStates(t *testing.T, st *store.Store, ids []string, want store.State) 
 func TestRunCleanImportAndRerun(t *testing.T) {
 	f := newFixture(t, 12)
 	path := f.write(t)
-	sb, cnt, hs := newSandbox(t, sandbox.Options{})
+	sb, cnt, hs := testkit.NewSandbox(t, sandbox.Options{})
 	st := newStore(t)
-	c := newClient(t, hs.URL, nil)
+	c := testkit.NewClient(t, hs.URL, nil)
 	var rejects bytes.Buffer
 	opts := fastOptions()
 	opts.Rejects = &rejects
@@ -65,8 +67,8 @@ func TestRunCleanImportAndRerun(t *testing.T) {
 		t.Errorf("summary %+v: want OK with a run ID", sum)
 	}
 	checkEnrolledOnce(t, sb, f.ids())
-	if cnt.requests() != 12 {
-		t.Errorf("%d requests, want 12", cnt.requests())
+	if cnt.Requests() != 12 {
+		t.Errorf("%d requests, want 12", cnt.Requests())
 	}
 	jobIDs := map[string]bool{}
 	for i, id := range f.ids() {
@@ -106,8 +108,8 @@ func TestRunCleanImportAndRerun(t *testing.T) {
 		t.Fatalf("second Run: %v", err)
 	}
 	wantSummary(t, sum2, importer.Summary{Rows: 12, Skipped: 12})
-	if cnt.requests() != 12 {
-		t.Errorf("the second run sent %d requests, want none", cnt.requests()-12)
+	if cnt.Requests() != 12 {
+		t.Errorf("the second run sent %d requests, want none", cnt.Requests()-12)
 	}
 	if sum2.RunID <= sum.RunID {
 		t.Errorf("run IDs %d then %d", sum.RunID, sum2.RunID)
@@ -151,13 +153,13 @@ func TestRunBadRows(t *testing.T) {
 	}, "\n")
 	path := filepath.Join(dir, "m.csv")
 	writeFile(t, path, []byte(manifestText))
-	sb, cnt, hs := newSandbox(t, sandbox.Options{})
+	sb, cnt, hs := testkit.NewSandbox(t, sandbox.Options{})
 	st := newStore(t)
 	var rejects, progress bytes.Buffer
 	opts := fastOptions()
 	opts.Rejects = &rejects
 	opts.Progress = importer.NewProgress(&progress, false, time.Hour)
-	sum, err := run(t, context.Background(), path, st, newClient(t, hs.URL, nil), opts)
+	sum, err := run(t, context.Background(), path, st, testkit.NewClient(t, hs.URL, nil), opts)
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
@@ -166,8 +168,8 @@ func TestRunBadRows(t *testing.T) {
 		t.Errorf("summary OK with rejected rows")
 	}
 	checkEnrolledOnce(t, sb, []string{"good-1", "good-2", "good-3"})
-	if cnt.requests() != 3 {
-		t.Errorf("%d requests, want 3 (bad rows are not sent)", cnt.requests())
+	if cnt.Requests() != 3 {
+		t.Errorf("%d requests, want 3 (bad rows are not sent)", cnt.Requests())
 	}
 	got := readCSV(t, rejects.Bytes())
 	if len(got) == 0 || strings.Join(got[0], ",") != "line,user_id,user_created_at,photo,code,reason" {
@@ -242,12 +244,12 @@ func TestRunDuplicates(t *testing.T) {
 	f.rows = append(f.rows, f.rows[0]) // line 5 repeats line 2
 	f.rows = append(f.rows, mrow{id: f.rows[1].id, created: "2020-01-01", photo: f.rows[2].photo})
 	path := f.write(t)
-	sb, _, hs := newSandbox(t, sandbox.Options{})
+	sb, _, hs := testkit.NewSandbox(t, sandbox.Options{})
 	st := newStore(t)
 	var rejects bytes.Buffer
 	opts := fastOptions()
 	opts.Rejects = &rejects
-	sum, err := run(t, context.Background(), path, st, newClient(t, hs.URL, nil), opts)
+	sum, err := run(t, context.Background(), path, st, testkit.NewClient(t, hs.URL, nil), opts)
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
@@ -269,7 +271,7 @@ func TestRunDuplicates(t *testing.T) {
 
 	// The same manifest again: the duplicates are found again, although the
 	// first rows are now skipped.
-	sum, err = run(t, context.Background(), path, st, newClient(t, hs.URL, nil), fastOptions())
+	sum, err = run(t, context.Background(), path, st, testkit.NewClient(t, hs.URL, nil), fastOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -278,7 +280,7 @@ func TestRunDuplicates(t *testing.T) {
 	// Without the duplicates, their row records are gone.
 	f.rows = f.rows[:3]
 	path = f.write(t)
-	sum, err = run(t, context.Background(), path, st, newClient(t, hs.URL, nil), fastOptions())
+	sum, err = run(t, context.Background(), path, st, testkit.NewClient(t, hs.URL, nil), fastOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -301,11 +303,11 @@ func TestRunDuplicatesBusyPool(t *testing.T) {
 	}
 	f.rows = rows
 	path := f.write(t)
-	sb, cnt, hs := newSandbox(t, sandbox.Options{Latency: 20 * time.Millisecond})
+	sb, cnt, hs := testkit.NewSandbox(t, sandbox.Options{Latency: 20 * time.Millisecond})
 	st := newStore(t)
 	opts := fastOptions()
 	opts.Workers = 2
-	sum, err := run(t, context.Background(), path, st, newClient(t, hs.URL, nil), opts)
+	sum, err := run(t, context.Background(), path, st, testkit.NewClient(t, hs.URL, nil), opts)
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
@@ -313,8 +315,8 @@ func TestRunDuplicatesBusyPool(t *testing.T) {
 	ids := newFixtureIDs(40)
 	checkEnrolledOnce(t, sb, ids)
 	checkStates(t, st, ids, store.Enrolled)
-	if cnt.requests() != 40 {
-		t.Errorf("%d requests for 40 users: duplicates were sent", cnt.requests())
+	if cnt.Requests() != 40 {
+		t.Errorf("%d requests for 40 users: duplicates were sent", cnt.Requests())
 	}
 }
 
@@ -331,7 +333,7 @@ func newFixtureIDs(n int) []string {
 func TestRunTransientFaults(t *testing.T) {
 	f := newFixture(t, 16)
 	path := f.write(t)
-	sb, cnt, hs := newSandbox(t, sandbox.Options{
+	sb, cnt, hs := testkit.NewSandbox(t, sandbox.Options{
 		FailRate: 0.3, ThrottleRate: 0.1, DropBeforeRate: 0.05, DropAfterRate: 0.05, Seed: 7,
 	})
 	st := newStore(t)
@@ -339,7 +341,7 @@ func TestRunTransientFaults(t *testing.T) {
 	// A try fails with probability 0.45; 16 retries make a row that fails
 	// every one of them (0.45^17 each) practically impossible.
 	opts.Retries = 16
-	sum, err := run(t, context.Background(), path, st, newClient(t, hs.URL, nil), opts)
+	sum, err := run(t, context.Background(), path, st, testkit.NewClient(t, hs.URL, nil), opts)
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
@@ -354,8 +356,8 @@ func TestRunTransientFaults(t *testing.T) {
 	for _, id := range f.ids() {
 		attempts += userRecord(t, st, id).Attempts
 	}
-	if attempts != cnt.requests() || attempts != stats.Requests {
-		t.Errorf("records count %d attempts; %d requests reached the server", attempts, cnt.requests())
+	if attempts != cnt.Requests() || attempts != stats.Requests {
+		t.Errorf("records count %d attempts; %d requests reached the server", attempts, cnt.Requests())
 	}
 }
 
@@ -363,10 +365,10 @@ func TestRunTransientFaults(t *testing.T) {
 func TestRunRetriesUsedUp(t *testing.T) {
 	f := newFixture(t, 6)
 	path := f.write(t)
-	sb, cnt, hs := newSandbox(t, sandbox.Options{})
+	sb, cnt, hs := testkit.NewSandbox(t, sandbox.Options{})
 	var failing atomic.Bool
 	failing.Store(true)
-	cnt.hook = func(_ int64, _ []byte, w http.ResponseWriter, _ *http.Request) bool {
+	cnt.Hook = func(_ int64, _ []byte, w http.ResponseWriter, _ *http.Request) bool {
 		if failing.Load() {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			io.WriteString(w, `{"code":"2201","error":"System Error"}`)
@@ -375,7 +377,7 @@ func TestRunRetriesUsedUp(t *testing.T) {
 		return false
 	}
 	st := newStore(t)
-	c := newClient(t, hs.URL, nil)
+	c := testkit.NewClient(t, hs.URL, nil)
 	opts := fastOptions()
 	opts.Retries = 2
 	var rejects bytes.Buffer
@@ -385,8 +387,8 @@ func TestRunRetriesUsedUp(t *testing.T) {
 		t.Fatalf("Run: %v", err)
 	}
 	wantSummary(t, sum, importer.Summary{Rows: 6, Failed: 6})
-	if cnt.requests() != 18 {
-		t.Errorf("%d requests, want 6 rows × 3 tries", cnt.requests())
+	if cnt.Requests() != 18 {
+		t.Errorf("%d requests, want 6 rows × 3 tries", cnt.Requests())
 	}
 	for _, id := range f.ids() {
 		rec := userRecord(t, st, id)
@@ -420,10 +422,10 @@ func TestRunRetriesUsedUp(t *testing.T) {
 func TestRunAlreadyEnrolledNeverTried(t *testing.T) {
 	f := newFixture(t, 3)
 	path := f.write(t)
-	sb, _, hs := newSandbox(t, sandbox.Options{})
-	c := newClient(t, hs.URL, nil)
+	sb, _, hs := testkit.NewSandbox(t, sandbox.Options{})
+	c := testkit.NewClient(t, hs.URL, nil)
 	// Someone else enrolls user-0002 first.
-	if _, err := c.Submit(context.Background(), importer.User{UserID: "user-0002", CreatedAt: "2020-01-01", Photo: photoBytes(t, "jpeg", 99)}); err != nil {
+	if _, err := c.Submit(context.Background(), smileid.User{UserID: "user-0002", CreatedAt: "2020-01-01", Photo: photoBytes(t, "jpeg", 99)}); err != nil {
 		t.Fatal(err)
 	}
 	st := newStore(t)
@@ -454,16 +456,16 @@ func TestRunAlreadyEnrolledAfterUnknownOutcome(t *testing.T) {
 	t.Run("same run", func(t *testing.T) {
 		f := newFixture(t, 4)
 		path := f.write(t)
-		sb, cnt, hs := newSandbox(t, sandbox.Options{DropAfterRate: 1})
+		sb, cnt, hs := testkit.NewSandbox(t, sandbox.Options{DropAfterRate: 1})
 		st := newStore(t)
-		sum, err := run(t, context.Background(), path, st, newClient(t, hs.URL, nil), fastOptions())
+		sum, err := run(t, context.Background(), path, st, testkit.NewClient(t, hs.URL, nil), fastOptions())
 		if err != nil {
 			t.Fatalf("Run: %v", err)
 		}
 		wantSummary(t, sum, importer.Summary{Rows: 4, Enrolled: 4})
 		checkEnrolledOnce(t, sb, f.ids())
-		if cnt.requests() != 8 {
-			t.Errorf("%d requests, want 2 per row", cnt.requests())
+		if cnt.Requests() != 8 {
+			t.Errorf("%d requests, want 2 per row", cnt.Requests())
 		}
 		for _, id := range f.ids() {
 			rec := userRecord(t, st, id)
@@ -475,11 +477,11 @@ func TestRunAlreadyEnrolledAfterUnknownOutcome(t *testing.T) {
 	t.Run("next run", func(t *testing.T) {
 		f := newFixture(t, 4)
 		path := f.write(t)
-		sb, _, hs := newSandbox(t, sandbox.Options{})
-		c := newClient(t, hs.URL, func(_ *importer.Config, o *importer.ClientOptions) {
+		sb, _, hs := testkit.NewSandbox(t, sandbox.Options{})
+		c := testkit.NewClient(t, hs.URL, func(_ *smileid.Config, o *smileid.ClientOptions) {
 			// The first request of each user reaches the server, which
 			// enrolls; the answer is lost on the way back.
-			o.Transport = &flaky{base: http.DefaultTransport, after: func(n int64) error {
+			o.Transport = &testkit.Flaky{Base: http.DefaultTransport, After: func(n int64) error {
 				if n <= 4 {
 					return io.ErrUnexpectedEOF
 				}
@@ -525,14 +527,14 @@ func TestRunAccountRefusal(t *testing.T) {
 			const rows = 60
 			f := newFixture(t, rows)
 			path := f.write(t)
-			sb, cnt, hs := newSandbox(t, sandbox.Options{Refuse: c.refuse})
+			sb, cnt, hs := testkit.NewSandbox(t, sandbox.Options{Refuse: c.refuse})
 			st := newStore(t)
-			cl := newClient(t, hs.URL, func(cfg *importer.Config, _ *importer.ClientOptions) { cfg.APIKey = importer.Secret(c.key) })
+			cl := testkit.NewClient(t, hs.URL, func(cfg *smileid.Config, _ *smileid.ClientOptions) { cfg.APIKey = smileid.Secret(c.key) })
 			var rejects bytes.Buffer
 			opts := fastOptions()
 			opts.Rejects = &rejects
 			sum, err := run(t, context.Background(), path, st, cl, opts)
-			ae := mustAs[*importer.AccountError](t, err)
+			ae := testkit.MustAs[*importer.AccountError](t, err)
 			if ae.API == nil || ae.API.Code != c.code {
 				t.Fatalf("AccountError %+v, want code %s", ae, c.code)
 			}
@@ -540,7 +542,7 @@ func TestRunAccountRefusal(t *testing.T) {
 				t.Errorf("error shows the key: %v", err)
 			}
 			wantSummary(t, sum, importer.Summary{Rows: rows, Pending: rows})
-			if n := cnt.requests(); n > 2*opts.Workers {
+			if n := cnt.Requests(); n > 2*opts.Workers {
 				t.Errorf("%d requests after an account-level refusal; want at most %d", n, 2*opts.Workers)
 			}
 			if len(sb.Enrolled()) != 0 {
@@ -555,16 +557,16 @@ func TestRunAccountRefusal(t *testing.T) {
 			}
 			// Only the rows sent have a record (pending, saying why); the
 			// rows never reached have none, and nothing is rejected.
-			if counts[store.Pending] != cnt.requests() || counts[store.Rejected] != 0 || counts[store.Enrolled] != 0 || counts[store.Failed] != 0 {
-				t.Errorf("store counts %v, want %d pending (the rows sent)", counts, cnt.requests())
+			if counts[store.Pending] != cnt.Requests() || counts[store.Rejected] != 0 || counts[store.Enrolled] != 0 || counts[store.Failed] != 0 {
+				t.Errorf("store counts %v, want %d pending (the rows sent)", counts, cnt.Requests())
 			}
 			// A row marked but never sent does not count an attempt.
 			tried := 0
 			for _, id := range f.ids() {
 				tried += recordOrNone(t, st, id).Attempts
 			}
-			if tried != cnt.requests() {
-				t.Errorf("records count %d attempts, %d requests were sent", tried, cnt.requests())
+			if tried != cnt.Requests() {
+				t.Errorf("records count %d attempts, %d requests were sent", tried, cnt.Requests())
 			}
 			if last, _, _ := st.LastRun(); last.Outcome != "stopped" {
 				t.Errorf("run outcome %q, want stopped", last.Outcome)
@@ -579,12 +581,12 @@ func TestRunRateLimit(t *testing.T) {
 	burst := min(max(1, rate/10), workers) // as the gate sizes it
 	f := newFixture(t, rows)
 	path := f.write(t)
-	sb, _, hs := newSandbox(t, sandbox.Options{})
+	sb, _, hs := testkit.NewSandbox(t, sandbox.Options{})
 	st := newStore(t)
 	opts := fastOptions()
 	opts.Rate, opts.Workers = rate, workers
 	start := time.Now()
-	sum, err := run(t, context.Background(), path, st, newClient(t, hs.URL, nil), opts)
+	sum, err := run(t, context.Background(), path, st, testkit.NewClient(t, hs.URL, nil), opts)
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
@@ -625,14 +627,14 @@ func TestRunSparseThrottleDelaysOnlyItsRow(t *testing.T) {
 	const rows, workers = 40, 4
 	f := newFixture(t, rows)
 	path := f.write(t)
-	sb, cnt, hs := newSandbox(t, sandbox.Options{Latency: 10 * time.Millisecond})
+	sb, cnt, hs := testkit.NewSandbox(t, sandbox.Options{Latency: 10 * time.Millisecond})
 	var throttledAt atomic.Int64
-	cnt.hook = throttleHook(3, 4, &throttledAt)
+	cnt.Hook = throttleHook(3, 4, &throttledAt)
 	st := newStore(t)
 	opts := fastOptions()
 	opts.Workers = workers
 	opts.Retries = 0 // a 429 uses up no retry
-	sum, err := run(t, context.Background(), path, st, newClient(t, hs.URL, nil), opts)
+	sum, err := run(t, context.Background(), path, st, testkit.NewClient(t, hs.URL, nil), opts)
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
@@ -640,7 +642,7 @@ func TestRunSparseThrottleDelaysOnlyItsRow(t *testing.T) {
 	checkEnrolledOnce(t, sb, f.ids())
 	t0 := time.Unix(0, throttledAt.Load())
 	during, after := 0, 0
-	for _, at := range cnt.arrivals() {
+	for _, at := range cnt.Arrivals() {
 		switch d := at.Sub(t0); {
 		case d > 0 && d < 900*time.Millisecond:
 			during++
@@ -656,8 +658,8 @@ func TestRunSparseThrottleDelaysOnlyItsRow(t *testing.T) {
 	if after < 1 {
 		t.Errorf("the throttled row was not sent again after its Retry-After")
 	}
-	if cnt.requests() != rows+1 {
-		t.Errorf("%d requests, want %d", cnt.requests(), rows+1)
+	if cnt.Requests() != rows+1 {
+		t.Errorf("%d requests, want %d", cnt.Requests(), rows+1)
 	}
 }
 
@@ -667,14 +669,14 @@ func TestRunThrottleEpisodePausesPool(t *testing.T) {
 	const rows, workers = 40, 4
 	f := newFixture(t, rows)
 	path := f.write(t)
-	sb, cnt, hs := newSandbox(t, sandbox.Options{Latency: 10 * time.Millisecond})
+	sb, cnt, hs := testkit.NewSandbox(t, sandbox.Options{Latency: 10 * time.Millisecond})
 	var firstThrottle atomic.Int64
-	cnt.hook = throttleHook(3, 9, &firstThrottle)
+	cnt.Hook = throttleHook(3, 9, &firstThrottle)
 	st := newStore(t)
 	opts := fastOptions()
 	opts.Workers = workers
 	opts.Retries = 1
-	sum, err := run(t, context.Background(), path, st, newClient(t, hs.URL, nil), opts)
+	sum, err := run(t, context.Background(), path, st, testkit.NewClient(t, hs.URL, nil), opts)
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
@@ -682,7 +684,7 @@ func TestRunThrottleEpisodePausesPool(t *testing.T) {
 	checkEnrolledOnce(t, sb, f.ids())
 	t0 := time.Unix(0, firstThrottle.Load())
 	during := 0
-	for _, at := range cnt.arrivals() {
+	for _, at := range cnt.Arrivals() {
 		if d := at.Sub(t0); d > 200*time.Millisecond && d < 900*time.Millisecond {
 			during++
 		}
@@ -692,8 +694,8 @@ func TestRunThrottleEpisodePausesPool(t *testing.T) {
 	if during > 0 {
 		t.Errorf("%d requests arrived during the episode's pause, want none", during)
 	}
-	if cnt.requests() != rows+6 {
-		t.Errorf("%d requests, want %d", cnt.requests(), rows+6)
+	if cnt.Requests() != rows+6 {
+		t.Errorf("%d requests, want %d", cnt.Requests(), rows+6)
 	}
 }
 
@@ -701,8 +703,8 @@ func TestRunDryRun(t *testing.T) {
 	f := newFixture(t, 5)
 	f.rows = append(f.rows, mrow{id: "bad", created: "2021-13-01", photo: f.rows[0].photo}, f.rows[1])
 	path := f.write(t)
-	_, cnt, hs := newSandbox(t, sandbox.Options{})
-	c := newClient(t, hs.URL, nil)
+	_, cnt, hs := testkit.NewSandbox(t, sandbox.Options{})
+	c := testkit.NewClient(t, hs.URL, nil)
 	var rejects bytes.Buffer
 	opts := fastOptions()
 	opts.DryRun = true
@@ -714,8 +716,8 @@ func TestRunDryRun(t *testing.T) {
 		t.Fatalf("dry Run: %v", err)
 	}
 	wantSummary(t, sum, importer.Summary{Rows: 7, Rejected: 2, Pending: 5, DryRun: true})
-	if cnt.requests() != 0 {
-		t.Errorf("a dry run sent %d requests", cnt.requests())
+	if cnt.Requests() != 0 {
+		t.Errorf("a dry run sent %d requests", cnt.Requests())
 	}
 	rows := readCSV(t, rejects.Bytes())
 	if len(rows) != 3 || !strings.Contains(rows[2][5], "duplicate of line 3") {
@@ -727,7 +729,7 @@ func TestRunDryRun(t *testing.T) {
 	if _, err := run(t, context.Background(), path, st, c, fastOptions()); err != nil {
 		t.Fatal(err)
 	}
-	sent := cnt.requests()
+	sent := cnt.Requests()
 	writeFile(t, filepath.Join(f.dir, "manifest.csv"), append(must(os.ReadFile(path)), []byte("newcomer,2021-08-12,"+f.rows[0].photo+"\n")...))
 	before := records(t, st)
 	lastBefore, _, _ := st.LastRun()
@@ -739,8 +741,8 @@ func TestRunDryRun(t *testing.T) {
 	if sum.RunID != 0 {
 		t.Errorf("dry run got run ID %d", sum.RunID)
 	}
-	if cnt.requests() != sent {
-		t.Errorf("a dry run sent %d requests", cnt.requests()-sent)
+	if cnt.Requests() != sent {
+		t.Errorf("a dry run sent %d requests", cnt.Requests()-sent)
 	}
 	after := records(t, st)
 	if fmt.Sprint(before) != fmt.Sprint(after) {
@@ -763,7 +765,7 @@ func must[T any](v T, err error) T {
 
 func TestRunNeedsStore(t *testing.T) {
 	f := newFixture(t, 1)
-	_, err := run(t, context.Background(), f.write(t), nil, newClient(t, "http://127.0.0.1:1", nil), fastOptions())
+	_, err := run(t, context.Background(), f.write(t), nil, testkit.NewClient(t, "http://127.0.0.1:1", nil), fastOptions())
 	if err == nil {
 		t.Fatal("Run without a store succeeded")
 	}
@@ -774,11 +776,11 @@ func TestRunNeedsStore(t *testing.T) {
 func TestRunAPIRejected(t *testing.T) {
 	f := newFixture(t, 3)
 	path := f.write(t)
-	sb, cnt, hs := newSandbox(t, sandbox.Options{})
+	sb, cnt, hs := testkit.NewSandbox(t, sandbox.Options{})
 	var refuse atomic.Bool
 	refuse.Store(true)
-	cnt.hook = func(_ int64, body []byte, w http.ResponseWriter, _ *http.Request) bool {
-		if refuse.Load() && userIDOf(body) == "user-0002" {
+	cnt.Hook = func(_ int64, body []byte, w http.ResponseWriter, _ *http.Request) bool {
+		if refuse.Load() && testkit.UserIDOf(body) == "user-0002" {
 			w.WriteHeader(http.StatusBadRequest)
 			io.WriteString(w, `{"code":"2213","error":"Invalid photo: no face found"}`)
 			return true
@@ -786,7 +788,7 @@ func TestRunAPIRejected(t *testing.T) {
 		return false
 	}
 	st := newStore(t)
-	c := newClient(t, hs.URL, nil)
+	c := testkit.NewClient(t, hs.URL, nil)
 	runOnce := func(opts importer.Options) (importer.Summary, [][]string) {
 		t.Helper()
 		var rejects bytes.Buffer
@@ -811,7 +813,7 @@ func TestRunAPIRejected(t *testing.T) {
 	// Same photo: not sent again, rejected again with the same code.
 	sum, rej = runOnce(fastOptions())
 	wantSummary(t, sum, importer.Summary{Rows: 3, Skipped: 2, Rejected: 1})
-	if n := cnt.sentFor("user-0002"); n != 1 {
+	if n := cnt.SentFor("user-0002"); n != 1 {
 		t.Errorf("user-0002 sent %d times, want 1", n)
 	}
 	if len(rej) != 1 || rej[0][4] != "2213" || !strings.Contains(rej[0][5], "same photo") {
@@ -826,7 +828,7 @@ func TestRunAPIRejected(t *testing.T) {
 	opts.RetryRejected = true
 	sum, _ = runOnce(opts)
 	wantSummary(t, sum, importer.Summary{Rows: 3, Skipped: 2, Rejected: 1})
-	if n := cnt.sentFor("user-0002"); n != 2 {
+	if n := cnt.SentFor("user-0002"); n != 2 {
 		t.Errorf("user-0002 sent %d times with RetryRejected, want 2", n)
 	}
 
@@ -848,9 +850,9 @@ func TestRunRevalidates(t *testing.T) {
 	f := newFixture(t, 3)
 	writeFile(t, f.photoPath(2), []byte("GIF89a not really"))
 	path := f.write(t)
-	sb, _, hs := newSandbox(t, sandbox.Options{})
+	sb, _, hs := testkit.NewSandbox(t, sandbox.Options{})
 	st := newStore(t)
-	c := newClient(t, hs.URL, nil)
+	c := testkit.NewClient(t, hs.URL, nil)
 	sum, err := run(t, context.Background(), path, st, c, fastOptions())
 	if err != nil {
 		t.Fatal(err)
@@ -883,17 +885,17 @@ func TestRunInterrupted(t *testing.T) {
 	const rows = 80
 	f := newFixture(t, rows)
 	path := f.write(t)
-	sb, cnt, hs := newSandbox(t, sandbox.Options{Latency: 15 * time.Millisecond, DropAfterRate: 0.1, FailRate: 0.1, Seed: 3})
+	sb, cnt, hs := testkit.NewSandbox(t, sandbox.Options{Latency: 15 * time.Millisecond, DropAfterRate: 0.1, FailRate: 0.1, Seed: 3})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	cnt.hook = func(n int64, _ []byte, _ http.ResponseWriter, _ *http.Request) bool {
+	cnt.Hook = func(n int64, _ []byte, _ http.ResponseWriter, _ *http.Request) bool {
 		if n == 20 {
 			cancel()
 		}
 		return false
 	}
 	st := newStore(t)
-	c := newClient(t, hs.URL, nil)
+	c := testkit.NewClient(t, hs.URL, nil)
 	opts := fastOptions()
 	opts.Retries = 8
 	sum, err := run(t, ctx, path, st, c, opts)
@@ -924,8 +926,8 @@ func TestRunInterrupted(t *testing.T) {
 		if rec.State == store.Enrolled && enrolledBySandbox[id] != 1 {
 			t.Errorf("%s is enrolled in the store but not at the server", id)
 		}
-		if rec.State == store.Pending && rec.Attempts != cnt.sentFor(id) {
-			t.Errorf("%s: pending with %d attempts, %d requests sent", id, rec.Attempts, cnt.sentFor(id))
+		if rec.State == store.Pending && rec.Attempts != cnt.SentFor(id) {
+			t.Errorf("%s: pending with %d attempts, %d requests sent", id, rec.Attempts, cnt.SentFor(id))
 		}
 	}
 	if last, _, _ := st.LastRun(); last.Outcome != "interrupted" {
@@ -933,7 +935,7 @@ func TestRunInterrupted(t *testing.T) {
 	}
 
 	// Resume.
-	cnt.hook = nil
+	cnt.Hook = nil
 	sum2, err := run(t, context.Background(), path, st, c, opts)
 	if err != nil {
 		t.Fatalf("resumed Run: %v", err)
@@ -952,17 +954,17 @@ func TestRunInterruptGrace(t *testing.T) {
 	const rows = 12
 	f := newFixture(t, rows)
 	path := f.write(t)
-	sb, cnt, hs := newSandbox(t, sandbox.Options{Latency: 3 * time.Second})
+	sb, cnt, hs := testkit.NewSandbox(t, sandbox.Options{Latency: 3 * time.Second})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	cnt.hook = func(n int64, _ []byte, _ http.ResponseWriter, _ *http.Request) bool {
+	cnt.Hook = func(n int64, _ []byte, _ http.ResponseWriter, _ *http.Request) bool {
 		if n == 4 {
 			cancel()
 		}
 		return false
 	}
 	st := newStore(t)
-	c := newClient(t, hs.URL, nil)
+	c := testkit.NewClient(t, hs.URL, nil)
 	opts := fastOptions()
 	opts.Workers = 4
 	opts.Grace = 50 * time.Millisecond
@@ -977,12 +979,12 @@ func TestRunInterruptGrace(t *testing.T) {
 		switch rec.State {
 		case store.Failed:
 			failed++
-			if rec.Attempts != 1 || cnt.sentFor(id) != 1 {
-				t.Errorf("%s: failed with %d attempts, %d sent", id, rec.Attempts, cnt.sentFor(id))
+			if rec.Attempts != 1 || cnt.SentFor(id) != 1 {
+				t.Errorf("%s: failed with %d attempts, %d sent", id, rec.Attempts, cnt.SentFor(id))
 			}
 		case store.Pending:
-			if rec.Attempts != 0 || cnt.sentFor(id) != 0 {
-				t.Errorf("%s: pending with %d attempts, %d sent", id, rec.Attempts, cnt.sentFor(id))
+			if rec.Attempts != 0 || cnt.SentFor(id) != 0 {
+				t.Errorf("%s: pending with %d attempts, %d sent", id, rec.Attempts, cnt.SentFor(id))
 			}
 		default:
 			t.Errorf("%s: state %s", id, rec.State)
@@ -996,14 +998,14 @@ func TestRunInterruptGrace(t *testing.T) {
 		t.Errorf("sandbox enrolled %d users", n)
 	}
 
-	sb2, _, hs2 := newSandbox(t, sandbox.Options{})
+	sb2, _, hs2 := testkit.NewSandbox(t, sandbox.Options{})
 	// The new server knows what the old one enrolled.
 	for id := range sb.Enrolled() {
-		if _, err := newClient(t, hs2.URL, nil).Submit(context.Background(), importer.User{UserID: id, CreatedAt: "2021-08-12", Photo: photoBytes(t, "jpeg", 1)}); err != nil {
+		if _, err := testkit.NewClient(t, hs2.URL, nil).Submit(context.Background(), smileid.User{UserID: id, CreatedAt: "2021-08-12", Photo: photoBytes(t, "jpeg", 1)}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	sum, err = run(t, context.Background(), path, st, newClient(t, hs2.URL, nil), fastOptions())
+	sum, err = run(t, context.Background(), path, st, testkit.NewClient(t, hs2.URL, nil), fastOptions())
 	if err != nil {
 		t.Fatalf("resumed Run: %v", err)
 	}
@@ -1024,17 +1026,17 @@ func TestRunInterruptGrace(t *testing.T) {
 func TestRunCancelledBeforeStart(t *testing.T) {
 	f := newFixture(t, 10)
 	path := f.write(t)
-	_, cnt, hs := newSandbox(t, sandbox.Options{})
+	_, cnt, hs := testkit.NewSandbox(t, sandbox.Options{})
 	st := newStore(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	sum, err := run(t, ctx, path, st, newClient(t, hs.URL, nil), fastOptions())
+	sum, err := run(t, ctx, path, st, testkit.NewClient(t, hs.URL, nil), fastOptions())
 	if !errors.Is(err, importer.ErrInterrupted) {
 		t.Fatalf("Run = %v, want ErrInterrupted", err)
 	}
 	wantSummary(t, sum, importer.Summary{Rows: 10, Pending: 10})
-	if cnt.requests() != 0 {
-		t.Errorf("%d requests after an interrupt", cnt.requests())
+	if cnt.Requests() != 0 {
+		t.Errorf("%d requests after an interrupt", cnt.Requests())
 	}
 	for _, id := range f.ids() {
 		if rec, ok, _ := st.Get(id); ok && (rec.State != store.Pending || rec.Attempts != 0) {
@@ -1046,7 +1048,7 @@ func TestRunCancelledBeforeStart(t *testing.T) {
 	// interrupt: the summary says it is partial.
 	opts := fastOptions()
 	opts.Manifest, opts.ManifestIsFile = "-", false
-	sum, err = run(t, ctx, path, st, newClient(t, hs.URL, nil), opts)
+	sum, err = run(t, ctx, path, st, testkit.NewClient(t, hs.URL, nil), opts)
 	if !errors.Is(err, importer.ErrInterrupted) || !sum.Partial || sum.Rows != 0 {
 		t.Errorf("interrupted run from standard input: %+v, %v; want a partial summary", sum, err)
 	}
@@ -1056,19 +1058,19 @@ func TestRunMaxPhotoBytes(t *testing.T) {
 	f := newFixture(t, 2)
 	writeFile(t, f.photoPath(1), append(photoBytes(t, "png", 2), make([]byte, 4096)...))
 	path := f.write(t)
-	_, cnt, hs := newSandbox(t, sandbox.Options{})
+	_, cnt, hs := testkit.NewSandbox(t, sandbox.Options{})
 	st := newStore(t)
 	var rejects bytes.Buffer
 	opts := fastOptions()
 	opts.MaxPhotoBytes = 2048
 	opts.Rejects = &rejects
-	sum, err := run(t, context.Background(), path, st, newClient(t, hs.URL, nil), opts)
+	sum, err := run(t, context.Background(), path, st, testkit.NewClient(t, hs.URL, nil), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	wantSummary(t, sum, importer.Summary{Rows: 2, Enrolled: 1, Rejected: 1})
-	if cnt.requests() != 1 {
-		t.Errorf("%d requests", cnt.requests())
+	if cnt.Requests() != 1 {
+		t.Errorf("%d requests", cnt.Requests())
 	}
 	if rows := readCSV(t, rejects.Bytes()); len(rows) != 2 || rows[1][1] != "user-0002" || !strings.Contains(rows[1][5], "2048") {
 		t.Errorf("rejects = %q", rows)
@@ -1081,9 +1083,9 @@ func TestRunMaxPhotoBytes(t *testing.T) {
 func TestRunConflictStaysConflict(t *testing.T) {
 	f := newFixture(t, 2)
 	path := f.write(t)
-	_, _, hs := newSandbox(t, sandbox.Options{})
-	c := newClient(t, hs.URL, nil)
-	if _, err := c.Submit(context.Background(), importer.User{UserID: "user-0001", CreatedAt: "2020-01-01", Photo: photoBytes(t, "jpeg", 50)}); err != nil {
+	_, _, hs := testkit.NewSandbox(t, sandbox.Options{})
+	c := testkit.NewClient(t, hs.URL, nil)
+	if _, err := c.Submit(context.Background(), smileid.User{UserID: "user-0001", CreatedAt: "2020-01-01", Photo: photoBytes(t, "jpeg", 50)}); err != nil {
 		t.Fatal(err)
 	}
 	st := newStore(t)
@@ -1138,11 +1140,11 @@ func TestRunManifestReadError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sb, _, hs := newSandbox(t, sandbox.Options{Latency: 5 * time.Millisecond})
+	sb, _, hs := testkit.NewSandbox(t, sandbox.Options{Latency: 5 * time.Millisecond})
 	st := newStore(t)
 	opts := fastOptions()
 	opts.Workers = 2
-	sum, err := importer.Run(context.Background(), rd, st, newClient(t, hs.URL, nil), opts)
+	sum, err := importer.Run(context.Background(), rd, st, testkit.NewClient(t, hs.URL, nil), opts)
 	if !errors.Is(err, diskErr) {
 		t.Fatalf("Run = %v, want the read error", err)
 	}
@@ -1175,7 +1177,7 @@ func TestRunProgress(t *testing.T) {
 			f := newFixture(t, 6)
 			f.rows = append(f.rows, mrow{id: "bad", created: "yesterday", photo: f.rows[0].photo})
 			path := f.write(t)
-			_, _, hs := newSandbox(t, sandbox.Options{Latency: 30 * time.Millisecond})
+			_, _, hs := testkit.NewSandbox(t, sandbox.Options{Latency: 30 * time.Millisecond})
 			var out bytes.Buffer
 			p := importer.NewProgress(&out, bar, 10*time.Millisecond)
 			opts := fastOptions()
@@ -1183,7 +1185,7 @@ func TestRunProgress(t *testing.T) {
 			opts.Progress = p
 			opts.ManifestIsFile = true
 			opts.Count = func() (int, error) { return manifest.Count(path) }
-			sum, err := run(t, context.Background(), path, newStore(t), newClient(t, hs.URL, nil), opts)
+			sum, err := run(t, context.Background(), path, newStore(t), testkit.NewClient(t, hs.URL, nil), opts)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -1213,19 +1215,19 @@ func atoiOr0(s string) int {
 func TestRunThrottleLimit(t *testing.T) {
 	f := newFixture(t, 1)
 	path := f.write(t)
-	_, cnt, hs := newSandbox(t, sandbox.Options{})
+	_, cnt, hs := testkit.NewSandbox(t, sandbox.Options{})
 	var first atomic.Int64
-	cnt.hook = throttleHook(1, 1<<62, &first)
+	cnt.Hook = throttleHook(1, 1<<62, &first)
 	st := newStore(t)
 	opts := fastOptions()
 	opts.Retries = 0
 	opts.ThrottleLimit = 1200 * time.Millisecond
-	sum, err := run(t, context.Background(), path, st, newClient(t, hs.URL, nil), opts)
+	sum, err := run(t, context.Background(), path, st, testkit.NewClient(t, hs.URL, nil), opts)
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
 	wantSummary(t, sum, importer.Summary{Rows: 1, Failed: 1})
-	if n := cnt.requests(); n < 2 {
+	if n := cnt.Requests(); n < 2 {
 		t.Errorf("%d requests: the 429 used up the retries (0), want it retried", n)
 	}
 	rec := userRecord(t, st, f.ids()[0])

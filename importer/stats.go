@@ -4,6 +4,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"bulkenroll/importer/smileid"
 	"bulkenroll/store"
 )
 
@@ -31,15 +32,15 @@ type liveStats struct {
 
 // answerIndex numbers the answer classes for the counters.
 var answerIndex = func() map[string]int {
-	m := make(map[string]int, len(AnswerClasses))
-	for i, c := range AnswerClasses {
+	m := make(map[string]int, len(smileid.AnswerClasses))
+	for i, c := range smileid.AnswerClasses {
 		m[c] = i
 	}
 	return m
 }()
 
 func newLiveStats(started time.Time, dry bool, now func() time.Time) *liveStats {
-	l := &liveStats{started: started, dry: dry, now: now, requests: make([]atomic.Int64, len(AnswerClasses))}
+	l := &liveStats{started: started, dry: dry, now: now, requests: make([]atomic.Int64, len(smileid.AnswerClasses))}
 	l.total.Store(-1)
 	return l
 }
@@ -61,7 +62,7 @@ func (l *liveStats) count(st store.State) {
 // answer counts one request's answer class.
 func (l *liveStats) answer(class string) {
 	l.requests[answerIndex[class]].Add(1)
-	if class == AnswerEnrolled || class == AnswerAlreadyEnrolled {
+	if class == smileid.AnswerEnrolled || class == smileid.AnswerAlreadyEnrolled {
 		l.lastSuccess.Store(l.now().UnixNano())
 	}
 }
@@ -73,9 +74,9 @@ func (l *liveStats) snapshot() Stats {
 		Rows: l.rows.Load(), Enrolled: l.enrolled.Load(), Skipped: l.skipped.Load(),
 		Rejected: l.rejected.Load(), Failed: l.failed.Load(), Pending: l.pending.Load(),
 		Unsaved: l.unsaved.Load(), UnsavedAnswers: l.unsavedAnswers.Load(),
-		Requests: make(map[string]int64, len(AnswerClasses)),
+		Requests: make(map[string]int64, len(smileid.AnswerClasses)),
 	}
-	for i, c := range AnswerClasses {
+	for i, c := range smileid.AnswerClasses {
 		s.Requests[c] = l.requests[i].Load()
 	}
 	if ns := l.lastSuccess.Load(); ns != 0 {

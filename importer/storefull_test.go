@@ -12,16 +12,16 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"bulkenroll/importer"
+	"bulkenroll/importer/smileid"
 	"bulkenroll/store"
 )
 
 // enrollAll is a Submitter that enrolls every user and counts the requests.
 type enrollAll struct{ n atomic.Int64 }
 
-func (e *enrollAll) Submit(_ context.Context, u importer.User) (*importer.Result, error) {
+func (e *enrollAll) Submit(_ context.Context, u smileid.User) (*smileid.Result, error) {
 	e.n.Add(1)
-	return &importer.Result{ResultCode: "0840", ResultText: "Enroll User", SmileJobID: "j-" + u.UserID}, nil
+	return &smileid.Result{ResultCode: "0840", ResultText: "Enroll User", SmileJobID: "j-" + u.UserID}, nil
 }
 
 // TestRunFullStoreCountsWhatIsSaved: a run whose store fills up (a small

@@ -12,6 +12,7 @@ import (
 
 	"bulkenroll/importer/photofix"
 	"bulkenroll/importer/photosource"
+	"bulkenroll/importer/smileid"
 	"bulkenroll/manifest"
 	"bulkenroll/store"
 )
@@ -53,23 +54,23 @@ func decide(err error, try, retries int, unknownBefore bool) decision {
 	if err == nil {
 		return decision{act: actEnroll}
 	}
-	var ae *APIError
+	var ae *smileid.APIError
 	errors.As(err, &ae)
-	switch Classify(err) {
-	case AlreadyEnrolled:
+	switch smileid.Classify(err) {
+	case smileid.AlreadyEnrolled:
 		// Only a request whose outcome is unknown can have enrolled the user.
 		if unknownBefore {
 			return decision{act: actEnroll}
 		}
 		return decision{act: actConflict}
-	case Account:
+	case smileid.Account:
 		return decision{act: actStop, unknown: unknownBefore, stop: &AccountError{API: ae}}
-	case Foreign:
-		return decision{act: actStop, unknown: unknownBefore || OutcomeUnknown(err), stop: &ForeignAnswerError{API: ae}}
-	case Permanent:
+	case smileid.Foreign:
+		return decision{act: actStop, unknown: unknownBefore || smileid.OutcomeUnknown(err), stop: &smileid.ForeignAnswerError{API: ae}}
+	case smileid.Permanent:
 		return decision{act: actRefuse, unknown: unknownBefore}
 	}
-	unknown := unknownBefore || OutcomeUnknown(err)
+	unknown := unknownBefore || smileid.OutcomeUnknown(err)
 	if ae != nil && ae.Status == 429 {
 		// A throttle is not a failure: it never uses up a retry.
 		return decision{act: actRetry, unknown: unknown, throttle: true}
@@ -78,7 +79,7 @@ func decide(err error, try, retries int, unknownBefore bool) decision {
 		if ae != nil && ae.NotSmileID {
 			// Retries used up on pages that are not Smile ID's (a proxy's
 			// 502 every time): they say nothing about the row; stop.
-			return decision{act: actStop, unknown: unknown, stop: &ForeignAnswerError{API: ae}}
+			return decision{act: actStop, unknown: unknown, stop: &smileid.ForeignAnswerError{API: ae}}
 		}
 		return decision{act: actGiveUp, unknown: unknown}
 	}
@@ -97,7 +98,7 @@ type worker struct {
 // answered reports whether err is an answer from the API that was not a
 // throttle: the rate it was sent at was accepted.
 func answered(err error) bool {
-	var ae *APIError
+	var ae *smileid.APIError
 	if err == nil {
 		return true
 	}
@@ -111,10 +112,10 @@ func answered(err error) bool {
 // refuse it as it is (rec's PhotoNote then says how). A remote photo is
 // opened by the request, once the gate has let it go. A fault of the photo
 // itself is a *manifest.RowError; a failure to read it is a plain error.
-func (w *worker) photo(j job, rec *store.Record) (User, error) {
+func (w *worker) photo(j job, rec *store.Record) (smileid.User, error) {
 	r := w.r
 	path := j.row.PhotoPath
-	u := User{UserID: j.row.UserID, CreatedAt: j.row.CreatedAt}
+	u := smileid.User{UserID: j.row.UserID, CreatedAt: j.row.CreatedAt}
 	if photosource.IsRemote(path) {
 		return w.remotePhoto(j, rec, u)
 	}
@@ -176,7 +177,7 @@ const fixHeadLen = 128 << 10
 // the user with the converted photo and noting on rec what was done. A
 // photo Fix leaves unchanged is sent only if it is whole. name, when set,
 // starts the reason of a refusal (a remote photo's URL).
-func (w *worker) convert(u User, rec *store.Record, name string, read func(*bytes.Buffer) error) (User, error) {
+func (w *worker) convert(u smileid.User, rec *store.Record, name string, read func(*bytes.Buffer) error) (smileid.User, error) {
 	r := w.r
 	buf := <-r.fixSlots
 	defer func() {
@@ -284,13 +285,13 @@ func (w *worker) do(j job) {
 			return
 		}
 		res, err := r.sub.Submit(r.reqCtx, u)
-		if pe := (*PhotoError)(nil); errors.As(err, &pe) {
+		if pe := (*smileid.PhotoError)(nil); errors.As(err, &pe) {
 			w.unreadable(j, rec, pe.Err) // no request went out
 			return
 		}
 		rec.Attempts++
-		r.live.answer(answerClass(err))
-		var ae *APIError
+		r.live.answer(smileid.AnswerClass(err))
+		var ae *smileid.APIError
 		errors.As(err, &ae)
 		v := r.gate.done(sl, outcomeOf(err), retryAfterOf(ae))
 		held = false
@@ -359,8 +360,8 @@ func (w *worker) do(j job) {
 
 // outcomeOf says what an answer tells the gate.
 func outcomeOf(err error) outcome {
-	var ae *APIError
-	var te *TransportError
+	var ae *smileid.APIError
+	var te *smileid.TransportError
 	switch {
 	case err == nil:
 		return outOK
@@ -375,7 +376,7 @@ func outcomeOf(err error) outcome {
 }
 
 // retryAfterOf returns a 429's Retry-After (0 for any other answer).
-func retryAfterOf(ae *APIError) time.Duration {
+func retryAfterOf(ae *smileid.APIError) time.Duration {
 	if ae == nil || ae.Status != 429 {
 		return 0
 	}
@@ -387,7 +388,7 @@ func retryAfterOf(ae *APIError) time.Duration {
 // the photo changes. (Only refused rows are hashed: it is the one use of
 // the hash, and hashing every photo would cost more than the rest of a
 // row's own work.)
-func (w *worker) refuse(j job, rec store.Record, ae *APIError, reason string) {
+func (w *worker) refuse(j job, rec store.Record, ae *smileid.APIError, reason string) {
 	code := ae.Code
 	if code == "" {
 		code = fmt.Sprint(ae.Status)
@@ -466,7 +467,7 @@ func transientRead(err error) bool {
 // it again. With FixPhotos, its first bytes are fetched first to tell
 // whether it needs converting; one that does is fetched whole and converted
 // before the gate, and a small one is kept from that first fetch.
-func (w *worker) remotePhoto(j job, rec *store.Record, u User) (User, error) {
+func (w *worker) remotePhoto(j job, rec *store.Record, u smileid.User) (smileid.User, error) {
 	r := w.r
 	ref := j.row.PhotoPath
 	if r.opts.FixPhotos {

@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"bulkenroll/importer/urlref"
 	"bytes"
 	"errors"
 	"io"
@@ -71,8 +72,8 @@ func FuzzReader(f *testing.F) {
 			if (row.Photo == "") != (row.PhotoPath == "") {
 				t.Fatalf("line %d: Photo %q but PhotoPath %q", row.Line, row.Photo, row.PhotoPath)
 			}
-			if again := RedactURL(row.Photo); again != row.Photo {
-				t.Fatalf("line %d: Photo %q is not redacted (RedactURL gives %q)", row.Line, row.Photo, again)
+			if again := urlref.Redact(row.Photo); again != row.Photo {
+				t.Fatalf("line %d: Photo %q is not redacted (urlref.Redact gives %q)", row.Line, row.Photo, again)
 			}
 			if err != nil {
 				continue

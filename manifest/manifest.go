@@ -41,7 +41,7 @@ type Row struct {
 	Line      int    // 1-based line number in the file where this record starts (header is line 1)
 	UserID    string // trimmed of surrounding spaces
 	CreatedAt string // trimmed, otherwise exactly as given (it is sent as given)
-	Photo     string // the photo column as given (trimmed), a URL's secrets redacted (RedactURL): shown, stored, written in rejects
+	Photo     string // the photo column as given (trimmed), a URL's secrets redacted (urlref.Redact): shown, stored, written in rejects
 	PhotoPath string // the photo column resolved against the manifest's folder unless absolute or a URL, secrets kept: only opened ("" if Photo empty)
 }
 

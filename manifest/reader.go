@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"bufio"
+	"bulkenroll/importer/urlref"
 	"bytes"
 	"encoding/csv"
 	"errors"
@@ -254,7 +255,7 @@ func (r *Reader) fill(rec []string, line int) Row {
 	}
 	if c := r.cols[2]; c < len(rec) {
 		if photo := strings.TrimSpace(rec[c]); photo != "" {
-			row.Photo = RedactURL(photo) // what is shown, stored and written
+			row.Photo = urlref.Redact(photo) // what is shown, stored and written
 			row.PhotoPath = r.resolve(photo)
 		}
 	}
@@ -264,7 +265,7 @@ func (r *Reader) fill(rec []string, line int) Row {
 // resolve returns photo relative to the manifest's folder unless absolute or
 // a URL (s3://, gs://, azblob://, https://, ...), which is kept as given.
 func (r *Reader) resolve(photo string) string {
-	if r.baseDir == "" || r.baseDir == "." || filepath.IsAbs(photo) || IsURL(photo) {
+	if r.baseDir == "" || r.baseDir == "." || filepath.IsAbs(photo) || urlref.IsURL(photo) {
 		return photo
 	}
 	return filepath.Join(r.baseDir, photo)

@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"bulkenroll/importer/urlref"
 	"bytes"
 	"errors"
 	"fmt"
@@ -140,7 +141,7 @@ func (v *Validator) CheckPhoto(row *Row) (size int64, err error) {
 	if i := strings.IndexByte(path, 0); i >= 0 {
 		return 0, rowErr(ColPhoto, fmt.Sprintf("path contains a NUL byte (at byte %d)", i+1))
 	}
-	if IsURL(path) {
+	if urlref.IsURL(path) {
 		if reason := remoteReason(path); reason != "" {
 			return 0, rowErr(ColPhoto, reason)
 		}

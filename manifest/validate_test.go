@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"bulkenroll/importer/urlref"
 	"bytes"
 	"errors"
 	"os"
@@ -447,7 +448,7 @@ func TestCheckPhotoRemote(t *testing.T) {
 		"s3://b/k": true, "HTTPS://h/a": true, "ftp://h/a": true, "git+ssh://h/a": true,
 		"a.jpg": false, "/abs/a.jpg": false, "photos/s3://x": false, "C://a.jpg": false, "://a": false, "1a://x": false,
 	} {
-		if IsURL(photo) != want {
+		if urlref.IsURL(photo) != want {
 			t.Errorf("IsURL(%q) = %v", photo, !want)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"bulkenroll/importer"
+	"bulkenroll/importer/smileid"
 )
 
 // Outcomes of bulkenroll_run_outcome.
@@ -121,10 +122,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	if s.Total >= 0 {
 		gauge(c.rowsTotal, float64(s.Total))
 	}
-	for _, a := range importer.AnswerClasses {
+	for _, a := range smileid.AnswerClasses {
 		counter(c.requests, float64(s.Requests[a]), a)
 	}
-	counter(c.throttled, float64(s.Requests[importer.AnswerThrottled]))
+	counter(c.throttled, float64(s.Requests[smileid.AnswerThrottled]))
 	gauge(c.rate, s.Rate)
 	gauge(c.learned, s.LearnedRate)
 	gauge(c.speed, s.RowsPerSecond())

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"bulkenroll/importer"
+	"bulkenroll/importer/smileid"
 )
 
 // testStats returns figures that move: Rows grows with every call.
@@ -29,7 +30,7 @@ func testStats() func() importer.Stats {
 		i := n.Add(1)
 		return importer.Stats{RunID: 7, Started: started, Now: started.Add(100 * time.Second), Total: 1000,
 			Rows: 100 + i, Enrolled: 80, Skipped: 10, Rejected: 5, Failed: 2, Pending: 3 + i,
-			Requests: map[string]int64{importer.AnswerEnrolled: 80, importer.AnswerThrottled: 12, importer.AnswerRefused: 5},
+			Requests: map[string]int64{smileid.AnswerEnrolled: 80, smileid.AnswerThrottled: 12, smileid.AnswerRefused: 5},
 			Control: importer.Control{Rate: 20, LearnedRate: 18.5, InFlight: 9, Window: 12, Limiter: importer.LimitOutage,
 				DownSince: started.Add(90 * time.Second)},
 			LastSuccess: started.Add(99 * time.Second)}
@@ -163,7 +164,7 @@ func TestOutcomeOf(t *testing.T) {
 	cases := map[string]error{
 		OutcomeFinished:    nil,
 		OutcomeInterrupted: context.Canceled,
-		OutcomeStopped:     &importer.AccountError{API: &importer.APIError{Status: 401, Code: "2205"}},
+		OutcomeStopped:     &importer.AccountError{API: &smileid.APIError{Status: 401, Code: "2205"}},
 		OutcomeError:       errors.New("disk full"),
 	}
 	for want, err := range cases {

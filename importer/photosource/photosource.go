@@ -11,6 +11,7 @@
 package photosource
 
 import (
+	"bulkenroll/importer/urlref"
 	"context"
 	"errors"
 	"io"
@@ -107,7 +108,7 @@ func New(opts Options) *Opener {
 	}
 	next := c.CheckRedirect
 	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
-		if req.URL.Scheme != "https" && !(req.URL.Scheme == "http" && isLoopback(req.URL.Hostname())) {
+		if req.URL.Scheme != "https" && !(req.URL.Scheme == "http" && urlref.IsLoopback(req.URL.Hostname())) {
 			return ErrInsecure
 		}
 		if next != nil {

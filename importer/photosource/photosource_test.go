@@ -576,14 +576,4 @@ func TestRedactAndIsRemote(t *testing.T) {
 			t.Errorf("IsRemote(%q) = %v", ref, !want)
 		}
 	}
-	for _, host := range []string{"127.0.0.1", "127.1.2.3", "::1", "localhost", "LOCALHOST"} {
-		if !isLoopback(host) {
-			t.Errorf("%s is loopback", host)
-		}
-	}
-	for _, host := range []string{"10.1.2.3", "localhost.example.com", "0.0.0.0", "::"} {
-		if isLoopback(host) {
-			t.Errorf("%s is not loopback", host)
-		}
-	}
 }

@@ -1,6 +1,7 @@
 package photosource
 
 import (
+	"bulkenroll/importer/urlref"
 	"errors"
 	"fmt"
 	"net"
@@ -8,8 +9,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-
-	"bulkenroll/manifest"
 )
 
 // refKind says where a photo lives.
@@ -34,32 +33,12 @@ type ref struct {
 	cache string   // kindBlob: scheme, bucket and canonical query
 }
 
-// urlScheme returns the scheme of ref, lowercased, when ref starts with
-// "scheme://" (scheme: a letter, then letters, digits, "+", "-" or ".",
-// at least two characters so that a Windows drive letter is not one).
-func urlScheme(ref string) (string, bool) {
-	i := strings.Index(ref, "://")
-	if i < 2 {
-		return "", false
-	}
-	for j := 0; j < i; j++ {
-		c := ref[j]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z':
-		case j > 0 && ('0' <= c && c <= '9' || c == '+' || c == '-' || c == '.'):
-		default:
-			return "", false
-		}
-	}
-	return strings.ToLower(ref[:i]), true
-}
-
 // IsRemote reports whether ref names a remote photo: it starts with s3://,
 // gs://, azblob://, https:// or http:// (in any case). Anything else is taken
 // for a local path (or, with another scheme, refused as malformed by Stat and
 // Open).
 func IsRemote(ref string) bool {
-	s, ok := urlScheme(ref)
+	s, ok := urlref.Scheme(ref)
 	return ok && (blobSchemes[s] || s == "https" || s == "http")
 }
 
@@ -67,23 +46,13 @@ func IsRemote(ref string) bool {
 // unchanged; a URL with its user info and every query value replaced by
 // REDACTED and without its fragment, since they may carry passwords,
 // signatures or tokens (presigned URLs, SAS tokens). It is
-// manifest.RedactURL, the one redaction of photo references.
-func Redact(ref string) string { return manifest.RedactURL(ref) }
-
-// isLoopback reports whether host (without brackets or port) is localhost or
-// a loopback IP address (127.0.0.0/8, ::1). No name is looked up.
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
+// urlref.Redact, the one redaction of photo references.
+func Redact(ref string) string { return urlref.Redact(ref) }
 
 // parseRef parses a photo reference, refusing malformed ones (ErrBadRef) and
 // plain http to hosts that are not loopback (ErrInsecure) without any I/O.
 func parseRef(s string) (*ref, error) {
-	scheme, ok := urlScheme(s)
+	scheme, ok := urlref.Scheme(s)
 	if !ok {
 		if s == "" {
 			return nil, newErr(`""`, ErrBadRef, "empty photo reference", nil)
@@ -112,7 +81,7 @@ func parseRef(s string) (*ref, error) {
 		if u.Host == "" || u.Hostname() == "" {
 			return nil, bad("missing host")
 		}
-		if scheme == "http" && !isLoopback(u.Hostname()) {
+		if scheme == "http" && !urlref.IsLoopback(u.Hostname()) {
 			return nil, newErr(shown, ErrInsecure, "plain http:// is allowed only for loopback hosts (127.0.0.0/8, ::1, localhost); use https://", nil)
 		}
 		return &ref{kind: kindHTTP, shown: shown, u: u}, nil
@@ -152,7 +121,7 @@ func checkQuery(scheme string, q url.Values) error {
 			if err != nil || eu.Host == "" || (eu.Scheme != "http" && eu.Scheme != "https") {
 				return fmt.Errorf("endpoint must be a URL such as https://minio.example.com:9000")
 			}
-			if eu.Scheme == "http" && !isLoopback(eu.Hostname()) {
+			if eu.Scheme == "http" && !urlref.IsLoopback(eu.Hostname()) {
 				return fmt.Errorf("a plain http:// endpoint is allowed only for loopback hosts; use https://")
 			}
 		}
@@ -160,7 +129,7 @@ func checkQuery(scheme string, q url.Values) error {
 			if endpoint == "" || !strings.HasPrefix(endpoint, "http") {
 				return fmt.Errorf("disable_https=true is allowed only with a loopback endpoint")
 			}
-			if eu, err := url.Parse(endpoint); err != nil || !isLoopback(eu.Hostname()) {
+			if eu, err := url.Parse(endpoint); err != nil || !urlref.IsLoopback(eu.Hostname()) {
 				return fmt.Errorf("disable_https=true is allowed only with a loopback endpoint")
 			}
 		}
@@ -170,7 +139,7 @@ func checkQuery(scheme string, q url.Values) error {
 			if h, _, err := net.SplitHostPort(d); err == nil {
 				d = h
 			}
-			if !isLoopback(d) {
+			if !urlref.IsLoopback(d) {
 				return fmt.Errorf("protocol=http is allowed only with a loopback domain")
 			}
 		}

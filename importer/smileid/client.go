@@ -1,4 +1,4 @@
-package importer
+package smileid
 
 import (
 	"bytes"
@@ -15,7 +15,7 @@ import (
 	"sync"
 	"time"
 
-	"bulkenroll/importer/signature"
+	"bulkenroll/importer/smileid/signature"
 )
 
 // maxAnswerBytes bounds how much of an answer the client reads.
@@ -87,9 +87,6 @@ func NewClient(cfg Config, opts ClientOptions) (*Client, error) {
 }
 
 func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-
-// Config returns the checked configuration.
-func (c *Client) Config() Config { return c.cfg }
 
 // User is one user to enroll.
 type User struct {

@@ -42,7 +42,7 @@ import (
 
 	"golang.org/x/time/rate"
 
-	"bulkenroll/importer/signature"
+	"bulkenroll/importer/smileid/signature"
 )
 
 // Route paths served by the emulator.

@@ -1,4 +1,4 @@
-package importer
+package smileid
 
 import (
 	"context"
@@ -161,34 +161,6 @@ func OutcomeUnknown(err error) bool {
 		return false
 	}
 	return err != nil
-}
-
-// answerClass names err's class of answer for Stats.Requests.
-func answerClass(err error) string {
-	var ae *APIError
-	if err == nil {
-		return AnswerEnrolled
-	}
-	if !errors.As(err, &ae) {
-		return AnswerTransport
-	}
-	switch Classify(err) {
-	case AlreadyEnrolled:
-		return AnswerAlreadyEnrolled
-	case Permanent:
-		return AnswerRefused
-	case Account:
-		return AnswerAccount
-	case Foreign:
-		return AnswerNotSmileID
-	}
-	switch {
-	case ae.Status == 429:
-		return AnswerThrottled
-	case ae.Status >= 500 || ae.Code == "2201":
-		return AnswerServerError
-	}
-	return AnswerUnverified
 }
 
 // BaseURLAdvice explains an answer that is not Smile ID's.

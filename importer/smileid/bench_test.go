@@ -1,4 +1,4 @@
-package importer
+package smileid
 
 import (
 	"bytes"
@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"bulkenroll/importer/signature"
+	"bulkenroll/importer/smileid/signature"
 )
 
 // benchPhoto is a 20 KiB "JPEG".

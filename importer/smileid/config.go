@@ -1,16 +1,11 @@
-// Package importer submits manifest rows to Smile ID's backfill_users API
-// (job type 4): the API client and its signing, the worker pool with its rate
-// limit and retries, progress reporting and the run summary.
-package importer
+package smileid
 
 import (
+	"bulkenroll/importer/urlref"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"strings"
-
-	"bulkenroll/manifest"
 )
 
 // Base URLs of Smile ID's two environments.
@@ -89,11 +84,11 @@ func (c *Config) Check() error {
 // CheckBaseURL validates a base URL and returns it without a trailing slash:
 // https for any host, plain http only for loopback hosts (127.0.0.0/8, ::1,
 // localhost), no user info, query or fragment. Its errors show the URL with
-// its user info and query values redacted (manifest.RedactURL).
+// its user info and query values redacted (urlref.Redact).
 func CheckBaseURL(raw string) (string, error) {
-	shown := manifest.RedactURL(raw)
+	shown := urlref.Redact(raw)
 	if at := strings.LastIndexByte(shown, '@'); at >= 0 && !strings.Contains(shown, "://") {
-		shown = manifest.Redacted + shown[at:] // "user:password@host", with no scheme
+		shown = urlref.Redacted + shown[at:] // "user:password@host", with no scheme
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -112,22 +107,13 @@ func CheckBaseURL(raw string) (string, error) {
 	switch u.Scheme {
 	case "https":
 	case "http":
-		if !IsLoopback(u.Hostname()) {
+		if !urlref.IsLoopback(u.Hostname()) {
 			return "", fmt.Errorf("%w: base URL %s: plain http is refused for %s, which is not a loopback host; use https", ErrConfig, shown, u.Hostname())
 		}
 	default:
 		return "", fmt.Errorf("%w: base URL %q: scheme %q, want https", ErrConfig, shown, u.Scheme)
 	}
 	return strings.TrimRight(u.String(), "/"), nil
-}
-
-// IsLoopback reports whether host is localhost or a loopback IP address.
-func IsLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 func isControl(r rune) bool { return r < 0x20 || r == 0x7f }

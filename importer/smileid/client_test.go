@@ -1,4 +1,4 @@
-package importer_test
+package smileid_test
 
 import (
 	"bytes"
@@ -8,19 +8,22 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"bulkenroll/importer"
-	"bulkenroll/importer/sandbox"
-	"bulkenroll/importer/signature"
+	"bulkenroll/importer/smileid"
+	"bulkenroll/importer/smileid/sandbox"
+	"bulkenroll/importer/smileid/signature"
+	"bulkenroll/importer/testkit"
 )
 
 // captured is one request as a test server received it.
@@ -65,17 +68,17 @@ func TestSubmitPublishedVector(t *testing.T) {
 	// The clock is in another zone, with a sub-millisecond remainder: the
 	// client must send UTC with exactly three decimals.
 	clock := time.Date(2023, 2, 13, 20, 37, 42, 214_900_000, time.FixedZone("IST", 5*3600+1800))
-	photo := photoBytes(t, "jpeg", 1)
+	photo := testkit.Photo(t, "jpeg", 1)
 	hs, got := captureServer(t, func(w http.ResponseWriter, body []byte) {
-		io.WriteString(w, signedSuccess(key, partner, userIDOf(body)))
+		io.WriteString(w, testkit.SignedSuccess(key, partner, testkit.UserIDOf(body)))
 	})
-	c := newClient(t, hs.URL+"/gw/", func(cfg *importer.Config, o *importer.ClientOptions) {
+	c := testkit.NewClient(t, hs.URL+"/gw/", func(cfg *smileid.Config, o *smileid.ClientOptions) {
 		cfg.PartnerID, cfg.APIKey = partner, key
 		o.Now = func() time.Time { return clock }
 		o.UserAgent = "bulkenroll-test/1"
 	})
 	const createdAt = "2021-08-12 15:14:43-0700" // sent exactly as given
-	res, err := c.Submit(context.Background(), importer.User{UserID: "user-1", CreatedAt: createdAt, Photo: photo})
+	res, err := c.Submit(context.Background(), smileid.User{UserID: "user-1", CreatedAt: createdAt, Photo: photo})
 	if err != nil {
 		t.Fatalf("Submit: %v", err)
 	}
@@ -117,7 +120,7 @@ func TestSubmitPublishedVector(t *testing.T) {
 		}
 	}
 	if len(fields) != len(want) {
-		t.Errorf("body has fields %v, want exactly %v", sortedKeys(fields), sortedKeys(want))
+		t.Errorf("body has fields %v, want exactly %v", slices.Sorted(maps.Keys(fields)), slices.Sorted(maps.Keys(want)))
 	}
 	p, _ := fields["photo"].(string)
 	if strings.HasPrefix(p, "data:") {
@@ -132,11 +135,11 @@ func TestSubmitPublishedVector(t *testing.T) {
 // real clock.
 func TestSubmitFreshTimestamp(t *testing.T) {
 	hs, got := captureServer(t, func(w http.ResponseWriter, body []byte) {
-		io.WriteString(w, signedSuccess(testKey, testPartner, userIDOf(body)))
+		io.WriteString(w, testkit.SignedSuccess(testkit.APIKey, testkit.Partner, testkit.UserIDOf(body)))
 	})
-	c := newClient(t, hs.URL, nil)
+	c := testkit.NewClient(t, hs.URL, nil)
 	for i := range 2 {
-		if _, err := c.Submit(context.Background(), importer.User{UserID: fmt.Sprint("u", i), CreatedAt: "2021-01-01", Photo: photoBytes(t, "png", i)}); err != nil {
+		if _, err := c.Submit(context.Background(), smileid.User{UserID: fmt.Sprint("u", i), CreatedAt: "2021-01-01", Photo: testkit.Photo(t, "png", i)}); err != nil {
 			t.Fatalf("Submit: %v", err)
 		}
 	}
@@ -157,7 +160,7 @@ func TestSubmitFreshTimestamp(t *testing.T) {
 		if err != nil || time.Since(ts).Abs() > time.Hour {
 			t.Errorf("timestamp %q is not the current time (%v)", f.Timestamp, err)
 		}
-		if f.PartnerID != testPartner || !signature.Verify(testKey, testPartner, f.Timestamp, f.Signature) {
+		if f.PartnerID != testkit.Partner || !signature.Verify(testkit.APIKey, testkit.Partner, f.Timestamp, f.Signature) {
 			t.Errorf("signature %q does not verify for %q + %q", f.Signature, f.Timestamp, f.PartnerID)
 		}
 	}
@@ -169,12 +172,12 @@ func TestSubmitEscapesJSON(t *testing.T) {
 		"nul\x00byte", "emoji-😀", "line\u2028sep", "ctl\x1f\x7f", "/slash/", "  spaced  ",
 	}
 	hs, got := captureServer(t, func(w http.ResponseWriter, body []byte) {
-		io.WriteString(w, signedSuccess(testKey, `odd"partner\`, userIDOf(body)))
+		io.WriteString(w, testkit.SignedSuccess(testkit.APIKey, `odd"partner\`, testkit.UserIDOf(body)))
 	})
-	c := newClient(t, hs.URL, func(cfg *importer.Config, _ *importer.ClientOptions) { cfg.PartnerID = `odd"partner\` })
+	c := testkit.NewClient(t, hs.URL, func(cfg *smileid.Config, _ *smileid.ClientOptions) { cfg.PartnerID = `odd"partner\` })
 	for _, id := range ids {
 		created := `2021-08-12T15:14:43.123+02:00 "q"`
-		if _, err := c.Submit(context.Background(), importer.User{UserID: id, CreatedAt: created, Photo: []byte{0xFF, 0xD8, 0xFF, 0}}); err != nil {
+		if _, err := c.Submit(context.Background(), smileid.User{UserID: id, CreatedAt: created, Photo: []byte{0xFF, 0xD8, 0xFF, 0}}); err != nil {
 			t.Errorf("Submit(%q): %v", id, err)
 		}
 	}
@@ -197,7 +200,7 @@ func TestSubmitEscapesJSON(t *testing.T) {
 		if f["user_created_at"] != `2021-08-12T15:14:43.123+02:00 "q"` {
 			t.Errorf("user_created_at = %q", f["user_created_at"])
 		}
-		if f["partner_id"] != `odd"partner\` || !signature.Verify(testKey, f["partner_id"], f["timestamp"], f["signature"]) {
+		if f["partner_id"] != `odd"partner\` || !signature.Verify(testkit.APIKey, f["partner_id"], f["timestamp"], f["signature"]) {
 			t.Errorf("partner_id %q / signature wrong", f["partner_id"])
 		}
 	}
@@ -206,9 +209,9 @@ func TestSubmitEscapesJSON(t *testing.T) {
 // TestSubmitSandbox runs the client against the emulator, which checks
 // bodies and signatures like the API.
 func TestSubmitSandbox(t *testing.T) {
-	sb, _, hs := newSandbox(t, sandbox.Options{})
-	c := newClient(t, hs.URL, nil)
-	u := importer.User{UserID: "sb-1", CreatedAt: "2021-08-12", Photo: photoBytes(t, "jpeg", 3)}
+	sb, _, hs := testkit.NewSandbox(t, sandbox.Options{})
+	c := testkit.NewClient(t, hs.URL, nil)
+	u := smileid.User{UserID: "sb-1", CreatedAt: "2021-08-12", Photo: testkit.Photo(t, "jpeg", 3)}
 	res, err := c.Submit(context.Background(), u)
 	if err != nil {
 		t.Fatalf("Submit: %v", err)
@@ -217,20 +220,20 @@ func TestSubmitSandbox(t *testing.T) {
 		t.Errorf("result %+v", res)
 	}
 	_, err = c.Submit(context.Background(), u)
-	ae := mustAs[*importer.APIError](t, err)
-	if ae.Code != "2209" || importer.Classify(err) != importer.AlreadyEnrolled {
-		t.Errorf("second Submit: %v (class %v), want 2209 already enrolled", err, importer.Classify(err))
+	ae := testkit.MustAs[*smileid.APIError](t, err)
+	if ae.Code != "2209" || smileid.Classify(err) != smileid.AlreadyEnrolled {
+		t.Errorf("second Submit: %v (class %v), want 2209 already enrolled", err, smileid.Classify(err))
 	}
 	if n := sb.Enrolled()["sb-1"]; n != 1 {
 		t.Errorf("sandbox enrolled sb-1 %d times", n)
 	}
 
 	// Wrong key: the sandbox answers 2205, an account-level refusal.
-	bad := newClient(t, hs.URL, func(cfg *importer.Config, _ *importer.ClientOptions) { cfg.APIKey = "wrong-" + testKey })
-	_, err = bad.Submit(context.Background(), importer.User{UserID: "sb-2", CreatedAt: "2021-08-12", Photo: u.Photo})
-	ae = mustAs[*importer.APIError](t, err)
-	if ae.Code != "2205" || ae.Status != http.StatusUnauthorized || importer.Classify(err) != importer.Account {
-		t.Errorf("wrong key: %v (class %v)", err, importer.Classify(err))
+	bad := testkit.NewClient(t, hs.URL, func(cfg *smileid.Config, _ *smileid.ClientOptions) { cfg.APIKey = "wrong-" + testkit.APIKey })
+	_, err = bad.Submit(context.Background(), smileid.User{UserID: "sb-2", CreatedAt: "2021-08-12", Photo: u.Photo})
+	ae = testkit.MustAs[*smileid.APIError](t, err)
+	if ae.Code != "2205" || ae.Status != http.StatusUnauthorized || smileid.Classify(err) != smileid.Account {
+		t.Errorf("wrong key: %v (class %v)", err, smileid.Classify(err))
 	}
 }
 
@@ -238,7 +241,7 @@ func TestSubmitSandbox(t *testing.T) {
 // answered early without the server reading the body, so that the client's
 // pooled buffers are reused while other requests are in flight.
 func TestSubmitConcurrent(t *testing.T) {
-	sb, _, hs := newSandbox(t, sandbox.Options{})
+	sb, _, hs := testkit.NewSandbox(t, sandbox.Options{})
 	var early atomic.Int64
 	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if early.Add(1)%2 == 0 {
@@ -250,21 +253,21 @@ func TestSubmitConcurrent(t *testing.T) {
 		proxyTo(t, hs.URL, w, r)
 	}))
 	t.Cleanup(front.Close)
-	c := newClient(t, front.URL, nil)
-	big := append(photoBytes(t, "jpeg", 9), bytes.Repeat([]byte{0xAB}, 256<<10)...)
+	c := testkit.NewClient(t, front.URL, nil)
+	big := append(testkit.Photo(t, "jpeg", 9), bytes.Repeat([]byte{0xAB}, 256<<10)...)
 	var wg sync.WaitGroup
 	var ok, refused atomic.Int64
 	for i := range 40 {
 		wg.Go(func() {
-			photo := photoBytes(t, "png", i)
+			photo := testkit.Photo(t, "png", i)
 			if i%3 == 0 {
 				photo = big
 			}
-			_, err := c.Submit(context.Background(), importer.User{UserID: fmt.Sprintf("c-%02d", i), CreatedAt: "2021-08-12", Photo: photo})
+			_, err := c.Submit(context.Background(), smileid.User{UserID: fmt.Sprintf("c-%02d", i), CreatedAt: "2021-08-12", Photo: photo})
 			switch {
 			case err == nil:
 				ok.Add(1)
-			case importer.Classify(err) == importer.Permanent:
+			case smileid.Classify(err) == smileid.Permanent:
 				refused.Add(1)
 			default:
 				t.Errorf("Submit c-%02d: %v", i, err)
@@ -333,12 +336,12 @@ func hijack(raw string, rst bool) http.HandlerFunc {
 }
 
 // submitTo sends one user to a server running h and returns the error.
-func submitTo(t *testing.T, h http.Handler, mod func(*importer.Config, *importer.ClientOptions)) error {
+func submitTo(t *testing.T, h http.Handler, mod func(*smileid.Config, *smileid.ClientOptions)) error {
 	t.Helper()
 	hs := httptest.NewServer(h)
 	t.Cleanup(hs.Close)
-	c := newClient(t, hs.URL, mod)
-	_, err := c.Submit(context.Background(), importer.User{UserID: "user-1", CreatedAt: "2021-08-12", Photo: photoBytes(t, "jpeg", 1)})
+	c := testkit.NewClient(t, hs.URL, mod)
+	_, err := c.Submit(context.Background(), smileid.User{UserID: "user-1", CreatedAt: "2021-08-12", Photo: testkit.Photo(t, "jpeg", 1)})
 	return err
 }
 
@@ -353,41 +356,41 @@ func TestAnswerVerification(t *testing.T) {
 		reason  string // substring of APIError.Reason
 		excerpt string // substring of APIError.Excerpt
 		code    string
-		class   importer.Class
+		class   smileid.Class
 	}{
-		{name: "valid signed success", ok: true, h: answer(200, signedSuccess(testKey, testPartner, "user-1"))},
-		{name: "valid without PartnerParams", ok: true, h: answer(200, fmt.Sprintf(`{"ResultCode":"0840","SmileJobID":"7","timestamp":%q,"signature":%q}`, ts, sign(testKey, testPartner)))},
-		{name: "unsigned success", status: 200, reason: "not signed", class: importer.Transient,
+		{name: "valid signed success", ok: true, h: answer(200, testkit.SignedSuccess(testkit.APIKey, testkit.Partner, "user-1"))},
+		{name: "valid without PartnerParams", ok: true, h: answer(200, fmt.Sprintf(`{"ResultCode":"0840","SmileJobID":"7","timestamp":%q,"signature":%q}`, ts, sign(testkit.APIKey, testkit.Partner)))},
+		{name: "unsigned success", status: 200, reason: "not signed", class: smileid.Transient,
 			h: answer(200, `{"ResultCode":"0840","ResultText":"Enroll User","SmileJobID":"1","PartnerParams":{"user_id":"user-1"}}`)},
-		{name: "timestamp without signature", status: 200, reason: "not signed", class: importer.Transient,
+		{name: "timestamp without signature", status: 200, reason: "not signed", class: smileid.Transient,
 			h: answer(200, fmt.Sprintf(`{"ResultCode":"0840","SmileJobID":"1","timestamp":%q}`, ts))},
-		{name: "forged signature (another key)", status: 200, reason: "does not verify", class: importer.Transient,
-			h: answer(200, signedSuccess("not-the-key", testPartner, "user-1"))},
-		{name: "signature for another partner", status: 200, reason: "does not verify", class: importer.Transient,
-			h: answer(200, signedSuccess(testKey, "partner-78", "user-1"))},
-		{name: "signature not base64", status: 200, reason: "does not verify", class: importer.Transient,
+		{name: "forged signature (another key)", status: 200, reason: "does not verify", class: smileid.Transient,
+			h: answer(200, testkit.SignedSuccess("not-the-key", testkit.Partner, "user-1"))},
+		{name: "signature for another partner", status: 200, reason: "does not verify", class: smileid.Transient,
+			h: answer(200, testkit.SignedSuccess(testkit.APIKey, "partner-78", "user-1"))},
+		{name: "signature not base64", status: 200, reason: "does not verify", class: smileid.Transient,
 			h: answer(200, fmt.Sprintf(`{"ResultCode":"0840","timestamp":%q,"signature":"!!!"}`, ts))},
-		{name: "signature of another timestamp", status: 200, reason: "does not verify", class: importer.Transient,
-			h: answer(200, fmt.Sprintf(`{"ResultCode":"0840","timestamp":"2020-01-01T00:00:00.000Z","signature":%q}`, sign(testKey, testPartner)))},
-		{name: "HTML page with 200", status: 200, reason: "not Smile ID JSON", excerpt: "<html><head><title>Captive portal", class: importer.Foreign,
+		{name: "signature of another timestamp", status: 200, reason: "does not verify", class: smileid.Transient,
+			h: answer(200, fmt.Sprintf(`{"ResultCode":"0840","timestamp":"2020-01-01T00:00:00.000Z","signature":%q}`, sign(testkit.APIKey, testkit.Partner)))},
+		{name: "HTML page with 200", status: 200, reason: "not Smile ID JSON", excerpt: "<html><head><title>Captive portal", class: smileid.Foreign,
 			h: answer(200, "<html><head><title>Captive portal</title></head>\n<body>log in</body></html>", "Content-Type", "text/html")},
-		{name: "truncated JSON", status: 200, reason: "not Smile ID JSON", excerpt: `{"ResultCode":"0840","Smile`, class: importer.Foreign,
+		{name: "truncated JSON", status: 200, reason: "not Smile ID JSON", excerpt: `{"ResultCode":"0840","Smile`, class: smileid.Foreign,
 			h: answer(200, `{"ResultCode":"0840","Smile`)},
-		{name: "non-JSON 502", status: 502, excerpt: "Bad gateway from nginx", class: importer.Transient,
+		{name: "non-JSON 502", status: 502, excerpt: "Bad gateway from nginx", class: smileid.Transient,
 			h: answer(502, "<html>Bad gateway from nginx</html>")},
-		{name: "wrong user_id in answer (a replayed answer)", status: 200, reason: `"user-2"`, class: importer.Foreign,
-			h: answer(200, signedSuccess(testKey, testPartner, "user-2"))},
-		{name: "signed unexpected result code", status: 200, reason: "unexpected result code", code: "0841", class: importer.Transient,
-			h: answer(200, fmt.Sprintf(`{"ResultCode":"0841","ResultText":"Hmm","timestamp":%q,"signature":%q}`, ts, sign(testKey, testPartner)))},
-		{name: "error body with status 200", status: 200, code: "2209", class: importer.AlreadyEnrolled,
+		{name: "wrong user_id in answer (a replayed answer)", status: 200, reason: `"user-2"`, class: smileid.Foreign,
+			h: answer(200, testkit.SignedSuccess(testkit.APIKey, testkit.Partner, "user-2"))},
+		{name: "signed unexpected result code", status: 200, reason: "unexpected result code", code: "0841", class: smileid.Transient,
+			h: answer(200, fmt.Sprintf(`{"ResultCode":"0841","ResultText":"Hmm","timestamp":%q,"signature":%q}`, ts, sign(testkit.APIKey, testkit.Partner)))},
+		{name: "error body with status 200", status: 200, code: "2209", class: smileid.AlreadyEnrolled,
 			h: answer(200, `{"code":"2209","error":"User already enrolled"}`)},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			hs := httptest.NewServer(c.h)
 			defer hs.Close()
-			cl := newClient(t, hs.URL, nil)
-			res, err := cl.Submit(context.Background(), importer.User{UserID: "user-1", CreatedAt: "2021-08-12", Photo: []byte{0xFF, 0xD8, 0xFF}})
+			cl := testkit.NewClient(t, hs.URL, nil)
+			res, err := cl.Submit(context.Background(), smileid.User{UserID: "user-1", CreatedAt: "2021-08-12", Photo: []byte{0xFF, 0xD8, 0xFF}})
 			if c.ok {
 				if err != nil || res == nil || res.ResultCode != "0840" {
 					t.Fatalf("Submit = %+v, %v; want a success", res, err)
@@ -397,7 +400,7 @@ func TestAnswerVerification(t *testing.T) {
 			if err == nil {
 				t.Fatalf("Submit accepted the answer: %+v", res)
 			}
-			ae := mustAs[*importer.APIError](t, err)
+			ae := testkit.MustAs[*smileid.APIError](t, err)
 			if ae.Status != c.status {
 				t.Errorf("Status = %d, want %d", ae.Status, c.status)
 			}
@@ -416,10 +419,10 @@ func TestAnswerVerification(t *testing.T) {
 			if ae.Code != c.code {
 				t.Errorf("Code = %q, want %q", ae.Code, c.code)
 			}
-			if got := importer.Classify(err); got != c.class {
+			if got := smileid.Classify(err); got != c.class {
 				t.Errorf("Classify = %v, want %v", got, c.class)
 			}
-			if strings.Contains(err.Error(), testKey) {
+			if strings.Contains(err.Error(), testkit.APIKey) {
 				t.Errorf("error shows the key: %v", err)
 			}
 		})
@@ -429,7 +432,7 @@ func TestAnswerVerification(t *testing.T) {
 func TestExcerptIsBounded(t *testing.T) {
 	body := "<html>" + strings.Repeat("x", 5000) + "\x00\xff" + "</html>"
 	err := submitTo(t, answer(503, body), nil)
-	ae := mustAs[*importer.APIError](t, err)
+	ae := testkit.MustAs[*smileid.APIError](t, err)
 	if ae.Excerpt == "" || len(ae.Excerpt) > 200 {
 		t.Errorf("Excerpt has %d bytes, want a short excerpt", len(ae.Excerpt))
 	}
@@ -455,7 +458,7 @@ func TestTypedErrors(t *testing.T) {
 			err := submitTo(t, answer(c.status, c.body, "Content-Type", "application/json"), nil)
 			// Wrapping must not hide the fields.
 			wrapped := fmt.Errorf("row 3: %w", err)
-			ae := mustAs[*importer.APIError](t, wrapped)
+			ae := testkit.MustAs[*smileid.APIError](t, wrapped)
 			if ae.Status != c.status || ae.Code != c.code || ae.Text != c.text {
 				t.Errorf("APIError = %+v, want status %d code %q text %q", *ae, c.status, c.code, c.text)
 			}
@@ -477,11 +480,11 @@ func TestClassify(t *testing.T) {
 		case <-time.After(10 * time.Second):
 		}
 	})
-	shortTimeout := func(_ *importer.Config, o *importer.ClientOptions) { o.Timeout = 50 * time.Millisecond }
+	shortTimeout := func(_ *smileid.Config, o *smileid.ClientOptions) { o.Timeout = 50 * time.Millisecond }
 	type check func(t *testing.T, err error)
 	retryAfter := func(lo, hi time.Duration) check {
 		return func(t *testing.T, err error) {
-			ae := mustAs[*importer.APIError](t, err)
+			ae := testkit.MustAs[*smileid.APIError](t, err)
 			if ae.RetryAfter < lo || ae.RetryAfter > hi {
 				t.Errorf("RetryAfter = %v, want %v..%v", ae.RetryAfter, lo, hi)
 			}
@@ -489,7 +492,7 @@ func TestClassify(t *testing.T) {
 	}
 	transport := func(msg string) check {
 		return func(t *testing.T, err error) {
-			te := mustAs[*importer.TransportError](t, err)
+			te := testkit.MustAs[*smileid.TransportError](t, err)
 			if !strings.Contains(te.Error(), msg) {
 				t.Errorf("message %q, want it to mention %q", te.Error(), msg)
 			}
@@ -501,55 +504,55 @@ func TestClassify(t *testing.T) {
 	cases := []struct {
 		name  string
 		h     http.Handler
-		mod   func(*importer.Config, *importer.ClientOptions)
-		want  importer.Class
+		mod   func(*smileid.Config, *smileid.ClientOptions)
+		want  smileid.Class
 		check check
 	}{
-		{name: "429 without Retry-After", h: answer(429, `{"error":"Too many requests"}`), want: importer.Transient, check: retryAfter(0, 0)},
-		{name: "429 Retry-After seconds", h: answer(429, `{"error":"Too many requests"}`, "Retry-After", "7"), want: importer.Transient, check: retryAfter(7*time.Second, 7*time.Second)},
-		{name: "429 Retry-After date", h: answer(429, ``, "Retry-After", httpDate(3*time.Second)), want: importer.Transient, check: retryAfter(time.Second, 3*time.Second)},
-		{name: "429 Retry-After past date", h: answer(429, ``, "Retry-After", httpDate(-time.Hour)), want: importer.Transient, check: retryAfter(0, 0)},
-		{name: "429 Retry-After garbage", h: answer(429, ``, "Retry-After", "soon"), want: importer.Transient, check: retryAfter(0, 0)},
-		{name: "429 Retry-After negative", h: answer(429, ``, "Retry-After", "-3"), want: importer.Transient, check: retryAfter(0, 0)},
-		{name: "429 Retry-After huge", h: answer(429, ``, "Retry-After", "99999999"), want: importer.Transient, check: retryAfter(time.Second, time.Hour)},
-		{name: "500 2201", h: js(500, "2201"), want: importer.Transient},
-		{name: "400 2201", h: js(400, "2201"), want: importer.Transient},
-		{name: "500 empty", h: answer(500, ""), want: importer.Transient},
-		{name: "502 html", h: answer(502, "<h1>Bad Gateway</h1>"), want: importer.Transient},
-		{name: "503", h: answer(503, `{"error":"Service Unavailable"}`, "Retry-After", "2"), want: importer.Transient, check: retryAfter(2*time.Second, 2*time.Second)},
-		{name: "504", h: answer(504, ""), want: importer.Transient},
-		{name: "408", h: answer(408, ""), want: importer.Transient},
-		{name: "302 redirect: wrong base URL", h: answer(302, "", "Location", "https://example.invalid/login"), want: importer.Account},
-		{name: "401 without a code", h: answer(401, "Unauthorized"), want: importer.Account},
-		{name: "time-out", h: slow, mod: shortTimeout, want: importer.Transient, check: transport("time-out")},
-		{name: "connection reset", h: hijack("", true), want: importer.Transient, check: transport("unknown")},
-		{name: "connection closed", h: hijack("", false), want: importer.Transient, check: transport("unknown")},
+		{name: "429 without Retry-After", h: answer(429, `{"error":"Too many requests"}`), want: smileid.Transient, check: retryAfter(0, 0)},
+		{name: "429 Retry-After seconds", h: answer(429, `{"error":"Too many requests"}`, "Retry-After", "7"), want: smileid.Transient, check: retryAfter(7*time.Second, 7*time.Second)},
+		{name: "429 Retry-After date", h: answer(429, ``, "Retry-After", httpDate(3*time.Second)), want: smileid.Transient, check: retryAfter(time.Second, 3*time.Second)},
+		{name: "429 Retry-After past date", h: answer(429, ``, "Retry-After", httpDate(-time.Hour)), want: smileid.Transient, check: retryAfter(0, 0)},
+		{name: "429 Retry-After garbage", h: answer(429, ``, "Retry-After", "soon"), want: smileid.Transient, check: retryAfter(0, 0)},
+		{name: "429 Retry-After negative", h: answer(429, ``, "Retry-After", "-3"), want: smileid.Transient, check: retryAfter(0, 0)},
+		{name: "429 Retry-After huge", h: answer(429, ``, "Retry-After", "99999999"), want: smileid.Transient, check: retryAfter(time.Second, time.Hour)},
+		{name: "500 2201", h: js(500, "2201"), want: smileid.Transient},
+		{name: "400 2201", h: js(400, "2201"), want: smileid.Transient},
+		{name: "500 empty", h: answer(500, ""), want: smileid.Transient},
+		{name: "502 html", h: answer(502, "<h1>Bad Gateway</h1>"), want: smileid.Transient},
+		{name: "503", h: answer(503, `{"error":"Service Unavailable"}`, "Retry-After", "2"), want: smileid.Transient, check: retryAfter(2*time.Second, 2*time.Second)},
+		{name: "504", h: answer(504, ""), want: smileid.Transient},
+		{name: "408", h: answer(408, ""), want: smileid.Transient},
+		{name: "302 redirect: wrong base URL", h: answer(302, "", "Location", "https://example.invalid/login"), want: smileid.Account},
+		{name: "401 without a code", h: answer(401, "Unauthorized"), want: smileid.Account},
+		{name: "time-out", h: slow, mod: shortTimeout, want: smileid.Transient, check: transport("time-out")},
+		{name: "connection reset", h: hijack("", true), want: smileid.Transient, check: transport("unknown")},
+		{name: "connection closed", h: hijack("", false), want: smileid.Transient, check: transport("unknown")},
 		{name: "truncated body", h: hijack("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{\"ResultCode\":\"08", false),
-			want: importer.Transient, check: transport("closed before a full answer")},
-		{name: "flaky reset", h: answer(200, ""), mod: func(_ *importer.Config, o *importer.ClientOptions) {
-			o.Transport = &flaky{base: http.DefaultTransport, before: func(int64) error { return resetErr() }}
-		}, want: importer.Transient, check: transport("connection reset")},
-		{name: "flaky drop after answer", h: answer(200, ""), mod: func(_ *importer.Config, o *importer.ClientOptions) {
-			o.Transport = &flaky{base: http.DefaultTransport, after: func(int64) error { return io.ErrUnexpectedEOF }}
-		}, want: importer.Transient, check: transport("unknown")},
-		{name: "2203", h: js(400, "2203"), want: importer.Permanent},
-		{name: "2204", h: js(400, "2204"), want: importer.Permanent},
-		{name: "2213", h: js(400, "2213"), want: importer.Permanent},
-		{name: "2413", h: js(400, "2413"), want: importer.Permanent},
-		{name: "2213 with 413", h: js(413, "2213"), want: importer.Permanent},
-		{name: "other code", h: js(400, "2999"), want: importer.Permanent},
-		{name: "404 without code", h: answer(404, "not found"), want: importer.Foreign},
-		{name: "400 without body", h: answer(400, ""), want: importer.Foreign},
-		{name: "404 html", h: answer(404, "<html><body>Not Found</body></html>"), want: importer.Foreign},
-		{name: "400 JSON without code", h: answer(400, `{"error":"bad request"}`), want: importer.Foreign},
-		{name: "429 without code", h: answer(429, "slow down", "Retry-After", "1"), want: importer.Transient},
-		{name: "2205", h: js(401, "2205"), want: importer.Account},
-		{name: "2205 with 400", h: js(400, "2205"), want: importer.Account},
-		{name: "2214", h: js(403, "2214"), want: importer.Account},
-		{name: "2220", h: js(403, "2220"), want: importer.Account},
-		{name: "bare 401", h: answer(401, ""), want: importer.Account},
-		{name: "bare 403", h: answer(403, "<html>Forbidden</html>"), want: importer.Account},
-		{name: "2209", h: js(400, "2209"), want: importer.AlreadyEnrolled},
+			want: smileid.Transient, check: transport("closed before a full answer")},
+		{name: "flaky reset", h: answer(200, ""), mod: func(_ *smileid.Config, o *smileid.ClientOptions) {
+			o.Transport = &testkit.Flaky{Base: http.DefaultTransport, Before: func(int64) error { return testkit.ResetErr() }}
+		}, want: smileid.Transient, check: transport("connection reset")},
+		{name: "flaky drop after answer", h: answer(200, ""), mod: func(_ *smileid.Config, o *smileid.ClientOptions) {
+			o.Transport = &testkit.Flaky{Base: http.DefaultTransport, After: func(int64) error { return io.ErrUnexpectedEOF }}
+		}, want: smileid.Transient, check: transport("unknown")},
+		{name: "2203", h: js(400, "2203"), want: smileid.Permanent},
+		{name: "2204", h: js(400, "2204"), want: smileid.Permanent},
+		{name: "2213", h: js(400, "2213"), want: smileid.Permanent},
+		{name: "2413", h: js(400, "2413"), want: smileid.Permanent},
+		{name: "2213 with 413", h: js(413, "2213"), want: smileid.Permanent},
+		{name: "other code", h: js(400, "2999"), want: smileid.Permanent},
+		{name: "404 without code", h: answer(404, "not found"), want: smileid.Foreign},
+		{name: "400 without body", h: answer(400, ""), want: smileid.Foreign},
+		{name: "404 html", h: answer(404, "<html><body>Not Found</body></html>"), want: smileid.Foreign},
+		{name: "400 JSON without code", h: answer(400, `{"error":"bad request"}`), want: smileid.Foreign},
+		{name: "429 without code", h: answer(429, "slow down", "Retry-After", "1"), want: smileid.Transient},
+		{name: "2205", h: js(401, "2205"), want: smileid.Account},
+		{name: "2205 with 400", h: js(400, "2205"), want: smileid.Account},
+		{name: "2214", h: js(403, "2214"), want: smileid.Account},
+		{name: "2220", h: js(403, "2220"), want: smileid.Account},
+		{name: "bare 401", h: answer(401, ""), want: smileid.Account},
+		{name: "bare 403", h: answer(403, "<html>Forbidden</html>"), want: smileid.Account},
+		{name: "2209", h: js(400, "2209"), want: smileid.AlreadyEnrolled},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -557,16 +560,16 @@ func TestClassify(t *testing.T) {
 			if err == nil {
 				t.Fatal("Submit succeeded")
 			}
-			if got := importer.Classify(err); got != c.want {
+			if got := smileid.Classify(err); got != c.want {
 				t.Errorf("Classify(%v) = %v, want %v", err, got, c.want)
 			}
-			if got := importer.Classify(fmt.Errorf("wrapped: %w", err)); got != c.want {
+			if got := smileid.Classify(fmt.Errorf("wrapped: %w", err)); got != c.want {
 				t.Errorf("Classify of the wrapped error = %v, want %v", got, c.want)
 			}
 			if c.check != nil {
 				c.check(t, err)
 			}
-			if strings.Contains(err.Error(), testKey) {
+			if strings.Contains(err.Error(), testkit.APIKey) {
 				t.Errorf("error shows the key: %v", err)
 			}
 		})
@@ -574,12 +577,12 @@ func TestClassify(t *testing.T) {
 }
 
 func TestClassifyPlainErrors(t *testing.T) {
-	for _, err := range []error{context.DeadlineExceeded, io.ErrUnexpectedEOF, errors.New("dns"), &importer.TransportError{Err: resetErr()}} {
-		if got := importer.Classify(err); got != importer.Transient {
+	for _, err := range []error{context.DeadlineExceeded, io.ErrUnexpectedEOF, errors.New("dns"), &smileid.TransportError{Err: testkit.ResetErr()}} {
+		if got := smileid.Classify(err); got != smileid.Transient {
 			t.Errorf("Classify(%v) = %v, want transient", err, got)
 		}
 	}
-	for _, c := range []importer.Class{importer.Transient, importer.Permanent, importer.Account, importer.AlreadyEnrolled, importer.Class(9)} {
+	for _, c := range []smileid.Class{smileid.Transient, smileid.Permanent, smileid.Account, smileid.AlreadyEnrolled, smileid.Class(9)} {
 		if c.String() == "" {
 			t.Errorf("Class %d has no name", int(c))
 		}
@@ -590,11 +593,11 @@ func TestConnectionRefused(t *testing.T) {
 	hs := httptest.NewServer(http.NotFoundHandler())
 	base := hs.URL
 	hs.Close()
-	c := newClient(t, base, nil)
-	_, err := c.Submit(context.Background(), importer.User{UserID: "u", CreatedAt: "2021-08-12", Photo: []byte{0xFF, 0xD8, 0xFF}})
-	te := mustAs[*importer.TransportError](t, err)
-	if importer.Classify(err) != importer.Transient || !strings.Contains(te.Error(), "refused") {
-		t.Errorf("connection refused: %v (class %v)", err, importer.Classify(err))
+	c := testkit.NewClient(t, base, nil)
+	_, err := c.Submit(context.Background(), smileid.User{UserID: "u", CreatedAt: "2021-08-12", Photo: []byte{0xFF, 0xD8, 0xFF}})
+	te := testkit.MustAs[*smileid.TransportError](t, err)
+	if smileid.Classify(err) != smileid.Transient || !strings.Contains(te.Error(), "refused") {
+		t.Errorf("connection refused: %v (class %v)", err, smileid.Classify(err))
 	}
 }
 
@@ -604,26 +607,26 @@ func TestKeyNeverInErrors(t *testing.T) {
 	var errs []error
 	// Configuration errors.
 	for _, base := range []string{"http://example.com", "ftp://x", "https://u:p@x", "::", "https://x/?q"} {
-		_, err := importer.NewClient(importer.Config{PartnerID: "p", APIKey: testKey, BaseURL: base}, importer.ClientOptions{})
+		_, err := smileid.NewClient(smileid.Config{PartnerID: "p", APIKey: testkit.APIKey, BaseURL: base}, smileid.ClientOptions{})
 		errs = append(errs, err)
 	}
-	_, err := importer.NewClient(importer.Config{PartnerID: "p", APIKey: testKey + "\x01"}, importer.ClientOptions{})
+	_, err := smileid.NewClient(smileid.Config{PartnerID: "p", APIKey: testkit.APIKey + "\x01"}, smileid.ClientOptions{})
 	errs = append(errs, err)
 	// 2205 from the emulator holding another key.
-	_, _, hs := newSandbox(t, sandbox.Options{APIKey: "the-real-key"})
-	c := newClient(t, hs.URL, nil)
-	_, err = c.Submit(context.Background(), importer.User{UserID: "u", CreatedAt: "2021-08-12", Photo: photoBytes(t, "jpeg", 1)})
-	errs = append(errs, err, &importer.AccountError{API: mustAs[*importer.APIError](t, err)})
+	_, _, hs := testkit.NewSandbox(t, sandbox.Options{APIKey: "the-real-key"})
+	c := testkit.NewClient(t, hs.URL, nil)
+	_, err = c.Submit(context.Background(), smileid.User{UserID: "u", CreatedAt: "2021-08-12", Photo: testkit.Photo(t, "jpeg", 1)})
+	errs = append(errs, err, testkit.MustAs[*smileid.APIError](t, err))
 	// Transport failure, time-out, forged answer, foreign page echoing the request.
 	refused := httptest.NewServer(http.NotFoundHandler())
 	refused.Close()
-	_, err = newClient(t, refused.URL, nil).Submit(context.Background(), importer.User{UserID: "u", Photo: []byte{1}})
+	_, err = testkit.NewClient(t, refused.URL, nil).Submit(context.Background(), smileid.User{UserID: "u", Photo: []byte{1}})
 	errs = append(errs, err)
 	errs = append(errs,
 		submitTo(t, hijack("", true), nil),
 		submitTo(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { time.Sleep(200 * time.Millisecond) }),
-			func(_ *importer.Config, o *importer.ClientOptions) { o.Timeout = 20 * time.Millisecond }),
-		submitTo(t, answer(200, signedSuccess("forger", testPartner, "user-1")), nil),
+			func(_ *smileid.Config, o *smileid.ClientOptions) { o.Timeout = 20 * time.Millisecond }),
+		submitTo(t, answer(200, testkit.SignedSuccess("forger", testkit.Partner, "user-1")), nil),
 		submitTo(t, answer(200, `{"ResultCode":"0840"}`), nil),
 		submitTo(t, answer(502, "<html>upstream</html>"), nil),
 	)
@@ -633,17 +636,9 @@ func TestKeyNeverInErrors(t *testing.T) {
 			continue
 		}
 		for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q"} {
-			if out := fmt.Sprintf(verb, err); strings.Contains(out, testKey) {
+			if out := fmt.Sprintf(verb, err); strings.Contains(out, testkit.APIKey) {
 				t.Errorf("case %d: %s of the error shows the key: %s", i, verb, out)
 			}
 		}
-	}
-}
-
-func TestClientConfig(t *testing.T) {
-	c := newClient(t, "http://127.0.0.1:1/", nil)
-	cfg := c.Config()
-	if cfg.BaseURL != "http://127.0.0.1:1" || cfg.PartnerID != testPartner || string(cfg.APIKey) != testKey {
-		t.Errorf("Config() = %+v", cfg)
 	}
 }

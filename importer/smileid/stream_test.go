@@ -1,4 +1,4 @@
-package importer
+package smileid
 
 import (
 	"bytes"
@@ -20,7 +20,7 @@ import (
 	"testing"
 	"time"
 
-	"bulkenroll/importer/signature"
+	"bulkenroll/importer/smileid/signature"
 )
 
 const (

@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"bulkenroll/importer/signature"
+	"bulkenroll/importer/smileid/signature"
 )
 
 const (

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"bulkenroll/importer/signature"
+	"bulkenroll/importer/smileid/signature"
 )
 
 // verdict runs body through a fresh server and returns its answer, with the

@@ -1,4 +1,4 @@
-package importer
+package smileid
 
 import (
 	"bytes"
@@ -6,7 +6,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	"bulkenroll/importer/sandbox"
+	"bulkenroll/importer/smileid/sandbox"
 )
 
 // BenchmarkAnswer reads a success answer as the sandbox sends it (about 800

@@ -5,6 +5,7 @@ package sandbox
 // changes them (POST /sandbox/control, from loopback only).
 
 import (
+	"bulkenroll/importer/urlref"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -224,8 +225,7 @@ func fromLoopback(remote string) bool {
 	if err != nil {
 		host = remote
 	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	return net.ParseIP(host) != nil && urlref.IsLoopback(host)
 }
 
 // Apply changes the settings c names, all or none: it checks every field
