@@ -4,6 +4,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"bulkenroll/importer/event"
 	"bulkenroll/importer/smileid"
 	"bulkenroll/store"
 )
@@ -68,8 +69,8 @@ func (l *liveStats) answer(class string) {
 }
 
 // snapshot returns the figures as they stand.
-func (l *liveStats) snapshot() Stats {
-	s := Stats{
+func (l *liveStats) snapshot() event.Stats {
+	s := event.Stats{
 		RunID: l.runID, Started: l.started, Now: l.now(), Total: l.total.Load(), DryRun: l.dry,
 		Rows: l.rows.Load(), Enrolled: l.enrolled.Load(), Skipped: l.skipped.Load(),
 		Rejected: l.rejected.Load(), Failed: l.failed.Load(), Pending: l.pending.Load(),

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"bulkenroll/importer/event"
 	"bulkenroll/importer/smileid"
 	"bulkenroll/store"
 )
@@ -171,7 +172,7 @@ func (w *worker) keep(j job, rec store.Record, reason string) {
 		r.st.Put(j.key, kept)
 	}
 	r.live.pending.Add(1)
-	r.tell(RowEvent{Row: j.row, State: store.Pending, Reason: reason})
+	r.tell(event.RowEvent{Row: j.row, State: store.Pending, Reason: reason})
 }
 
 // endEarly ends a row the stop caught before try number sent went out:

@@ -1,9 +1,10 @@
-package importer
+package observe
 
 import (
 	"bytes"
 	"testing"
 
+	"bulkenroll/importer/event"
 	"bulkenroll/manifest"
 	"bulkenroll/store"
 )
@@ -13,13 +14,13 @@ import (
 // reader; other states are not written.
 func TestRejectsWriterRedacts(t *testing.T) {
 	var b bytes.Buffer
-	w := newRejectsWriter(&b)
-	w.Row(RowEvent{State: store.Rejected, Code: "", Reason: "photo: no such object (HTTP 404)",
+	w := NewRejects(&b)
+	w.Row(event.RowEvent{State: store.Rejected, Code: "", Reason: "photo: no such object (HTTP 404)",
 		Row: manifest.Row{Line: 2, UserID: "u1", CreatedAt: "2021-08-12", Photo: "https://u:pw@h/p.jpg?X-Amz-Signature=abc123"}})
-	w.Row(RowEvent{State: store.Rejected, Code: "2213", Reason: "too large",
+	w.Row(event.RowEvent{State: store.Rejected, Code: "2213", Reason: "too large",
 		Row: manifest.Row{Line: 3, UserID: "u2", CreatedAt: "2021-08-12", Photo: "photos/a b.jpg"}})
-	w.Row(RowEvent{State: store.Failed, Row: manifest.Row{Line: 4, UserID: "u3", Photo: "https://h/q.jpg?sig=zzz"}})
-	if err := w.flush(); err != nil {
+	w.Row(event.RowEvent{State: store.Failed, Row: manifest.Row{Line: 4, UserID: "u3", Photo: "https://h/q.jpg?sig=zzz"}})
+	if err := w.Flush(); err != nil {
 		t.Fatal(err)
 	}
 	want := "line,user_id,user_created_at,photo,code,reason\n" +
