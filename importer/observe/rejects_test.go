@@ -2,6 +2,8 @@ package observe
 
 import (
 	"bytes"
+	"errors"
+	"strings"
 	"testing"
 
 	"bulkenroll/importer/event"
@@ -28,5 +30,30 @@ func TestRejectsWriterRedacts(t *testing.T) {
 		"3,u2,2021-08-12,photos/a b.jpg,2213,too large\n"
 	if b.String() != want {
 		t.Errorf("rejects file:\n%s\nwant:\n%s", b.String(), want)
+	}
+}
+
+// failingWriter fails every write.
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("disk full") }
+
+// TestRejectsFlushError: a rejects file that cannot be written makes Flush
+// fail with an error naming the file and wrapping the cause; Rejects is an
+// event.Flusher, so that error becomes the run's.
+func TestRejectsFlushError(t *testing.T) {
+	var w event.Observer = NewRejects(failingWriter{})
+	w.Row(event.RowEvent{State: store.Rejected, Code: "2213", Reason: "too large",
+		Row: manifest.Row{Line: 2, UserID: "u1", CreatedAt: "2021-08-12", Photo: "a.jpg"}})
+	f, ok := w.(event.Flusher)
+	if !ok {
+		t.Fatal("Rejects is not an event.Flusher")
+	}
+	err := f.Flush()
+	if err == nil || !strings.Contains(err.Error(), "writing the rejects file") || !strings.Contains(err.Error(), "disk full") {
+		t.Errorf("Flush = %v, want the rejects file's write error", err)
+	}
+	if err := NewRejects(&bytes.Buffer{}).Flush(); err != nil {
+		t.Errorf("Flush of a writable file = %v", err)
 	}
 }
