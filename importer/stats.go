@@ -28,7 +28,7 @@ type liveStats struct {
 
 	// control returns the state of the rate and concurrency control; set
 	// once before the run starts.
-	control func() Control
+	control func() event.Control
 }
 
 // answerIndex numbers the answer classes for the counters.
