@@ -5,10 +5,10 @@ import (
 	"time"
 )
 
-// Every calls fn every interval, in a goroutine of its own, until the
+// every calls fn every interval, in a goroutine of its own, until the
 // returned stop is called; stop waits for a call in progress to end and may
 // be called more than once. Observers that report periodically use it.
-func Every(interval time.Duration, fn func()) (stop func()) {
+func every(interval time.Duration, fn func()) (stop func()) {
 	quit, done := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)

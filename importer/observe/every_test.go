@@ -7,9 +7,9 @@ import (
 )
 
 // TestEvery: calls come at the interval until stop, and none after it.
-func TestEvery(t *testing.T) {
+func TestEveryStops(t *testing.T) {
 	var n atomic.Int32
-	stop := Every(5*time.Millisecond, func() { n.Add(1) })
+	stop := every(5*time.Millisecond, func() { n.Add(1) })
 	deadline := time.Now().Add(5 * time.Second)
 	for n.Load() < 3 && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)

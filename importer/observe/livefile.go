@@ -8,7 +8,7 @@ import (
 	"bulkenroll/store"
 )
 
-// liveFile is the event.Observer that publishes the run's figures next to the
+// liveFile is the observer that publishes the run's figures next to the
 // store (store.WriteLive) every few seconds, so that `status` can show a
 // run that holds the store's lock. The last snapshot says Done.
 type liveFile struct {
@@ -18,8 +18,8 @@ type liveFile struct {
 	stop func() // stops the periodic writes; nil when not started
 }
 
-// NewLiveFile returns an event.Observer that writes the live snapshot of a run on
-// the store at storePath every interval (default 2s).
+// NewLiveFile returns an event.Observer that writes the live snapshot of a
+// run on the store at storePath every interval (default 2s).
 func NewLiveFile(storePath, manifest, shard string, interval time.Duration) event.Observer {
 	if interval <= 0 {
 		interval = 2 * time.Second
@@ -30,7 +30,7 @@ func NewLiveFile(storePath, manifest, shard string, interval time.Duration) even
 // Start writes the first snapshot and then one every interval.
 func (l *liveFile) Start(stats func() event.Stats) {
 	l.write(stats(), false)
-	l.stop = Every(l.interval, func() { l.write(stats(), false) })
+	l.stop = every(l.interval, func() { l.write(stats(), false) })
 }
 
 // Row does nothing: the snapshot holds counts only.

@@ -44,7 +44,7 @@ func (o *logObserver) Start(stats func() event.Stats) {
 	if o.stop != nil {
 		return
 	}
-	o.stop = Every(o.interval, func() {
+	o.stop = every(o.interval, func() {
 		o.log.LogAttrs(context.Background(), slog.LevelInfo, "progress", statsAttrs(stats())...)
 	})
 }
