@@ -4,11 +4,9 @@ package sandbox
 // enrollment, and the signed answer.
 
 import (
-	"cmp"
 	"fmt"
 	"net/http"
 	"strconv"
-	"time"
 
 	"bulkenroll/importer/smileid/signature"
 )
@@ -37,23 +35,7 @@ func (s *Server) backfill(w http.ResponseWriter, r *http.Request) {
 	}
 	a, out := s.decide(w, r)
 	s.count(out)
-	if d := s.delay(); d > 0 {
-		t := time.NewTimer(d)
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			t.Stop()
-			return
-		}
-	}
-	if a.drop {
-		dropConn(w)
-		return
-	}
-	if a.status == http.StatusTooManyRequests {
-		w.Header().Set("Retry-After", cmp.Or(a.retry, s.retryHdr))
-	}
-	writeJSON(w, a.status, a.body)
+	s.reply(w, r, a)
 }
 
 // decide runs the checks of one request in the API's order and, if it gets

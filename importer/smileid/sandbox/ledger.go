@@ -74,6 +74,12 @@ type State struct {
 	Photos map[string]PhotoInfo `json:"photos"`
 	// Settings are the settings in force, which the control route changes.
 	Settings Settings `json:"settings"`
+	// Auth counts what the routes of SmartSelfie Authentication did, and
+	// their jobs by outcome.
+	Auth AuthStats `json:"auth"`
+	// AuthJobs are the authentication jobs by job_id, each with its
+	// uploads and outcome.
+	AuthJobs map[string]AuthJob `json:"auth_jobs"`
 	// DownSeconds is Server.DownSeconds: the latest outage's requests by
 	// the second of the outage they arrived in.
 	DownSeconds []int `json:"down_seconds,omitempty"`
@@ -218,4 +224,10 @@ func (s *Server) count(o outcome) {
 	case outQuota:
 		s.stats.QuotaRefused++
 	}
+}
+
+// State returns the emulator's record, as GET /sandbox/state serves it.
+func (s *Server) State() State {
+	return State{Enrolled: s.Enrolled(), Photos: s.Photos(), Stats: s.Stats(), Settings: s.Settings(),
+		Auth: s.AuthStats(), AuthJobs: s.AuthJobs(), DownSeconds: s.DownSeconds()}
 }

@@ -28,21 +28,26 @@ func (s *Server) checkPhoto(photo []byte) (string, PhotoInfo) {
 	if err != nil {
 		return textNotBase64, PhotoInfo{}
 	}
-	if int64(n) > s.maxPhoto {
+	return s.describePhoto(dst[:n])
+}
+
+// describePhoto returns why the decoded photo file data is unacceptable
+// (over the size limit, not a JPEG or PNG), or "" and what is known of it.
+func (s *Server) describePhoto(data []byte) (string, PhotoInfo) {
+	if int64(len(data)) > s.maxPhoto {
 		return s.tooLarge(), PhotoInfo{}
 	}
-	dst = dst[:n]
-	info := PhotoInfo{Bytes: int64(n)}
+	info := PhotoInfo{Bytes: int64(len(data))}
 	switch {
-	case bytes.HasPrefix(dst, jpegMagic):
+	case bytes.HasPrefix(data, jpegMagic):
 		info.Format = "jpeg"
-	case bytes.HasPrefix(dst, pngMagic):
+	case bytes.HasPrefix(data, pngMagic):
 		info.Format = "png"
 	default:
 		return "photo must be a JPEG or PNG image", PhotoInfo{}
 	}
 	// The header only: cheap whatever the photo's size.
-	if cfg, _, err := image.DecodeConfig(bytes.NewReader(dst)); err != nil {
+	if cfg, _, err := image.DecodeConfig(bytes.NewReader(data)); err != nil {
 		info.ConfigError = err.Error()
 	} else {
 		info.Width, info.Height = cfg.Width, cfg.Height

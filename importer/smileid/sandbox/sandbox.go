@@ -29,6 +29,15 @@ const (
 	// ControlPath is the emulator-only route that changes settings while
 	// the emulator serves: POST a Control as JSON, from loopback only.
 	ControlPath = "/sandbox/control"
+	// UploadPath is SmartSelfie Authentication's first step: prepare an
+	// upload (POST, signed), answered with an upload URL.
+	UploadPath = "/v1/upload"
+	// JobStatusPath answers an authentication job's status (POST, signed).
+	JobStatusPath = "/v1/job_status"
+	// UploadURLPrefix begins the path of every upload URL the emulator
+	// hands out (in place of Smile ID's pre-signed storage URLs): the zip
+	// of a job is PUT to UploadURLPrefix + ref_id + "/selfie.zip".
+	UploadURLPrefix = "/sandbox/uploads/"
 )
 
 // DefaultMaxPhotoBytes is the decoded photo size limit used when
@@ -117,4 +126,22 @@ type Options struct {
 	// throttled that many times before it is enrolled. Negative is an
 	// error in New.
 	ThrottleFirst int
+	// AuthDelay is how long an authentication job stays incomplete
+	// (job_complete false) after its zip arrives; zero completes it at
+	// once. The command's --auth-delay defaults to 2 s. Negative is an
+	// error in New.
+	AuthDelay time.Duration
+	// AuthRejectRate is the fraction of authentication jobs of enrolled
+	// users that complete with job_success false, drawn from a die of
+	// their own (seeded by Seed). Outside [0, 1] is an error in New.
+	AuthRejectRate float64
+	// AuthRejectUsers are user IDs whose authentication jobs always
+	// complete with job_success false.
+	AuthRejectUsers []string
+	// AuthUnknownUser says how a job for a user the emulator never
+	// enrolled ends: "" or "upload", POST /v1/upload answers HTTP 400
+	// {"code":"2210"}; "job", the job is prepared and completes with
+	// job_success false and ResultCode 2210 (the documents do not say
+	// which the real API does). Any other value is an error in New.
+	AuthUnknownUser string
 }

@@ -4,6 +4,7 @@ package sandbox
 // and Run, which serves it on a TCP address.
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -14,12 +15,15 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"bulkenroll/importer/smileid/signature"
+
 	"golang.org/x/time/rate"
 )
 
@@ -54,6 +58,9 @@ type Server struct {
 	inFlight    int            // requests being handled; guarded by mu
 	tries       map[string]int // authorised requests per user, for ThrottleFirst; guarded by mu
 
+	routes     map[string]route      // by path; built by New
+	auth       authLedger            // authentication jobs; guarded by mu
+	authDice   *rand.Rand            // the --auth-reject-rate die; guarded by mu
 	knobs      atomic.Pointer[knobs] // latency and fault rates; replaced by the control route
 	jitterMu   sync.Mutex
 	jitterDice *rand.Rand
@@ -107,6 +114,9 @@ func New(opts Options) (*Server, error) {
 	if err := checkOutageOptions(opts); err != nil {
 		return nil, err
 	}
+	if err := checkAuthOptions(opts); err != nil {
+		return nil, err
+	}
 	s := &Server{opts: opts, now: opts.Now, enrolled: make(map[string]int), photos: make(map[string]PhotoInfo),
 		tries: make(map[string]int), arrivals5: slidingWindow{span: 5 * time.Second}}
 	if s.now == nil {
@@ -136,6 +146,9 @@ func New(opts Options) (*Server, error) {
 	}
 	s.dice = rand.New(rand.NewPCG(uint64(seed), 0x62756c6b656e726f))
 	s.jitterDice = rand.New(rand.NewPCG(uint64(seed), 0x6a6974746572))
+	s.authDice = rand.New(rand.NewPCG(uint64(seed), 0x61757468))
+	s.auth = newAuthLedger(opts.AuthRejectUsers)
+	s.routes = s.newRoutes()
 	s.setQuota(s.now(), opts.Quota, opts.QuotaBurst)
 	// Job IDs need only be unique, not reproducible: draw their base from the
 	// process-wide source so that two emulator runs do not repeat them.
@@ -144,33 +157,51 @@ func New(opts Options) (*Server, error) {
 	return s, nil
 }
 
-// ServeHTTP routes POST /v1/backfill_users to the emulated API,
-// GET /sandbox/state to the emulator's record and POST /sandbox/control to
-// its settings (loopback clients only). Other methods on those paths
-// get HTTP 405, other paths HTTP 404, both with a JSON body.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	switch r.URL.Path {
-	case BackfillPath:
-		if r.Method != http.MethodPost {
-			w.Header().Set("Allow", http.MethodPost)
-			writeJSON(w, http.StatusMethodNotAllowed, errBody{Error: "Method not allowed"})
-			return
-		}
-		s.backfill(w, r)
-	case StatePath:
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
-			writeJSON(w, http.StatusMethodNotAllowed, errBody{Error: "Method not allowed"})
-			return
-		}
-		st := State{Enrolled: s.Enrolled(), Photos: s.Photos(), Stats: s.Stats(), Settings: s.Settings(),
-			DownSeconds: s.DownSeconds()}
-		writeJSON(w, http.StatusOK, st)
-	case ControlPath:
-		s.control(w, r)
-	default:
-		writeJSON(w, http.StatusNotFound, errBody{Error: "Not found"})
+// route is what one path takes: its methods (the first is the one
+// advertised in Allow when there is one) and its handler.
+type route struct {
+	methods []string
+	handle  http.HandlerFunc
+}
+
+// newRoutes maps each path the emulator serves to its route. The zip
+// uploads, under UploadURLPrefix, are routed by prefix in ServeHTTP.
+func (s *Server) newRoutes() map[string]route {
+	post := []string{http.MethodPost}
+	return map[string]route{
+		BackfillPath:  {post, s.backfill},
+		UploadPath:    {post, s.prepareUpload},
+		JobStatusPath: {post, s.jobStatus},
+		StatePath:     {[]string{http.MethodGet, http.MethodHead}, s.serveState},
+		ControlPath:   {post, s.control},
 	}
+}
+
+// ServeHTTP routes each path of the emulated API (backfill, the three
+// steps of SmartSelfie Authentication) and the emulator's own routes
+// (GET /sandbox/state; POST /sandbox/control, loopback clients only).
+// Another method on a known path gets HTTP 405, an unknown path HTTP 404,
+// both with a JSON body.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rt, ok := s.routes[r.URL.Path]
+	if !ok && strings.HasPrefix(r.URL.Path, UploadURLPrefix) {
+		rt, ok = route{[]string{http.MethodPut}, s.putZip}, true
+	}
+	if !ok {
+		writeJSON(w, http.StatusNotFound, errBody{Error: "Not found"})
+		return
+	}
+	if !slices.Contains(rt.methods, r.Method) {
+		w.Header().Set("Allow", strings.Join(rt.methods, ", "))
+		writeJSON(w, http.StatusMethodNotAllowed, errBody{Error: "Method not allowed"})
+		return
+	}
+	rt.handle(w, r)
+}
+
+// serveState answers GET /sandbox/state.
+func (s *Server) serveState(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, s.State())
 }
 
 // errBody is the API's error shape. Code is omitted where the API sends none.
@@ -278,4 +309,32 @@ type answer struct {
 	body   any
 	drop   bool   // close the connection instead of answering
 	retry  string // Retry-After of a 429; empty: the configured one
+}
+
+// reply answers a after the latency (nothing, if the client gives up
+// first): by closing the connection, or with a's status and body, and a
+// Retry-After on a 429.
+func (s *Server) reply(w http.ResponseWriter, r *http.Request, a answer) {
+	if d := s.delay(); d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return
+		}
+	}
+	if a.drop {
+		dropConn(w)
+		return
+	}
+	if a.status == http.StatusTooManyRequests {
+		w.Header().Set("Retry-After", cmp.Or(a.retry, s.retryHdr))
+	}
+	if a.body == nil {
+		w.Header().Set("Content-Length", "0")
+		w.WriteHeader(a.status)
+		return
+	}
+	writeJSON(w, a.status, a.body)
 }
