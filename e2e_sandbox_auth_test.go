@@ -1,5 +1,7 @@
 package main
 
+// SmartSelfie Authentication against `bulkenroll sandbox`, end to end.
+//
 // The official Node SDK (npm smile-identity-core) runs SmartSelfie
 // Authentication (job type 2) with WebApi.submit_job, unchanged, against
 // `bulkenroll sandbox` behind a TLS front: the emulator is written from
@@ -9,9 +11,12 @@ package main
 // then ~/.cache/bulkenroll-node-sdk, then node's own search path.
 
 import (
+	"archive/zip"
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
@@ -23,6 +28,7 @@ import (
 	"time"
 
 	"bulkenroll/importer/smileid/sandbox"
+	"bulkenroll/importer/smileid/signature"
 )
 
 // nodeSDKScript submits each job given as JSON in $SID_JOBS with the
@@ -211,5 +217,72 @@ func TestE2ENodeSDKSmartSelfieAuthentication(t *testing.T) {
 	// was seen incomplete at least once, so more than one poll per job.
 	if st.Auth.StatusRequests < 6 || st.Auth.Duplicates != 1 || st.Auth.NotEnrolled != 1 || st.Auth.Unauthorized != 0 {
 		t.Errorf("auth stats %+v: want ≥ 6 status requests, 1 duplicate, 1 not enrolled, none unauthorized", st.Auth)
+	}
+}
+
+// TestE2ESandboxAuthFlags checks the command's authentication flags end to
+// end, with a plain Go client: --auth-delay 0s completes a job at once,
+// --auth-reject-rate 1 rejects every job, and bad values stop the command
+// with exit 2 naming the flag's setting.
+func TestE2ESandboxAuthFlags(t *testing.T) {
+	t.Parallel()
+	c := e2eNewCLI(t, "")
+	for _, bad := range [][]string{{"--auth-reject-rate", "2"}, {"--auth-delay", "-1s"}} {
+		r := c.Run(append([]string{"sandbox", "--addr", "127.0.0.1:0"}, bad...)...)
+		e2eWantCode(t, r, 2)
+		if !strings.Contains(r.Stderr, "auth") {
+			t.Errorf("%v: the error does not name the setting:\n%s", bad, r)
+		}
+	}
+
+	sb := e2eStartSandbox(t, "--auth-delay", "0s", "--auth-reject-rate", "1")
+	manifest, ids := e2eManifest(t, t.TempDir(), "flags", 1)
+	e2eWantCode(t, e2eNewCLI(t, sb.URL).Run("run", "--manifest", manifest, "--no-progress"), 0)
+
+	post := func(path string, body map[string]any) map[string]any {
+		t.Helper()
+		ts := signature.Timestamp(time.Now())
+		body["timestamp"], body["signature"] = ts, signature.Sign(e2eKey, e2ePartner, ts)
+		raw, _ := json.Marshal(body)
+		resp, err := http.Post(sb.URL+path, "application/json", bytes.NewReader(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var m map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&m); err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: HTTP %d %v %v", path, resp.StatusCode, m, err)
+		}
+		return m
+	}
+	prep := post(sandbox.UploadPath, map[string]any{"source_sdk": "rest_api", "source_sdk_version": "1.0.0",
+		"file_name": "selfie.zip", "smile_client_id": e2ePartner, "model_parameters": map[string]any{},
+		"partner_params": map[string]any{"user_id": ids[0], "job_id": "flags-job", "job_type": 2}})
+	var zb bytes.Buffer
+	zw := zip.NewWriter(&zb)
+	for name, data := range map[string][]byte{
+		"info.json":  []byte(`{"images":[{"image_type_id":"0","image":"","file_name":"selfie.jpg"}]}`),
+		"selfie.jpg": e2eJPEG(t, 3),
+	} {
+		w, _ := zw.Create(name)
+		w.Write(data)
+	}
+	zw.Close()
+	req, _ := http.NewRequest(http.MethodPut, prep["upload_url"].(string), &zb)
+	req.Header.Set("Content-Type", "application/zip")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("PUT: HTTP %d", resp.StatusCode)
+	}
+	st := post(sandbox.JobStatusPath, map[string]any{"user_id": ids[0], "job_id": "flags-job", "partner_id": e2ePartner})
+	if st["job_complete"] != true || st["job_success"] != false {
+		t.Errorf("job_status right after the upload: %v, want complete (--auth-delay 0s) and rejected (--auth-reject-rate 1)", st)
+	}
+	if got := sb.State(t).Auth.Jobs[sandbox.JobNotAuthenticated]; got != 1 {
+		t.Errorf("jobs not authenticated: %d, want 1", got)
 	}
 }
