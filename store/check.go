@@ -34,36 +34,34 @@ func check(path string, lockTimeout time.Duration) error {
 func (s *Store) verify() error {
 	err := s.walkRecords()
 	if err == nil {
-		err = guard(func() error {
-			return s.db.View(func(tx *bolt.Tx) error {
-				var msgs []string
-				// bbolt's check reads every page: release them as it goes, so
-				// a run's resident set does not grow with the store.
-				tick := time.NewTicker(releaseCheckEvery)
-				defer tick.Stop()
-				errs := tx.Check(bolt.WithKVStringer(quotedKV{}))
-				for done := false; !done; {
-					select {
-					case e, ok := <-errs:
-						if !ok {
-							done = true
-							break
-						}
-						msgs = append(msgs, e.Error())
-					case <-tick.C:
-						releaseTx(tx)
+		err = viewTx(s.db, func(tx *bolt.Tx) error {
+			var msgs []string
+			// bbolt's check reads every page: release them as it goes, so
+			// a run's resident set does not grow with the store.
+			tick := time.NewTicker(releaseCheckEvery)
+			defer tick.Stop()
+			errs := tx.Check(bolt.WithKVStringer(quotedKV{}))
+			for done := false; !done; {
+				select {
+				case e, ok := <-errs:
+					if !ok {
+						done = true
+						break
 					}
+					msgs = append(msgs, e.Error())
+				case <-tick.C:
+					releaseTx(tx)
 				}
-				releaseTx(tx)
-				if len(msgs) == 0 {
-					return nil
-				}
-				if len(msgs) > 3 {
-					msgs = append(msgs[:3], fmt.Sprintf("and %d more", len(msgs)-3))
-				}
-				return &DamagedError{Reason: "bbolt's check found: " + strings.Join(msgs, "; ")}
-			})
-		}, nil)
+			}
+			releaseTx(tx)
+			if len(msgs) == 0 {
+				return nil
+			}
+			if len(msgs) > 3 {
+				msgs = append(msgs[:3], fmt.Sprintf("and %d more", len(msgs)-3))
+			}
+			return &DamagedError{Reason: "bbolt's check found: " + strings.Join(msgs, "; ")}
+		})
 	}
 	if err != nil {
 		return fmt.Errorf("%w\n  %s", err, damageAdvice(s.path))
@@ -76,29 +74,27 @@ func (s *Store) verify() error {
 // cannot read, the last key read before it.
 func (s *Store) walkRecords() error {
 	var last []byte
-	return guard(func() error {
-		return s.db.View(func(tx *bolt.Tx) error {
-			users := tx.Bucket(bucketUsers)
-			if users == nil {
-				return nil // init says what is missing
+	return viewTxAt(s.db, func() string { return string(last) }, func(tx *bolt.Tx) error {
+		users := tx.Bucket(bucketUsers)
+		if users == nil {
+			return nil // init says what is missing
+		}
+		c := users.Cursor()
+		n := 0
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if v == nil {
+				return &DamagedError{Key: string(k), Reason: "a nested bucket where a record should be"}
 			}
-			c := users.Cursor()
-			n := 0
-			for k, v := c.First(); k != nil; k, v = c.Next() {
-				if v == nil {
-					return &DamagedError{Key: string(k), Reason: "a nested bucket where a record should be"}
-				}
-				if err := checkRecord(k, v); err != nil {
-					return err
-				}
-				last = k
-				if n++; n%releaseWalkEvery == 0 {
-					releaseTx(tx) // as the check below does
-				}
+			if err := checkRecord(k, v); err != nil {
+				return err
 			}
-			return nil
-		})
-	}, func() string { return string(last) })
+			last = k
+			if n++; n%releaseWalkEvery == 0 {
+				releaseTx(tx) // as the check below does
+			}
+		}
+		return nil
+	})
 }
 
 // How often the check releases the pages it has read (see releaseTx).
