@@ -155,7 +155,7 @@ func TestProbe(t *testing.T) {
 	s, _ := openTemp(t)
 	defer s.Close()
 	en, fl := rec("u-en", Enrolled, 4), rec("u-fl", Failed, 2)
-	if err := s.PutDurable([]string{"u-en", "u-fl"}, []Record{en, fl}); err != nil {
+	if err := s.putDurable([]string{"u-en", "u-fl"}, []Record{en, fl}); err != nil {
 		t.Fatal(err)
 	}
 	got, ok, err := s.Probe("u-en")

@@ -95,11 +95,6 @@ func (s *Store) Delete(key string) {
 	s.w.del(key)
 }
 
-// PutDurable stores every record and returns once they are committed to disk.
-func (s *Store) PutDurable(keys []string, recs []Record) error {
-	return <-s.PutBatch(keys, recs)
-}
-
 // PutBatch queues every record like Put (Get sees them at once) and returns
 // a channel that receives one value once all of them are committed to disk:
 // nil, or the commit error. The caller can go on working while the batch
