@@ -69,23 +69,39 @@ func (s *Store) verify() error {
 	return nil
 }
 
-// walkRecords reads every user record, verifying its checksum. The first
-// fault is a *DamagedError naming the record's key, or for a page bbolt
-// cannot read, the last key read before it.
+// walkRecords reads every value of the registered buckets that have a
+// check (the user records), verifying it. The first fault is a
+// *DamagedError naming the key, or for a page bbolt cannot read, the last
+// key read before it.
 func (s *Store) walkRecords() error {
-	var last []byte
-	return viewTxAt(s.db, func() string { return string(last) }, func(tx *bolt.Tx) error {
-		users := tx.Bucket(bucketUsers)
-		if users == nil {
-			return nil // init says what is missing
+	for _, b := range buckets {
+		if b.check == nil {
+			continue
 		}
-		c := users.Cursor()
+		if err := s.walkBucket(b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// walkBucket is walkRecords for one bucket; a missing bucket is left to
+// checkFormat (a required one) or holds nothing yet (an optional one).
+func (s *Store) walkBucket(b bucketSpec) error {
+	var last []byte
+	where := func() string { return string(last) }
+	err := viewTxAt(s.db, where, func(tx *bolt.Tx) error {
+		bk := tx.Bucket(b.name)
+		if bk == nil {
+			return nil
+		}
+		c := bk.Cursor()
 		n := 0
 		for k, v := c.First(); k != nil; k, v = c.Next() {
 			if v == nil {
 				return &DamagedError{Key: string(k), Reason: "a nested bucket where a record should be"}
 			}
-			if err := checkRecord(k, v); err != nil {
+			if err := b.check(k, v); err != nil {
 				return err
 			}
 			last = k
@@ -95,6 +111,11 @@ func (s *Store) walkRecords() error {
 		}
 		return nil
 	})
+	var d *DamagedError
+	if errors.As(err, &d) && string(b.name) != string(bucketUsers) {
+		d.Bucket = string(b.name)
+	}
+	return err
 }
 
 // How often the check releases the pages it has read (see releaseTx).

@@ -44,10 +44,16 @@ type DamagedError struct {
 	Page uint64
 	// Reason is what was wrong (a checksum mismatch, bbolt's panic text).
 	Reason string
+	// Bucket names the bucket the damaged value is in, when it is not the
+	// user records' ("": the users bucket, or unknown).
+	Bucket string
 }
 
 func (e *DamagedError) Error() string {
 	msg := "store is damaged"
+	if e.Bucket != "" {
+		msg += fmt.Sprintf(": in its %q bucket", e.Bucket)
+	}
 	switch {
 	case e.Key != "":
 		msg += fmt.Sprintf(": the record of user %s", quoteKey(e.Key))

@@ -133,22 +133,14 @@ func create(path string, noSync bool) (err error) {
 		return err
 	}
 	err = updateTx(db, func(tx *bolt.Tx) error {
-		meta, err := tx.CreateBucket(bucketMeta)
-		if err != nil {
+		if err := createBuckets(tx); err != nil {
 			return err
 		}
+		meta := tx.Bucket(bucketMeta)
 		if err := meta.Put(keyFormat, []byte(formatVersion)); err != nil {
 			return err
 		}
-		if err := meta.Put(keyCreated, []byte(time.Now().UTC().Format(time.RFC3339))); err != nil {
-			return err
-		}
-		for _, b := range [][]byte{bucketUsers, bucketRuns} {
-			if _, err := tx.CreateBucket(b); err != nil {
-				return err
-			}
-		}
-		return nil
+		return meta.Put(keyCreated, []byte(time.Now().UTC().Format(time.RFC3339)))
 	})
 	if cerr := db.Close(); err == nil {
 		err = cerr
@@ -196,9 +188,6 @@ func (s *Store) checkFormat() error {
 		if v := meta.Get(keyFormat); string(v) != formatVersion {
 			return fmt.Errorf("%w: format %q, want %q", ErrNotStore, v, formatVersion)
 		}
-		if tx.Bucket(bucketUsers) == nil || tx.Bucket(bucketRuns) == nil {
-			return fmt.Errorf("%w: missing buckets", ErrNotStore)
-		}
-		return nil
+		return checkBuckets(tx)
 	})
 }

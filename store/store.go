@@ -29,15 +29,8 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
+// Keys of the meta bucket.
 var (
-	bucketMeta  = []byte("meta")
-	bucketUsers = []byte("users")
-	bucketRuns  = []byte("runs")
-	// bucketSeen held, in the stores of earlier versions, a "seen" mark per
-	// user read by a run; duplicates are now found in memory and upgrade
-	// (upgrade.go) drops the bucket.
-	bucketSeen = []byte("seen")
-
 	keyFormat    = []byte("format")
 	keyPartnerID = []byte("partner_id")
 	keyBaseURL   = []byte("base_url")
