@@ -19,6 +19,9 @@ type Meta struct {
 	// LearnedRate is the request quota the last adaptive run learned for
 	// the endpoint, per second (0: none).
 	LearnedRate float64
+	// Product is the product the store holds, "" before its first run
+	// (see Store.Product).
+	Product Product
 }
 
 // Meta returns the store's binding; empty fields when it is not bound yet.
@@ -31,6 +34,7 @@ func (s *Store) Meta() (Meta, error) {
 		m.CreatedAt = string(b.Get(keyCreated))
 		m.Shard = string(b.Get(keyShard))
 		m.LearnedRate, _ = strconv.ParseFloat(string(b.Get(keyLearned)), 64)
+		m.Product = storeProduct(tx)
 		return nil
 	})
 	return m, err

@@ -128,6 +128,10 @@ func create(path string, noSync bool) (err error) {
 	if err := tmp.Close(); err != nil {
 		return err
 	}
+	id, err := newStoreID()
+	if err != nil {
+		return err
+	}
 	db, err := openBolt(name, &bolt.Options{Timeout: time.Second, NoSync: noSync, FreelistType: bolt.FreelistMapType})
 	if err != nil {
 		return err
@@ -138,6 +142,9 @@ func create(path string, noSync bool) (err error) {
 		}
 		meta := tx.Bucket(bucketMeta)
 		if err := meta.Put(keyFormat, []byte(formatVersion)); err != nil {
+			return err
+		}
+		if err := meta.Put(keyStoreID, id); err != nil {
 			return err
 		}
 		return meta.Put(keyCreated, []byte(time.Now().UTC().Format(time.RFC3339)))

@@ -59,6 +59,7 @@ type Store struct {
 	w    *writer
 
 	reads atomic.Int64 // records read by Get and Probe (see releaseEvery)
+	id    atomic.Value // []byte: the store's identity, once read (see JobID)
 }
 
 // Path is the store's file.

@@ -57,7 +57,7 @@ func (s *Store) view(fn func(*bolt.Tx) error) error {
 
 // update runs a write transaction of the store through guard, after the
 // queued writes are committed. A failure to write is a *WriteError; a
-// damaged store, a *DamagedError; fn's own refusals (a shard mismatch) are
+// damaged store, a *DamagedError; fn's own refusals (a shard or product mismatch) are
 // returned as they are.
 func (s *Store) update(fn func(*bolt.Tx) error) error {
 	if s.w == nil {
@@ -70,7 +70,7 @@ func (s *Store) update(fn func(*bolt.Tx) error) error {
 	var we *WriteError
 	var d *DamagedError
 	switch {
-	case err == nil, errors.As(err, &we), errors.Is(err, ErrShardMismatch):
+	case err == nil, errors.As(err, &we), errors.Is(err, ErrShardMismatch), errors.Is(err, ErrProductMismatch):
 		return err
 	case errors.As(err, &d):
 		return s.named(err)
