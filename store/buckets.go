@@ -34,6 +34,14 @@ var (
 	// user read by a run; duplicates are now found in memory and upgrade
 	// (upgrade.go) drops the bucket. It is not registered.
 	bucketSeen = []byte("seen")
+
+	// Keys of the meta bucket (product.go and upgrade.go name theirs).
+	keyFormat    = []byte("format")
+	keyPartnerID = []byte("partner_id")
+	keyBaseURL   = []byte("base_url")
+	keyCreated   = []byte("created_at")
+	keyShard     = []byte("shard")
+	keyLearned   = []byte("learned_rate")
 )
 
 // bucketSpec describes one registered top-level bucket.

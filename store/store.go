@@ -6,13 +6,15 @@
 // It knows nothing of manifests, of Smile ID's API or of the pipeline: it
 // keeps what they hand it. The files, by concern:
 //
-//   - store.go: the Store, its buckets and meta keys, Close and Flush.
+//   - store.go: the Store, Close and Flush; buckets.go: the registry of
+//     its buckets (and how to add one) and the meta keys.
 //   - open.go: Open and the creation of a new store; forensics.go: the
 //     header checks made before bbolt reads a file; check.go: the full
 //     check of an existing store before its first write; salvage.go:
 //     reading what is left of a damaged one, without bbolt.
-//   - meta.go: what a store is bound to (partner ID and base URL, shard,
-//     product) and what it learned (the rate).
+//   - meta.go: what a store is bound to (partner ID and base URL, shard)
+//     and what it learned (the rate); product.go: the one product it
+//     holds, and the job IDs it derives for products that choose them.
 //   - record.go: the Record and its transitions; codec.go: its binary
 //     form; records.go: reading and writing records.
 //   - runs.go: the run history; writer.go: the group-commit writer.
@@ -27,16 +29,6 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
-)
-
-// Keys of the meta bucket.
-var (
-	keyFormat    = []byte("format")
-	keyPartnerID = []byte("partner_id")
-	keyBaseURL   = []byte("base_url")
-	keyCreated   = []byte("created_at")
-	keyShard     = []byte("shard")
-	keyLearned   = []byte("learned_rate")
 )
 
 // formatVersion is written into every store this code creates.
