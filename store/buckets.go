@@ -10,8 +10,8 @@ import (
 // (verify's results, say):
 //
 //  1. Name it (below, or in its own file) and add a bucketSpec to
-//     buckets, with required false:
-//     stores made before the bucket existed lack it.
+//     buckets, with required false: stores made before the bucket
+//     existed lack it.
 //  2. That is all the creation needs: create makes every registered bucket
 //     in a new store, and BeginRun (ensureBuckets) adds the missing ones to
 //     an older store with its first write. A command that can write to a
