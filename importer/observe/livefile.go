@@ -15,7 +15,7 @@ type liveFile struct {
 	storePath, manifest, shard string
 	interval                   time.Duration
 
-	stop func() // stops the periodic writes; nil when not started
+	writes periodic // the periodic writes of the snapshot
 }
 
 // NewLiveFile returns an event.Observer that writes the live snapshot of a
@@ -30,7 +30,7 @@ func NewLiveFile(storePath, manifest, shard string, interval time.Duration) even
 // Start writes the first snapshot and then one every interval.
 func (l *liveFile) Start(stats func() event.Stats) {
 	l.write(stats(), false)
-	l.stop = every(l.interval, func() { l.write(stats(), false) })
+	l.writes.start(l.interval, func() { l.write(stats(), false) })
 }
 
 // Row does nothing: the snapshot holds counts only.
@@ -38,10 +38,9 @@ func (l *liveFile) Row(event.RowEvent) {}
 
 // Finish writes the final snapshot, marked done.
 func (l *liveFile) Finish(final event.Stats, _ error) {
-	if l.stop == nil {
+	if !l.writes.end() {
 		return
 	}
-	l.stop()
 	l.write(final, true)
 }
 

@@ -25,8 +25,9 @@ type MetricsFile struct {
 	reg      *prometheus.Registry
 	col      *collector
 
+	writes periodic // the periodic writes of the file
+
 	mu      sync.Mutex
-	stop    func() // stops the periodic writes; nil when not started
 	lastErr error
 }
 
@@ -47,12 +48,9 @@ func NewMetricsFile(path string, interval time.Duration, labels map[string]strin
 func (f *MetricsFile) Start(stats func() event.Stats) {
 	f.col.start(stats)
 	f.write()
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.stop != nil || f.path == "" {
-		return
+	if f.path != "" {
+		f.writes.start(f.interval, f.write)
 	}
-	f.stop = every(f.interval, f.write)
 }
 
 // Row does nothing: the metrics are counts, taken from the Stats.
@@ -61,13 +59,7 @@ func (f *MetricsFile) Row(event.RowEvent) {}
 // Finish stops the periodic writes and writes the final figures, with
 // bulkenroll_run_finished 1 and the run's outcome.
 func (f *MetricsFile) Finish(final event.Stats, err error) {
-	f.mu.Lock()
-	stop := f.stop
-	f.stop = nil
-	f.mu.Unlock()
-	if stop != nil {
-		stop()
-	}
+	f.writes.end()
 	f.col.finish(final, err)
 	f.write()
 }
