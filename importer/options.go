@@ -67,9 +67,10 @@ type Options struct {
 	// Count, when set, counts the manifest's rows for the ETA; it is called
 	// once, concurrently with the run (only ever for a regular file).
 	Count func() (int, error)
-	// Observers are told of the run as it goes (progress, rejects file,
-	// logs, metrics, live status), in this order; those that are also an
-	// event.Flusher are flushed before the run's end is recorded.
+	// Observers are told of the run as it goes, in the order given (the
+	// command wires the progress display, rejects file, JSON log, live
+	// status and metrics); those that are also an event.Flusher are flushed
+	// before the run's end is recorded. None: the run is not shown.
 	Observers []event.Observer
 	// Grace bounds how long requests in flight may finish after an interrupt; default 15s.
 	Grace time.Duration
