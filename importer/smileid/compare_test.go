@@ -253,8 +253,10 @@ func TestCompareImageChanged(t *testing.T) {
 func TestCompareRefusesBadRequest(t *testing.T) {
 	c := testkit.NewClient(t, "http://127.0.0.1:1", nil)
 	for name, mod := range map[string]func(*smileid.CompareRequest){
-		"3 frames":     func(r *smileid.CompareRequest) { r.Liveness = r.Liveness[:3] },
-		"9 frames":     func(r *smileid.CompareRequest) { r.Liveness = append(r.Liveness, r.Liveness[0], r.Liveness[1], r.Liveness[2], r.Liveness[3], r.Liveness[0]) },
+		"3 frames": func(r *smileid.CompareRequest) { r.Liveness = r.Liveness[:3] },
+		"9 frames": func(r *smileid.CompareRequest) {
+			r.Liveness = append(r.Liveness, r.Liveness[0], r.Liveness[1], r.Liveness[2], r.Liveness[3], r.Liveness[0])
+		},
 		"unknown type": func(r *smileid.CompareRequest) { r.ComparisonType = "SELFIE" },
 		"no job_id":    func(r *smileid.CompareRequest) { r.JobID = "" },
 	} {
