@@ -22,7 +22,7 @@ type sandboxOptions struct {
 func sandboxCommand(io streams) *cli.Command {
 	return &cli.Command{
 		Name:  "sandbox",
-		Usage: "run a local emulator of POST /v1/backfill_users for rehearsals and tests",
+		Usage: "run a local emulator of POST /v1/backfill_users (and /v2/smart-selfie-compare) for rehearsals and tests",
 		UsageText: "bulkenroll sandbox [--addr 127.0.0.1:8080] [--latency D] [--fail-rate F] [--throttle-rate F] [--quota N] ...\n" +
 			"   accepts the credentials in SMILE_PARTNER_ID and SMILE_API_KEY (or the key file);\n" +
 			"   POST /sandbox/control (loopback only) changes the quota, latency, fault rates or starts an outage while it serves",
@@ -45,6 +45,8 @@ func sandboxCommand(io streams) *cli.Command {
 			&cli.DurationFlag{Name: "down-for", Usage: "length of the outage: every request then gets --down-answer (once; 0: no outage)"},
 			&cli.StringFlag{Name: "down-answer", Value: "reset", Usage: "answer during an outage: reset (connection reset) or 503 (a load balancer's page)"},
 			&cli.IntFlag{Name: "throttle-first", Usage: "answer 429 to the first `N` requests of every user_id"},
+			&cli.Float64Flag{Name: "compare-reject-rate", Usage: "fraction of users whose SmartSelfie Compare answers 0841 No Match"},
+			&cli.StringSliceFlag{Name: "compare-reject-users", Usage: "user_ids whose SmartSelfie Compare answers 0841 No Match (comma-separated or repeated)"},
 		},
 		Action: func(c *cli.Context) error {
 			return runSandbox(c.Context, sandboxOptions{
@@ -60,6 +62,7 @@ func sandboxCommand(io streams) *cli.Command {
 					LatencyJitter: c.Duration("latency-jitter"),
 					DownAfter:     c.Duration("down-after"), DownFor: c.Duration("down-for"),
 					DownAnswer: c.String("down-answer"), ThrottleFirst: c.Int("throttle-first"),
+					CompareRejectRate: c.Float64("compare-reject-rate"), CompareRejectUsers: c.StringSlice("compare-reject-users"),
 				},
 			})
 		},

@@ -143,6 +143,12 @@ type Options struct {
 	// throttled that many times before it is enrolled. Negative is an
 	// error in New.
 	ThrottleFirst int
+	// CompareRejectRate is the fraction of users whose SmartSelfie Compare
+	// answers 0841 No Match (drawn from a hash of the user_id, so the same
+	// users whatever the order); CompareRejectUsers lists users that always
+	// get 0841. Outside [0, 1] is an error in New.
+	CompareRejectRate  float64
+	CompareRejectUsers []string
 }
 
 // Stats counts what the emulator did on its API route. Each POST request is
@@ -214,6 +220,8 @@ type State struct {
 	// DownSeconds is Server.DownSeconds: the latest outage's requests by
 	// the second of the outage they arrived in.
 	DownSeconds []int `json:"down_seconds,omitempty"`
+	// Compare is the SmartSelfie Compare ledger (Server.CompareJobs).
+	Compare []CompareJob `json:"compare,omitempty"`
 }
 
 // PhotoInfo describes a photo the emulator accepted, read from its decoded
@@ -265,6 +273,8 @@ type Server struct {
 	knobs      atomic.Pointer[knobs] // latency and fault rates; replaced by the control route
 	jitterMu   sync.Mutex
 	jitterDice *rand.Rand
+
+	cmp compareState // SmartSelfie Compare's ledger (compare.go)
 }
 
 // New checks opts and returns a Server. It fails if PartnerID or APIKey is
@@ -308,6 +318,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if !(opts.Quota >= 0) || math.IsInf(opts.Quota, 0) {
 		return nil, fmt.Errorf("sandbox: quota %v is not a rate of zero or more per second", opts.Quota)
+	}
+	if !(opts.CompareRejectRate >= 0 && opts.CompareRejectRate <= 1) {
+		return nil, fmt.Errorf("sandbox: compare reject rate %v is outside [0, 1]", opts.CompareRejectRate)
 	}
 	if opts.QuotaBurst < 0 {
 		return nil, fmt.Errorf("sandbox: quota burst %d is negative", opts.QuotaBurst)
@@ -393,7 +406,8 @@ func (s *Server) DownSeconds() []int {
 	return slices.Clone(s.downSeconds)
 }
 
-// ServeHTTP routes POST /v1/backfill_users to the emulated API,
+// ServeHTTP routes POST /v1/backfill_users and POST /v2/smart-selfie-compare
+// to the emulated API,
 // GET /sandbox/state to the emulator's record and POST /sandbox/control to
 // its settings (loopback clients only). Other methods on those paths
 // get HTTP 405, other paths HTTP 404, both with a JSON body.
@@ -406,6 +420,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.backfill(w, r)
+	case ComparePath:
+		s.serveCompare(w, r)
 	case StatePath:
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
@@ -413,7 +429,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		st := State{Enrolled: s.Enrolled(), Photos: s.Photos(), Stats: s.Stats(), Settings: s.Settings(),
-			DownSeconds: s.DownSeconds()}
+			DownSeconds: s.DownSeconds(), Compare: s.CompareJobs()}
 		writeJSON(w, http.StatusOK, st)
 	case ControlPath:
 		s.control(w, r)
