@@ -6,7 +6,6 @@ package sandbox
 
 import (
 	"bytes"
-	"cmp"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
@@ -79,11 +78,6 @@ var compareText = map[string]string{
 // serveCompare answers one compare request, with the latency, outages and
 // fault dice of the backfill route.
 func (s *Server) serveCompare(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		writeJSON(w, http.StatusMethodNotAllowed, errBody{Error: "Method not allowed"})
-		return
-	}
 	down := s.arrive()
 	defer s.leave()
 	if down {
@@ -92,23 +86,7 @@ func (s *Server) serveCompare(w http.ResponseWriter, r *http.Request) {
 	}
 	a, out := s.decideCompare(w, r)
 	s.count(out)
-	if d := s.delay(); d > 0 {
-		t := time.NewTimer(d)
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			t.Stop()
-			return
-		}
-	}
-	if a.drop {
-		dropConn(w)
-		return
-	}
-	if a.status == http.StatusTooManyRequests {
-		w.Header().Set("Retry-After", cmp.Or(a.retry, s.retryHdr))
-	}
-	writeJSON(w, a.status, a.body)
+	s.reply(w, r, a)
 }
 
 // compareErr is compare's error shape.
