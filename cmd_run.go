@@ -63,6 +63,12 @@ type runOptions struct {
 	ReportEvery time.Duration
 	// Transport replaces the HTTP transport (tests only).
 	Transport http.RoundTripper
+	// Product is what the rows are enrolled with: backfill (the default)
+	// or compare (SmartSelfie Compare), which decides the manifest's columns.
+	Product string
+	// AllowNewEnroll and CallbackURL are sent with compare jobs.
+	AllowNewEnroll bool
+	CallbackURL    string
 }
 
 func runCommand(io streams) *cli.Command {
@@ -72,6 +78,9 @@ func runCommand(io streams) *cli.Command {
 		UsageText: "bulkenroll run --manifest FILE [options]   (FILE - reads standard input)",
 		Flags: append(credentialFlags(), storeFlag(),
 			&cli.StringFlag{Name: "manifest", Aliases: []string{"m"}, Required: true, Usage: "CSV manifest `FILE` (- for standard input)"},
+			&cli.StringFlag{Name: "product", Value: "backfill", Usage: "`PRODUCT` to enroll with: backfill (job type 4) or compare (SmartSelfie Compare: selfie, liveness images and a photo on file); a store holds one product"},
+			&cli.BoolFlag{Name: "allow-new-enroll", Usage: "compare: send allow_new_enroll=true (re-enroll users already enrolled)"},
+			&cli.StringFlag{Name: "callback-url", Usage: "compare: send callback_url `URL` (Smile ID posts each job's result there)"},
 			&cli.StringFlag{Name: "workers", Value: "auto", Usage: "requests in flight: auto (as many as the rate needs, up to --max-workers) or a fixed number"},
 			&cli.IntFlag{Name: "max-workers", Value: 256, Usage: "ceiling of --workers auto"},
 			&cli.DurationFlag{Name: "outage-limit", Value: 15 * time.Minute, Usage: "stop the run (exit 1, rows not done stay pending) when Smile ID has not answered for this long"},
@@ -107,31 +116,34 @@ func runCommand(io streams) *cli.Command {
 				return err
 			}
 			return runImport(c.Context, runOptions{
-				Shard:         shard,
-				LogFormat:     c.String("log-format"),
-				MetricsFile:   c.String("metrics-file"),
-				MetricsAddr:   c.String("metrics-addr"),
-				streams:       io,
-				Cred:          credentialsFrom(c),
-				StorePath:     c.String("store"),
-				Manifest:      c.String("manifest"),
-				Workers:       workers,
-				AutoWorkers:   autoWorkers,
-				MaxWorkers:    c.Int("max-workers"),
-				OutageLimit:   c.Duration("outage-limit"),
-				ThrottleLimit: c.Duration("throttle-limit"),
-				Rate:          rate,
-				RateAuto:      auto,
-				MaxRate:       c.Float64("max-rate"),
-				FixPhotos:     c.Bool("fix-photos"),
-				Retries:       c.Int("retries"),
-				Timeout:       c.Duration("timeout"),
-				Rejects:       c.String("rejects"),
-				DryRun:        c.Bool("dry-run"),
-				JSON:          c.Bool("json"),
-				NoProgress:    c.Bool("no-progress"),
-				RetryRejected: c.Bool("retry-rejected"),
-				MaxPhotoBytes: c.Int64("max-photo-bytes"),
+				Shard:          shard,
+				LogFormat:      c.String("log-format"),
+				MetricsFile:    c.String("metrics-file"),
+				MetricsAddr:    c.String("metrics-addr"),
+				streams:        io,
+				Cred:           credentialsFrom(c),
+				StorePath:      c.String("store"),
+				Manifest:       c.String("manifest"),
+				Workers:        workers,
+				AutoWorkers:    autoWorkers,
+				MaxWorkers:     c.Int("max-workers"),
+				OutageLimit:    c.Duration("outage-limit"),
+				ThrottleLimit:  c.Duration("throttle-limit"),
+				Rate:           rate,
+				RateAuto:       auto,
+				MaxRate:        c.Float64("max-rate"),
+				FixPhotos:      c.Bool("fix-photos"),
+				Retries:        c.Int("retries"),
+				Timeout:        c.Duration("timeout"),
+				Rejects:        c.String("rejects"),
+				DryRun:         c.Bool("dry-run"),
+				JSON:           c.Bool("json"),
+				NoProgress:     c.Bool("no-progress"),
+				RetryRejected:  c.Bool("retry-rejected"),
+				MaxPhotoBytes:  c.Int64("max-photo-bytes"),
+				Product:        c.String("product"),
+				AllowNewEnroll: c.Bool("allow-new-enroll"),
+				CallbackURL:    c.String("callback-url"),
 			})
 		},
 	}
@@ -160,6 +172,13 @@ func runImport(ctx context.Context, o runOptions) (err error) {
 		return usagef("--max-photo-bytes %d: want a positive size", o.MaxPhotoBytes)
 	case o.LogFormat != "" && o.LogFormat != "text" && o.LogFormat != "json":
 		return usagef("--log-format %q: want text or json", o.LogFormat)
+	}
+	product, err := manifest.ParseProduct(o.Product)
+	if err != nil {
+		return usagef("--product: %v", err)
+	}
+	if product != manifest.ProductCompare && (o.AllowNewEnroll || o.CallbackURL != "") {
+		return usagef("--allow-new-enroll and --callback-url apply to --product compare only")
 	}
 	// Output paths are checked before anything is read, sent or written.
 	if o.MetricsFile != "" {
@@ -190,7 +209,7 @@ func runImport(ctx context.Context, o runOptions) (err error) {
 		}
 	}
 
-	rd, err := openManifest(o.Manifest, o.In)
+	rd, err := openProductManifest(o.Manifest, o.In, product)
 	if err != nil {
 		return err
 	}
@@ -207,7 +226,7 @@ func runImport(ctx context.Context, o runOptions) (err error) {
 	// Every check of the store (lock, header, format, binding, shard) comes
 	// before anything is written to it: a refused run leaves the file as
 	// it was.
-	st, err := openRunStore(o.StorePath, o.DryRun, cfg, o.Shard)
+	st, err := openRunStore(o.StorePath, o.DryRun, cfg, o.Shard, store.Product(product))
 	if err != nil {
 		return err
 	}
@@ -224,6 +243,12 @@ func runImport(ctx context.Context, o runOptions) (err error) {
 		RetryRejected: o.RetryRejected, DryRun: o.DryRun, Manifest: o.Manifest, Shard: o.Shard,
 		RateAuto: o.RateAuto, MaxRate: o.MaxRate, FixPhotos: o.FixPhotos,
 		AutoWorkers: o.AutoWorkers, MaxWorkers: o.MaxWorkers, OutageLimit: o.OutageLimit, ThrottleLimit: o.ThrottleLimit,
+	}
+	if product == manifest.ProductCompare {
+		opts.Compare = importer.CompareOptions{Comparer: dryComparer{}, AllowNewEnroll: o.AllowNewEnroll, CallbackURL: o.CallbackURL}
+		if client != nil {
+			opts.Compare.Comparer = client
+		}
 	}
 	if o.RateAuto && st != nil {
 		if meta, err := st.Meta(); err == nil && meta.LearnedRate > 0 {
@@ -242,6 +267,9 @@ func runImport(ctx context.Context, o runOptions) (err error) {
 	if st != nil && !o.DryRun {
 		// The checks are done: the first write to the store.
 		if err := st.BindShard(o.Shard.String()); err != nil {
+			return err
+		}
+		if err := st.BindProduct(store.Product(product)); err != nil {
 			return err
 		}
 	}
@@ -336,7 +364,7 @@ func runImport(ctx context.Context, o runOptions) (err error) {
 // the store is bound by the first answer from Smile ID the run saves (an
 // unbound store stays unbound when the run gets none). A dry run opens it
 // read-only if it exists (nil if not).
-func openRunStore(path string, dry bool, cfg smileid.Config, shard manifest.Shard) (*store.Store, error) {
+func openRunStore(path string, dry bool, cfg smileid.Config, shard manifest.Shard, product store.Product) (*store.Store, error) {
 	if dry {
 		st, err := store.Open(path, store.Options{ReadOnly: true})
 		if errors.Is(err, store.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
@@ -351,6 +379,10 @@ func openRunStore(path string, dry bool, cfg smileid.Config, shard manifest.Shar
 				return nil, err
 			}
 		}
+		if err := st.CheckProduct(product); err != nil {
+			st.Close()
+			return nil, err
+		}
 		return st, nil
 	}
 	st, err := store.Open(path, store.Options{})
@@ -364,6 +396,10 @@ func openRunStore(path string, dry bool, cfg smileid.Config, shard manifest.Shar
 		return nil, err
 	}
 	if err := st.CheckShard(shard.String()); err != nil {
+		st.Close()
+		return nil, err
+	}
+	if err := st.CheckProduct(product); err != nil {
 		st.Close()
 		return nil, err
 	}
@@ -511,4 +547,13 @@ func rateSummary(s importer.Stats, auto, saved bool) string {
 		b.WriteString("; " + s.Hint())
 	}
 	return b.String()
+}
+
+// dryComparer stands in for the client in a dry run without credentials:
+// a dry run sends nothing.
+type dryComparer struct{}
+
+// Compare refuses: it is never called.
+func (dryComparer) Compare(context.Context, smileid.CompareRequest) (*smileid.CompareResult, error) {
+	return nil, errors.New("a dry run sends nothing")
 }
