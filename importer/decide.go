@@ -11,13 +11,13 @@ import (
 type action int
 
 const (
-	actEnroll   action = iota // the user is enrolled: settle enrolled
-	actConflict               // 2209 for a user this store never had an unknown outcome for: reject
-	actRefuse                 // Smile ID refused the row: reject with its code
-	actStop                   // the answer concerns the whole run: stop it, the row keeps its state
-	actRetry                  // transient: wait and try again
-	actGiveUp                 // transient, retries used up: fail
-	actJobExists              // 2215: the row's job_id reached Smile ID before, its answer lost: fail, never resend under a new job_id
+	actEnroll    action = iota // the user is enrolled: settle enrolled
+	actConflict                // 2209 for a user this store never had an unknown outcome for: reject
+	actRefuse                  // Smile ID refused the row: reject with its code
+	actStop                    // the answer concerns the whole run: stop it, the row keeps its state
+	actRetry                   // transient: wait and try again
+	actGiveUp                  // transient, retries used up: fail
+	actJobExists               // 2215: the row's job_id reached Smile ID before, its answer lost: fail, never resend under a new job_id
 )
 
 func (a action) String() string {
