@@ -161,18 +161,9 @@ func (c *Client) Compare(ctx context.Context, req CompareRequest) (*CompareResul
 	h.Set("SmileID-Partner-ID", c.cfg.PartnerID)
 	h.Set("SmileID-Timestamp", ts)
 	h.Set("SmileID-Request-Signature", signature.Sign(string(c.cfg.APIKey), c.cfg.PartnerID, ts))
-	resp, err := c.http.Do(hreq)
+	resp, data, err := c.do(hreq)
 	if err != nil {
-		var pe *PhotoError
-		if errors.As(err, &pe) {
-			return nil, pe
-		}
-		return nil, &TransportError{Err: err}
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))
-	if err != nil {
-		return nil, &TransportError{Err: err}
+		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
 		ae := apiError(resp, data)

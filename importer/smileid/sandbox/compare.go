@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"image"
 	"io"
 	"mime"
 	"mime/multipart"
@@ -78,15 +77,7 @@ var compareText = map[string]string{
 // serveCompare answers one compare request, with the latency, outages and
 // fault dice of the backfill route.
 func (s *Server) serveCompare(w http.ResponseWriter, r *http.Request) {
-	down := s.arrive()
-	defer s.leave()
-	if down {
-		s.answerDown(w)
-		return
-	}
-	a, out := s.decideCompare(w, r)
-	s.count(out)
-	s.reply(w, r, a)
+	s.serveCounted(w, r, s.decideCompare)
 }
 
 // compareErr is compare's error shape.
@@ -289,11 +280,11 @@ func (s *Server) readCompare(w http.ResponseWriter, r *http.Request) (*compareFo
 		if err != nil {
 			return nil, err
 		}
-		if img.info.Format == "" && f.bad == "" {
-			f.bad = fmt.Sprintf("%s must be a JPEG or PNG image.", name)
-		}
 		if img.info.Bytes > s.maxPhoto && f.bad == "" {
 			f.bad = fmt.Sprintf("%s is larger than the limit of %d bytes.", name, s.maxPhoto)
+		}
+		if img.info.Format == "" && f.bad == "" {
+			f.bad = fmt.Sprintf("%s must be a JPEG or PNG image.", name)
 		}
 		switch name {
 		case "selfie_image":
@@ -329,29 +320,11 @@ func (s *Server) readImage(p io.Reader, name string, buf []byte) (imageSeen, err
 		}
 	}
 	h.Sum(img.sum[:0])
-	if text, info := s.checkPhotoHead(head.Bytes()); text == "" {
+	// Format and dimensions from the first bytes (the size is checked on
+	// the whole part by the caller).
+	if text, info := s.describePhoto(head.Bytes()); text == "" {
 		info.Bytes = img.info.Bytes
 		img.info = info
 	}
 	return img, nil
-}
-
-// checkPhotoHead identifies a JPEG or PNG from its first bytes and reads its
-// dimensions when its header fits in them.
-func (s *Server) checkPhotoHead(head []byte) (string, PhotoInfo) {
-	var info PhotoInfo
-	switch {
-	case bytes.HasPrefix(head, jpegMagic):
-		info.Format = "jpeg"
-	case bytes.HasPrefix(head, pngMagic):
-		info.Format = "png"
-	default:
-		return "not a JPEG or PNG image", info
-	}
-	if cfg, _, err := image.DecodeConfig(bytes.NewReader(head)); err == nil {
-		info.Width, info.Height = cfg.Width, cfg.Height
-	} else {
-		info.ConfigError = err.Error()
-	}
-	return "", info
 }
