@@ -9,7 +9,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"mime/multipart"
@@ -17,8 +16,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -67,73 +64,39 @@ func (e *benchEnv) compareManifest(prefix string, rows int, img func(k int) stri
 // text parts, POST it with the header signature over a shared keep-alive
 // client and read the answer. Nothing else.
 func (e *benchEnv) runCompareFloor(baseURL, prefix string, rows, workers int, img func(k int) string) floorResult {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.MaxIdleConnsPerHost = workers
-	client := &http.Client{Transport: t}
-	defer t.CloseIdleConnections()
-	url := baseURL + "/v2/smart-selfie-compare"
-	var next, bad atomic.Int64
-	var firstErr error
-	var errOnce sync.Once
-	var wg sync.WaitGroup
-	cpu0 := selfCPU()
-	start := time.Now()
-	for range workers {
-		wg.Go(func() {
-			var body bytes.Buffer
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= rows {
-					return
-				}
-				user := benchUserID(prefix, i)
-				body.Reset()
-				mw := multipart.NewWriter(&body)
-				mw.WriteField("user_id", user)
-				mw.WriteField("partner_params", fmt.Sprintf(`{"job_id":"floor-%s","user_id":"%s"}`, user, user))
-				mw.WriteField("comparison_image_type", "ID_PHOTO")
-				for j := range compareImages {
-					name := "liveness_images"
-					switch j {
-					case 0:
-						name = "selfie_image"
-					case 1:
-						name = "comparison_image"
-					}
-					part, _ := mw.CreateFormFile(name, filepath.Base(img(i*compareImages+j)))
-					f, err := os.Open(filepath.Join(e.dir, img(i*compareImages+j)))
-					if err != nil {
-						errOnce.Do(func() { firstErr = err })
-						return
-					}
-					io.Copy(part, f)
-					f.Close()
-				}
-				mw.Close()
-				rb := &closeSignal{Reader: bytes.NewReader(body.Bytes()), closed: make(chan struct{})}
-				req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, url, rb)
-				req.ContentLength = int64(body.Len())
-				ts := signature.Timestamp(time.Now())
-				req.Header.Set("Content-Type", mw.FormDataContentType())
-				req.Header.Set("SmileID-Partner-ID", benchPartner)
-				req.Header.Set("SmileID-Timestamp", ts)
-				req.Header.Set("SmileID-Request-Signature", signature.Sign(benchAPIKey, benchPartner, ts))
-				resp, err := client.Do(req)
-				if err != nil {
-					errOnce.Do(func() { firstErr = err })
-					return
-				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusOK {
-					bad.Add(1)
-				}
-				<-rb.closed
+	return floorLoop(baseURL+"/v2/smart-selfie-compare", rows, workers, func(i int, body *bytes.Buffer, h http.Header) error {
+		user := benchUserID(prefix, i)
+		mw := multipart.NewWriter(body)
+		mw.WriteField("user_id", user)
+		mw.WriteField("partner_params", fmt.Sprintf(`{"job_id":"floor-%s","user_id":"%s"}`, user, user))
+		mw.WriteField("comparison_image_type", "ID_PHOTO")
+		for j := range compareImages {
+			name := "liveness_images"
+			switch j {
+			case 0:
+				name = "selfie_image"
+			case 1:
+				name = "comparison_image"
 			}
-		})
-	}
-	wg.Wait()
-	return floorResult{Wall: time.Since(start), CPU: selfCPU() - cpu0, Rows: rows, Bad: int(bad.Load()), Err: firstErr}
+			part, _ := mw.CreateFormFile(name, filepath.Base(img(i*compareImages+j)))
+			f, err := os.Open(filepath.Join(e.dir, img(i*compareImages+j)))
+			if err != nil {
+				return err
+			}
+			_, err = io.Copy(part, f)
+			f.Close()
+			if err != nil {
+				return err
+			}
+		}
+		mw.Close()
+		ts := signature.Timestamp(time.Now())
+		h.Set("Content-Type", mw.FormDataContentType())
+		h.Set("SmileID-Partner-ID", benchPartner)
+		h.Set("SmileID-Timestamp", ts)
+		h.Set("SmileID-Request-Signature", signature.Sign(benchAPIKey, benchPartner, ts))
+		return nil
+	})
 }
 
 // benchCompare: throughput against the floor with 100 ms answers and 32

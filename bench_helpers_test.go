@@ -456,11 +456,30 @@ type floorResult struct {
 // JSON body, POST it with a shared keep-alive client and read the answer.
 // Nothing else: no manifest, no validation, no store, no answer checks.
 func (e *benchEnv) runFloor(baseURL, prefix string, rows, workers int) floorResult {
+	return floorLoop(baseURL+"/v1/backfill_users", rows, workers, func(i int, body *bytes.Buffer, h http.Header) error {
+		photo, err := os.ReadFile(e.photoPath(i))
+		if err != nil {
+			return err
+		}
+		ts := signature.Timestamp(time.Now())
+		body.Grow(base64.StdEncoding.EncodedLen(len(photo)) + 256)
+		fmt.Fprintf(body, `{"partner_id":%q,"timestamp":%q,"signature":%q,"user_id":%q,"user_created_at":%q,"photo":"`,
+			benchPartner, ts, signature.Sign(benchAPIKey, benchPartner, ts), benchUserID(prefix, i), benchCreatedAt)
+		body.Write(base64.StdEncoding.AppendEncode(body.AvailableBuffer(), photo))
+		body.WriteString(`"}`)
+		h.Set("Content-Type", "application/json")
+		return nil
+	})
+}
+
+// floorLoop runs workers goroutines that each take the next row, have
+// build write its body (reset) and headers, POST it to url with a shared
+// keep-alive client and read the answer.
+func floorLoop(url string, rows, workers int, build func(i int, body *bytes.Buffer, h http.Header) error) floorResult {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConnsPerHost = workers
 	client := &http.Client{Transport: t}
 	defer t.CloseIdleConnections()
-	url := baseURL + "/v1/backfill_users"
 	var next atomic.Int64
 	var bad atomic.Int64
 	var firstErr error
@@ -476,22 +495,16 @@ func (e *benchEnv) runFloor(baseURL, prefix string, rows, workers int) floorResu
 				if i >= rows {
 					return
 				}
-				photo, err := os.ReadFile(e.photoPath(i))
-				if err != nil {
+				body.Reset()
+				h := http.Header{}
+				if err := build(i, &body, h); err != nil {
 					errOnce.Do(func() { firstErr = err })
 					return
 				}
-				ts := signature.Timestamp(time.Now())
-				body.Reset()
-				body.Grow(base64.StdEncoding.EncodedLen(len(photo)) + 256)
-				fmt.Fprintf(&body, `{"partner_id":%q,"timestamp":%q,"signature":%q,"user_id":%q,"user_created_at":%q,"photo":"`,
-					benchPartner, ts, signature.Sign(benchAPIKey, benchPartner, ts), benchUserID(prefix, i), benchCreatedAt)
-				body.Write(base64.StdEncoding.AppendEncode(body.AvailableBuffer(), photo))
-				body.WriteString(`"}`)
 				rb := &closeSignal{Reader: bytes.NewReader(body.Bytes()), closed: make(chan struct{})}
 				req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, url, rb)
 				req.ContentLength = int64(body.Len())
-				req.Header.Set("Content-Type", "application/json")
+				req.Header = h
 				resp, err := client.Do(req)
 				if err != nil {
 					errOnce.Do(func() { firstErr = err })
