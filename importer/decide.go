@@ -4,6 +4,7 @@ import (
 	"errors"
 	"time"
 
+	"bulkenroll/importer/ratelimit"
 	"bulkenroll/importer/smileid"
 )
 
@@ -92,20 +93,20 @@ func answered(err error) bool {
 }
 
 // outcomeOf says what an answer tells the gate.
-func outcomeOf(err error) outcome {
+func outcomeOf(err error) ratelimit.Outcome {
 	var ae *smileid.APIError
 	var te *smileid.TransportError
 	switch {
 	case err == nil:
-		return outOK
+		return ratelimit.OK
 	case errors.As(err, &ae) && ae.Status == 429:
-		return outThrottled
+		return ratelimit.Throttled
 	case errors.As(err, &ae) && ae.Status >= 500, errors.As(err, &te):
-		return outDown
+		return ratelimit.Down
 	case answered(err):
-		return outOK
+		return ratelimit.OK
 	}
-	return outOther
+	return ratelimit.Foreign
 }
 
 // retryAfterOf returns a 429's Retry-After (0 for any other answer).

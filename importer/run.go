@@ -5,12 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"runtime"
 	"time"
 
+	"bulkenroll/importer/event"
 	"bulkenroll/importer/photosource"
+	"bulkenroll/importer/ratelimit"
 	"bulkenroll/importer/smileid"
 	"bulkenroll/manifest"
 	"bulkenroll/store"
@@ -96,12 +97,10 @@ type Options struct {
 	// Count, when set, counts the manifest's rows for the ETA; it is called
 	// once, concurrently with the run (only ever for a regular file).
 	Count func() (int, error)
-	// Rejects, when set, receives the CSV of rows rejected in this run.
-	Rejects io.Writer
-	// Progress shows the run; nil shows nothing.
-	Progress *Progress
-	// Observers are told of the run as it goes (logs, metrics, status).
-	Observers []Observer
+	// Observers are told of the run as it goes (progress, rejects file,
+	// logs, metrics, live status), in this order; those that are also an
+	// event.Flusher are flushed before the run's end is recorded.
+	Observers []event.Observer
 	// Grace bounds how long requests in flight may finish after an interrupt; default 15s.
 	Grace time.Duration
 	// StopGrace bounds how long requests in flight may finish after the run
@@ -140,7 +139,7 @@ type Summary struct {
 	// read (a pipe, or an interrupt while counting a long file).
 	Partial bool `json:"-"`
 	// Stats are the final figures (requests by answer, rates).
-	Stats Stats `json:"-"`
+	Stats event.Stats `json:"-"`
 	// SustainedQuota is the quota the adaptive rate measured as a
 	// sustained limit (several episodes at a similar rate), to remember for
 	// the next run; 0 if none.
@@ -162,10 +161,9 @@ type runner struct {
 	st   *store.Store // nil in a dry run without a store
 	sub  Submitter
 	val  manifest.Validator
-	gate *gate
+	gate *ratelimit.Gate
 	live *liveStats
-	obs  []Observer
-	rej  *rejectsWriter
+	obs  []event.Observer
 
 	runID uint64
 	dups  *seenSet // the user_ids read so far, to find duplicates
@@ -204,13 +202,13 @@ func Run(ctx context.Context, rd *manifest.Reader, st *store.Store, sub Submitte
 		st:   st,
 		sub:  sub,
 		val:  manifest.Validator{MaxPhotoBytes: opts.MaxPhotoBytes, Now: opts.Now},
-		gate: newGateWith(gateConfig{Fixed: opts.Rate, Auto: opts.RateAuto && opts.Rate <= 0,
-			Start: opts.StartRate, Max: opts.MaxRate, Learned: opts.LearnedRate, Workers: opts.poolSize(),
+		gate: ratelimit.New(ratelimit.Config{Fixed: opts.Rate, Auto: opts.RateAuto && opts.Rate <= 0,
+			Start: opts.StartRate, Max: opts.MaxRate, Learned: opts.LearnedRate, Workers: opts.PoolSize(),
 			AutoWindow: opts.AutoWorkers, OutageLimit: opts.OutageLimit}),
 		live: newLiveStats(start, opts.DryRun, opts.Now),
 		dups: newSeenSet(),
 	}
-	r.obs = r.observers()
+	r.obs = opts.Observers
 	var runRec store.Run
 	if !opts.DryRun {
 		var err error
@@ -223,7 +221,7 @@ func Run(ctx context.Context, rd *manifest.Reader, st *store.Store, sub Submitte
 		r.runID = runRec.ID
 		r.live.runID = runRec.ID
 	}
-	r.live.control = r.gate.control
+	r.live.control = r.gate.Control
 	if opts.FixPhotos {
 		r.fixSlots = make(chan *bytes.Buffer, max(1, runtime.GOMAXPROCS(0)))
 		for range cap(r.fixSlots) {
@@ -280,12 +278,10 @@ func Run(ctx context.Context, rd *manifest.Reader, st *store.Store, sub Submitte
 	final := r.live.snapshot()
 	sum := summaryOf(final)
 	sum.RunID, sum.DryRun, sum.Partial = r.runID, opts.DryRun, r.partial
-	sum.SustainedQuota = r.gate.sustainedQuota()
+	sum.SustainedQuota = r.gate.SustainedQuota()
 	sum.Seconds = opts.Now().Sub(start).Seconds()
-	if r.rej != nil {
-		if ferr := r.rej.flush(); ferr != nil && err == nil {
-			err = fmt.Errorf("writing the rejects file: %w", ferr)
-		}
+	if ferr := r.flush(); ferr != nil && err == nil {
+		err = ferr
 	}
 	if !opts.DryRun {
 		runRec.Ended = opts.Now().UTC()
@@ -302,6 +298,8 @@ func Run(ctx context.Context, rd *manifest.Reader, st *store.Store, sub Submitte
 	}
 	// Told last, so that the live file's last snapshot can say whether the
 	// store recorded the run's end.
+	final.Outcome = Outcome(err)
+	sum.Stats.Outcome = final.Outcome
 	for _, o := range r.obs {
 		o.Finish(final, err)
 	}
@@ -345,27 +343,27 @@ func withDefaults(opts Options) Options {
 	return opts
 }
 
-// poolSize is the number of workers: the fixed pool, or the most an
-// automatic window may use.
-func (o Options) poolSize() int {
+// PoolSize is the number of workers: the fixed pool, or the most an
+// automatic window may use (the client sizes its connection pool by it).
+func (o Options) PoolSize() int {
 	if o.AutoWorkers {
 		return o.MaxWorkers
 	}
 	return o.Workers
 }
 
-// observers lists who is told of the run: the display and rejects file
-// given in Options, then the others.
-func (r *runner) observers() []Observer {
-	var obs []Observer
-	if r.opts.Progress != nil {
-		obs = append(obs, r.opts.Progress)
+// flush flushes the observers that hold output (an event.Flusher), in
+// order, and returns the first failure.
+func (r *runner) flush() error {
+	var first error
+	for _, o := range r.obs {
+		if f, ok := o.(event.Flusher); ok {
+			if err := f.Flush(); err != nil && first == nil {
+				first = err
+			}
+		}
 	}
-	if r.opts.Rejects != nil {
-		r.rej = newRejectsWriter(r.opts.Rejects)
-		obs = append(obs, r.rej)
-	}
-	return append(obs, r.opts.Observers...)
+	return first
 }
 
 // stop ends the run early with cause; the first cause wins.
@@ -396,17 +394,17 @@ func Outcome(err error) string {
 	var oe *OutageError
 	switch {
 	case err == nil:
-		return "finished"
+		return event.Finished
 	case errors.Is(err, ErrInterrupted), errors.Is(err, context.Canceled):
-		return "interrupted"
+		return event.Interrupted
 	case errors.As(err, &ae), errors.As(err, &fe), errors.As(err, &oe):
-		return "stopped"
+		return event.Stopped
 	}
-	return "failed"
+	return event.Failed
 }
 
 // summaryOf turns final figures into the summary.
-func summaryOf(s Stats) Summary {
+func summaryOf(s event.Stats) Summary {
 	return Summary{Rows: int(s.Rows), Enrolled: int(s.Enrolled), Skipped: int(s.Skipped),
 		Rejected: int(s.Rejected), Failed: int(s.Failed), Pending: int(s.Pending),
 		Unsaved: int(s.Unsaved), UnsavedAnswers: int(s.UnsavedAnswers), Stats: s}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"bulkenroll/importer/event"
+	"bulkenroll/importer/ratelimit"
 	"bulkenroll/importer/smileid"
 	"bulkenroll/store"
 )
@@ -33,7 +35,7 @@ func (w *worker) do(j job) {
 	rec.PhotoNote = ""
 	// The row takes a slot of the window before loading its photo, so
 	// that a pool larger than the window holds no photo it cannot send.
-	sl, err := r.gate.acquire(r.ctx)
+	sl, err := r.gate.Acquire(r.ctx)
 	if err != nil {
 		r.notReached(j, "not reached: the run stopped early")
 		return
@@ -41,7 +43,7 @@ func (w *worker) do(j job) {
 	held := true
 	defer func() {
 		if held {
-			r.gate.release(sl)
+			r.gate.Release(sl)
 		}
 	}()
 	send, err := w.prepare(j, &rec)
@@ -54,13 +56,13 @@ func (w *worker) do(j job) {
 	var throttledSince time.Time
 	for {
 		if !held {
-			if sl, err = r.gate.acquire(r.ctx); err != nil {
+			if sl, err = r.gate.Acquire(r.ctx); err != nil {
 				w.endEarly(j, rec, int(rec.Attempts-j.prior.Attempts), lastErr)
 				return
 			}
 			held = true
 		}
-		if sl, err = r.gate.send(r.ctx, sl); err != nil {
+		if sl, err = r.gate.Send(r.ctx, sl); err != nil {
 			var oe *OutageError
 			if errors.As(err, &oe) {
 				r.stop(oe)
@@ -77,7 +79,7 @@ func (w *worker) do(j job) {
 		r.live.answer(smileid.AnswerClass(err))
 		var ae *smileid.APIError
 		errors.As(err, &ae)
-		v := r.gate.done(sl, outcomeOf(err), retryAfterOf(ae))
+		v := r.gate.Done(sl, outcomeOf(err), retryAfterOf(ae))
 		held = false
 		d := decide(err, try, r.opts.Retries, rec.OutcomeUnknown)
 		rec.OutcomeUnknown = d.unknown
@@ -130,17 +132,17 @@ func (w *worker) do(j job) {
 				return
 			}
 			wait = max(ae.RetryAfter, time.Second/2)
-			if v.episode {
+			if v.Episode {
 				wait = 0 // the gate holds the pool for the pause
 			}
-		case v.outage:
+		case v.Outage:
 			// The service is down: the row waits for the breaker, its
 			// retries kept for failures of its own.
 		default:
-			wait = backoff(try, r.opts.BackoffBase, r.opts.BackoffMax, 0)
+			wait = ratelimit.Backoff(try, r.opts.BackoffBase, r.opts.BackoffMax, 0)
 			try++
 		}
-		if wait > 0 && sleep(r.ctx, wait) != nil {
+		if wait > 0 && ratelimit.Sleep(r.ctx, wait) != nil {
 			w.endEarly(j, rec, int(rec.Attempts-j.prior.Attempts), lastErr)
 			return
 		}
@@ -176,7 +178,7 @@ func (w *worker) keep(j job, rec store.Record, reason string) {
 		r.st.Put(j.key, kept)
 	}
 	r.live.pending.Add(1)
-	r.tell(RowEvent{Row: j.row, State: store.Pending, Reason: reason})
+	r.tell(event.RowEvent{Row: j.row, State: store.Pending, Reason: reason})
 }
 
 // endEarly ends a row the stop caught before try number sent went out:

@@ -1,4 +1,4 @@
-package importer
+package observe
 
 import (
 	"context"
@@ -7,20 +7,22 @@ import (
 	"sync"
 	"time"
 
+	"bulkenroll/importer/event"
 	"bulkenroll/importer/smileid"
 	"bulkenroll/store"
 )
 
-// NewLogObserver returns an Observer that logs a run to l, for log
+// NewLogObserver returns an event.Observer that logs a run to l, for log
 // collectors (with slog.NewJSONHandler: one JSON object per line): a "row"
 // record at level WARN for each rejected or failed row (line, user_id,
 // state, code, reason), a "progress" record every interval (default
 // DefaultReportEvery, the text progress line's cadence) with the run's
 // figures (those of the progress line: rows/s of settled rows, rate,
-// learned quota, requests in flight, window, what holds the run back), and a "summary" record when the run ends (level
-// ERROR when it ended early for another reason than a signal). It never
-// logs credentials: nothing it is given holds them.
-func NewLogObserver(l *slog.Logger, interval time.Duration) Observer {
+// learned quota, requests in flight, window, what holds the run back), and
+// a "summary" record when the run ends (level ERROR when it ended early for
+// another reason than a signal). It never logs credentials: nothing it is
+// given holds them.
+func NewLogObserver(l *slog.Logger, interval time.Duration) event.Observer {
 	if interval <= 0 {
 		interval = DefaultReportEvery
 	}
@@ -36,7 +38,7 @@ type logObserver struct {
 }
 
 // Start logs progress every interval until Finish.
-func (o *logObserver) Start(stats func() Stats) {
+func (o *logObserver) Start(stats func() event.Stats) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.stop != nil {
@@ -48,7 +50,7 @@ func (o *logObserver) Start(stats func() Stats) {
 }
 
 // Row logs a rejected or failed row; other rows are counted in progress.
-func (o *logObserver) Row(ev RowEvent) {
+func (o *logObserver) Row(ev event.RowEvent) {
 	if ev.State != store.Rejected && ev.State != store.Failed {
 		return
 	}
@@ -61,7 +63,7 @@ func (o *logObserver) Row(ev RowEvent) {
 }
 
 // Finish stops the progress records and logs the summary.
-func (o *logObserver) Finish(final Stats, err error) {
+func (o *logObserver) Finish(final event.Stats, err error) {
 	o.mu.Lock()
 	stop := o.stop
 	o.stop = nil
@@ -69,11 +71,11 @@ func (o *logObserver) Finish(final Stats, err error) {
 	if stop != nil {
 		stop()
 	}
-	level, outcome := slog.LevelInfo, Outcome(err)
+	level, outcome := slog.LevelInfo, outcomeOf(final, err)
 	switch outcome {
-	case "finished", "interrupted":
-	case "failed":
-		level, outcome = slog.LevelError, "error" // as the metrics name it
+	case event.Finished, event.Interrupted:
+	case event.Failed:
+		level, outcome = slog.LevelError, OutcomeError // as the metrics name it
 	default:
 		level = slog.LevelError
 	}
@@ -86,7 +88,7 @@ func (o *logObserver) Finish(final Stats, err error) {
 }
 
 // statsAttrs are the figures of progress and summary records.
-func statsAttrs(s Stats) []slog.Attr {
+func statsAttrs(s event.Stats) []slog.Attr {
 	attrs := []slog.Attr{
 		slog.Uint64("run_id", s.RunID),
 		slog.Int64("rows", s.Rows),
@@ -108,8 +110,8 @@ func statsAttrs(s Stats) []slog.Attr {
 		slog.Float64("eta_seconds", s.ETA().Seconds()),
 		slog.Int64("throttled", s.Requests[smileid.AnswerThrottled]),
 	)
-	if s.Limiter != LimitNone {
-		attrs = append(attrs, slog.String("limiter", string(s.Limiter)), slog.String("hint", s.Hint()))
+	if s.Limiter != event.LimitNone {
+		attrs = append(attrs, slog.String("limiter", string(s.Limiter)), slog.String("hint", Hint(s.Control)))
 	}
 	if !s.DownSince.IsZero() {
 		attrs = append(attrs, slog.Time("down_since", s.DownSince))

@@ -1,4 +1,4 @@
-package importer
+package observe
 
 import (
 	"sync/atomic"

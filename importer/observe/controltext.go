@@ -1,9 +1,11 @@
-package importer
+package observe
 
 import (
 	"fmt"
 	"strings"
 	"time"
+
+	"bulkenroll/importer/event"
 )
 
 // DefaultReportEvery is the time between progress lines (without a bar)
@@ -12,21 +14,21 @@ const DefaultReportEvery = 5 * time.Second
 
 // Hint says what holds the run back, for people, or "" when nothing in
 // particular does. The progress line, the summary and status show it.
-func (c Control) Hint() string {
+func Hint(c event.Control) string {
 	switch c.Limiter {
-	case LimitQuota:
+	case event.LimitQuota:
 		return "held back by the quota"
-	case LimitMaxRate:
+	case event.LimitMaxRate:
 		return "at --max-rate"
-	case LimitRate:
+	case event.LimitRate:
 		return "at --rate"
-	case LimitWorkers:
+	case event.LimitWorkers:
 		return "the workers are full (raise --max-workers, or --workers if you set it)"
-	case LimitManifest:
+	case event.LimitManifest:
 		return "waiting for the manifest"
-	case LimitPhotos:
+	case event.LimitPhotos:
 		return "waiting for photos"
-	case LimitOutage:
+	case event.LimitOutage:
 		if c.DownSince.IsZero() {
 			return "service not answering; probing"
 		}
@@ -35,10 +37,10 @@ func (c Control) Hint() string {
 	return string(c.Limiter)
 }
 
-// Text is the control's figures as every display words them: the rate in
+// ControlText is the control's figures as every display words them: the rate in
 // force, the learned quota, the requests in flight and the window, and the
 // hint, joined by " · "; "" when there is nothing to show.
-func (c Control) Text() string {
+func ControlText(c event.Control) string {
 	var parts []string
 	if c.Rate > 0 {
 		parts = append(parts, fmt.Sprintf("rate %.1f/s", c.Rate))
@@ -49,7 +51,7 @@ func (c Control) Text() string {
 	if c.Window > 0 {
 		parts = append(parts, fmt.Sprintf("%d in flight of %d", c.InFlight, c.Window))
 	}
-	if h := c.Hint(); h != "" {
+	if h := Hint(c); h != "" {
 		parts = append(parts, h)
 	}
 	return strings.Join(parts, " · ")
