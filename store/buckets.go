@@ -9,13 +9,16 @@ import (
 // The store's top-level buckets, registered in one place. To add a bucket
 // (verify's results, say):
 //
-//  1. Name it below and add a bucketSpec to buckets, with required false:
-//     stores made before the bucket existed lack it.
+//  1. Name it (below, or in its own file) and add a bucketSpec to
+//     buckets, with required false: stores made before the bucket
+//     existed lack it.
 //  2. That is all the creation needs: create makes every registered bucket
 //     in a new store, and BeginRun (ensureBuckets) adds the missing ones to
-//     an older store with its first write, so a run's store holds them all.
-//     Opening a store still writes nothing; a reader of a store opened
-//     read-only treats a missing optional bucket as empty.
+//     an older store with its first write. A command that can write to a
+//     store before any run of this version has (verify) calls
+//     s.ensureBuckets() before its first write, or creates its bucket with
+//     tx.CreateBucketIfNotExists as it writes. Opening a store still
+//     writes nothing; a reader treats a missing optional bucket as empty.
 //  3. Give it a check if its values have a form that can be verified (a
 //     checksum): the full check an existing store gets before its first
 //     write (check.go) walks every registered bucket that has one, and a

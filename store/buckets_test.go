@@ -104,7 +104,7 @@ func TestRegisteredBucketChecked(t *testing.T) {
 	if msg := err.Error(); !strings.Contains(msg, `"extra" bucket`) || !strings.Contains(msg, `"b"`) {
 		t.Errorf("message %q does not name the bucket and the key", msg)
 	}
-	if _, err := Open(path, Options{}); !IsDamaged(err) {
+	if _, err := Open(path, Options{}); !isDamaged(err) {
 		t.Errorf("a writable Open of the damaged store: %v, want damaged", err)
 	}
 }

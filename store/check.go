@@ -136,9 +136,3 @@ func damageAdvice(path string) string {
 	return fmt.Sprintf("nothing was written to it and nothing was sent; copy it away (cp %s %s.damaged) and keep the copy; "+
 		"`bulkenroll report --salvage --store %s` lists every record still readable", path, path, path)
 }
-
-// IsDamaged reports whether err says a store is damaged (a *DamagedError).
-func IsDamaged(err error) bool {
-	var d *DamagedError
-	return errors.As(err, &d)
-}

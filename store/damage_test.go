@@ -45,7 +45,7 @@ func TestDamagedDataPage(t *testing.T) {
 				if got := fileBytes(t, path); string(got) != string(data) {
 					t.Fatalf("page %d: a refused Open (read-only %v) changed the file", p, ro)
 				}
-				if IsDamaged(err) {
+				if isDamaged(err) {
 					damaged++
 				}
 				continue

@@ -23,3 +23,9 @@ func removeLive(storePath string) error {
 	}
 	return nil
 }
+
+// isDamaged reports whether err says a store is damaged (a *DamagedError).
+func isDamaged(err error) bool {
+	var d *DamagedError
+	return errors.As(err, &d)
+}
