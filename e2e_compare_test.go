@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"fmt"
 	"image"
+	"image/gif"
 	"image/jpeg"
 	"math/rand/v2"
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
@@ -290,5 +292,55 @@ func TestE2ECompareStopsOn2205(t *testing.T) {
 	}
 	if n := sb.Stats().Requests; n > 8 {
 		t.Errorf("%d requests after a 2205, want the run to stop at once", n)
+	}
+}
+
+// TestE2ECompareRemoteAndFix: a compare row's images may be URLs (fetched
+// as the request is written), and --fix-photos converts any of its images
+// (here a GIF photo on file), noting which.
+func TestE2ECompareRemoteAndFix(t *testing.T) {
+	sb, url := e2eCompareSandbox(t, sandbox.Options{})
+	c := e2eNewCLI(t, url)
+	files := httptest.NewServer(http.FileServer(http.Dir(c.Dir)))
+	t.Cleanup(files.Close)
+	var gifData bytes.Buffer
+	if err := gif.Encode(&gifData, e2eImage(7), nil); err != nil {
+		t.Fatal(err)
+	}
+	e2eWriteFile(t, filepath.Join(c.Dir, "photos/id.gif"), gifData.Bytes())
+	path, ids := e2eCompareManifest(t, c.Dir, "cx", 3, func(i int, rec []string) {
+		switch i {
+		case 0: // every liveness frame remote
+			var urls []string
+			for _, p := range strings.Split(rec[2], ";") {
+				urls = append(urls, files.URL+"/"+p)
+			}
+			rec[2] = strings.Join(urls, ";")
+		case 1: // a GIF photo on file
+			rec[3] = "photos/id.gif"
+		}
+	})
+	r := c.Run("run", "--product", "compare", "--manifest", path, "--json", "--no-progress", "--fix-photos")
+	e2eWantCode(t, r, 0)
+	e2eWantSummary(t, e2eParseSummary(t, r), e2eSummary{Rows: 3, Enrolled: 3})
+	recs := e2eReportByUser(t, c)
+	if note := recs[ids[1]].PhotoNote; !strings.HasPrefix(note, "comparison_image: ") {
+		t.Errorf("the GIF's row notes %q, want the converted image named", note)
+	}
+	jobs := sb.CompareJobs()
+	if len(jobs) != 3 {
+		t.Fatalf("%d jobs, want 3", len(jobs))
+	}
+	for _, j := range jobs {
+		if j.UserID == ids[0] && j.Liveness != 4 {
+			t.Errorf("the remote row sent %d liveness frames, want 4", j.Liveness)
+		}
+	}
+	// Without --fix-photos the GIF is refused before sending, naming it.
+	c2 := e2eNewCLI(t, url)
+	r = c2.Run("run", "--product", "compare", "--manifest", path, "--json", "--no-progress")
+	e2eWantCode(t, r, 1)
+	if !strings.Contains(r.Stderr, "comparison_image: not a JPEG or PNG") {
+		t.Errorf("the GIF row's reason does not name its image:\n%s", r)
 	}
 }
