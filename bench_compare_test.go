@@ -35,28 +35,14 @@ const (
 // img(10i+2) ... img(10i+9) (liveness), names relative to e.dir.
 func (e *benchEnv) compareManifest(prefix string, rows int, img func(k int) string) string {
 	e.t.Helper()
-	path := filepath.Join(e.dir, prefix+".csv")
-	f, err := os.Create(path)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	w := bufio.NewWriterSize(f, 1<<20)
-	w.WriteString("user_id,selfie,liveness,comparison_image,comparison_image_type\n")
-	for i := range rows {
+	return e.writeManifest(prefix, "user_id,selfie,liveness,comparison_image,comparison_image_type", rows, func(w *bufio.Writer, i int) {
 		k := i * compareImages
 		var live []string
 		for j := 2; j < compareImages; j++ {
 			live = append(live, img(k+j))
 		}
 		fmt.Fprintf(w, "%s,%s,%s,%s,ID_PHOTO\n", benchUserID(prefix, i), img(k), strings.Join(live, ";"), img(k+1))
-	}
-	if err := w.Flush(); err != nil {
-		e.t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		e.t.Fatal(err)
-	}
-	return path
+	})
 }
 
 // runCompareFloor is the floor of compare: workers goroutines that each

@@ -115,15 +115,24 @@ func (e *benchEnv) manifest(prefix string, rows int) string {
 // (relative to e.dir).
 func (e *benchEnv) manifestWith(prefix string, rows int, photo func(i int) string) string {
 	e.t.Helper()
+	return e.writeManifest(prefix, "user_id,user_created_at,photo", rows, func(w *bufio.Writer, i int) {
+		fmt.Fprintf(w, "%s,%s,%s\n", benchUserID(prefix, i), benchCreatedAt, photo(i))
+	})
+}
+
+// writeManifest writes dir/prefix.csv: header, then row(i) for each of
+// rows rows, and returns its path.
+func (e *benchEnv) writeManifest(prefix, header string, rows int, row func(w *bufio.Writer, i int)) string {
+	e.t.Helper()
 	path := filepath.Join(e.dir, prefix+".csv")
 	f, err := os.Create(path)
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	w := bufio.NewWriterSize(f, 1<<20)
-	w.WriteString("user_id,user_created_at,photo\n")
+	w.WriteString(header + "\n")
 	for i := range rows {
-		fmt.Fprintf(w, "%s,%s,%s\n", benchUserID(prefix, i), benchCreatedAt, photo(i))
+		row(w, i)
 	}
 	if err := w.Flush(); err != nil {
 		e.t.Fatal(err)
