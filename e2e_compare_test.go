@@ -195,6 +195,12 @@ func TestE2ECompareRun(t *testing.T) {
 		}
 	}
 
+	// report --manifest reads the compare manifest with the store's product.
+	byLine := e2eReport(t, c, "--manifest", path)
+	if len(byLine) != 200 || byLine[29].UserID != "cr-0030" || byLine[29].ResultCode != "0941" {
+		t.Errorf("report --manifest: %d records; line 31: %+v", len(byLine), byLine[min(29, len(byLine)-1)])
+	}
+
 	// Everything enrolled is skipped; refused rows with the same images
 	// are not sent again.
 	before := len(sb.CompareJobs())
