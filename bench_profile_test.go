@@ -3,7 +3,6 @@
 package main
 
 import (
-	"bulkenroll/importer"
 	"context"
 	"io"
 	"os"
@@ -13,6 +12,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"bulkenroll/importer"
 )
 
 // TestBenchProfile runs one import in this process, against a sandbox

@@ -1,10 +1,11 @@
 // Package event holds what the pipeline tells its observers and what they
-// show: the run's figures (Stats, with the rate and concurrency Control),
-// the settled rows (RowEvent), and the Observer interface. It is a leaf
-// that both the pipeline (importer) and the presentation (importer/observe)
-// import, so that neither imports the other's side: it must not know how a
-// run is carried out (the gate, the client, the store's files) nor how it
-// is shown (progress, logs, metrics), and it words nothing for people.
+// show: the run's figures (Stats, with the gate's Control), the settled rows
+// (RowEvent), the Observer and Flusher interfaces, and the names of how a
+// run ended. It is the leaf that both the pipeline (importer) and the
+// presentation (importer/observe) import, so that neither imports the
+// other: it holds data and interfaces only, imports nothing but the types
+// its events carry (manifest rows, store states, ratelimit's Control), and
+// words nothing for people.
 package event
 
 import (

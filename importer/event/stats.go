@@ -43,10 +43,6 @@ type Stats struct {
 	DryRun bool
 }
 
-// Worked is the number of rows that cost work (read, checked or sent):
-// skipped rows cost next to nothing.
-func (s Stats) Worked() int64 { return s.Rows - s.Skipped }
-
 // Settled is the number of rows this run brought to an end: enrolled,
 // rejected or failed (in a dry run also the rows it would send, which it
 // counts as pending). Skipped rows cost nothing, and rows read are not done

@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"math"
-	"sync"
 	"time"
 
 	"bulkenroll/importer/event"
@@ -32,19 +31,12 @@ func NewLogObserver(l *slog.Logger, interval time.Duration) event.Observer {
 type logObserver struct {
 	log      *slog.Logger
 	interval time.Duration
-
-	mu   sync.Mutex
-	stop func() // stops the progress records; nil when not started
+	progress periodic // the progress records
 }
 
 // Start logs progress every interval until Finish.
 func (o *logObserver) Start(stats func() event.Stats) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.stop != nil {
-		return
-	}
-	o.stop = Every(o.interval, func() {
+	o.progress.start(o.interval, func() {
 		o.log.LogAttrs(context.Background(), slog.LevelInfo, "progress", statsAttrs(stats())...)
 	})
 }
@@ -64,13 +56,7 @@ func (o *logObserver) Row(ev event.RowEvent) {
 
 // Finish stops the progress records and logs the summary.
 func (o *logObserver) Finish(final event.Stats, err error) {
-	o.mu.Lock()
-	stop := o.stop
-	o.stop = nil
-	o.mu.Unlock()
-	if stop != nil {
-		stop()
-	}
+	o.progress.end()
 	level, outcome := slog.LevelInfo, outcomeOf(final, err)
 	switch outcome {
 	case event.Finished, event.Interrupted:

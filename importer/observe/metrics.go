@@ -18,21 +18,22 @@ import (
 // MetricsFile is an event.Observer that publishes the run's figures as
 // Prometheus metrics named bulkenroll_*: it writes them to a file at the
 // start, every interval and at the end, and serves them over HTTP if asked
-// (Handler, Serve). Its registry holds these metrics only.
+// (Serve). Its registry holds these metrics only.
 type MetricsFile struct {
 	path     string
 	interval time.Duration
 	reg      *prometheus.Registry
 	col      *collector
 
+	writes periodic // the periodic writes of the file
+
 	mu      sync.Mutex
-	stop    func() // stops the periodic writes; nil when not started
 	lastErr error
 }
 
-// NewMetricsFile returns a MetricsFile writing to path every interval (default 10s);
-// path "" writes no file (for Serve alone). labels are added to every
-// metric, e.g. {"shard": "1/4"}.
+// NewMetricsFile returns a MetricsFile writing to path every interval
+// (default 10s); path "" writes no file (for Serve alone). labels are added
+// to every metric, e.g. {"shard": "1/4"}.
 func NewMetricsFile(path string, interval time.Duration, labels map[string]string) *MetricsFile {
 	if interval <= 0 {
 		interval = 10 * time.Second
@@ -47,12 +48,9 @@ func NewMetricsFile(path string, interval time.Duration, labels map[string]strin
 func (f *MetricsFile) Start(stats func() event.Stats) {
 	f.col.start(stats)
 	f.write()
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.stop != nil || f.path == "" {
-		return
+	if f.path != "" {
+		f.writes.start(f.interval, f.write)
 	}
-	f.stop = Every(f.interval, f.write)
 }
 
 // Row does nothing: the metrics are counts, taken from the Stats.
@@ -61,13 +59,7 @@ func (f *MetricsFile) Row(event.RowEvent) {}
 // Finish stops the periodic writes and writes the final figures, with
 // bulkenroll_run_finished 1 and the run's outcome.
 func (f *MetricsFile) Finish(final event.Stats, err error) {
-	f.mu.Lock()
-	stop := f.stop
-	f.stop = nil
-	f.mu.Unlock()
-	if stop != nil {
-		stop()
-	}
+	f.writes.end()
 	f.col.finish(final, err)
 	f.write()
 }
@@ -94,8 +86,8 @@ func (f *MetricsFile) write() {
 	}
 }
 
-// Handler serves the metrics in the Prometheus exposition format.
-func (f *MetricsFile) Handler() http.Handler {
+// handler serves the metrics in the Prometheus exposition format.
+func (f *MetricsFile) handler() http.Handler {
 	return promhttp.HandlerFor(f.reg, promhttp.HandlerOpts{})
 }
 
@@ -108,7 +100,7 @@ func (f *MetricsFile) Serve(ctx context.Context, addr string) (net.Addr, error) 
 		return nil, fmt.Errorf("--metrics-addr %s: %w", addr, err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", f.Handler())
+	mux.Handle("/metrics", f.handler())
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		<-ctx.Done()

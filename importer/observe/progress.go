@@ -16,7 +16,8 @@ import (
 
 // Progress shows a run on standard error: a bar when it is a terminal, and
 // otherwise (cron, CI, a pipe) a one-line report every few seconds. Either
-// way each rejected or failed row gets a line of its own. It is an event.Observer.
+// way each rejected or failed row gets a line of its own. It is an
+// event.Observer.
 type Progress struct {
 	w        io.Writer
 	bar      bool
