@@ -193,8 +193,15 @@ func salvageReport(o reportOptions, state store.State) error {
 // path, in its order: the user's record, the record kept under the row's
 // line (a row refused before it had a user), or, for a row no run has
 // reached, a pending record that says so.
+//
+// The manifest is read with the columns of the store's product (a compare
+// store's manifest is a compare manifest).
 func eachManifestRow(path string, in io.Reader, st *store.Store, state store.State, fn func(store.Record) error) error {
-	rd, err := openManifest(path, in)
+	product := manifest.ProductBackfill
+	if p, err := st.Product(); err == nil && p == store.Compare {
+		product = manifest.ProductCompare
+	}
+	rd, err := openProductManifest(path, in, product)
 	if err != nil {
 		return err
 	}

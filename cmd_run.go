@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -9,6 +10,7 @@ import (
 	"bulkenroll/importer"
 	"bulkenroll/importer/smileid"
 	"bulkenroll/manifest"
+	"bulkenroll/store"
 )
 
 // `bulkenroll run` in files by concern: this one holds the command and the
@@ -40,6 +42,10 @@ type runOptions struct {
 	LogFormat string
 	// MetricsFile and MetricsAddr publish Prometheus metrics during the run.
 	MetricsFile, MetricsAddr string
+	// Product is what the rows are enrolled with (--product): backfill,
+	// the default, or compare (SmartSelfie Compare), which decides the
+	// manifest's columns; Import.Compare holds compare's own settings.
+	Product string
 }
 
 func runCommand(io streams) *cli.Command {
@@ -75,7 +81,8 @@ func runImport(ctx context.Context, o runOptions) (err error) {
 			return err
 		}
 	}
-	rd, err := openManifest(o.Manifest, o.In)
+	product, _ := manifest.ParseProduct(o.Product) // checked by o.check
+	rd, err := openProductManifest(o.Manifest, o.In, product)
 	if err != nil {
 		return err
 	}
@@ -84,7 +91,7 @@ func runImport(ctx context.Context, o runOptions) (err error) {
 	// Every check of the store (live file's folder, lock, header, format,
 	// binding, shard) comes before anything is written to it: a refused run
 	// leaves the file as it was.
-	st, err := openRunStore(o.StorePath, o.Import.DryRun, cfg, o.Import.Shard)
+	st, err := openRunStore(o.StorePath, o.Import.DryRun, cfg, o.Import.Shard, store.Product(product))
 	if err != nil {
 		return err
 	}
@@ -110,11 +117,20 @@ func runImport(ctx context.Context, o runOptions) (err error) {
 		if err := st.BindShard(o.Import.Shard.String()); err != nil {
 			return err
 		}
+		if err := st.BindProduct(store.Product(product)); err != nil {
+			return err
+		}
 	}
 
 	opts := o.Import
 	opts.Manifest = o.Manifest
 	opts.Observers = out.observers
+	if product == manifest.ProductCompare {
+		opts.Compare.Comparer = dryComparer{} // a dry run without credentials sends nothing
+		if client != nil {
+			opts.Compare.Comparer = client
+		}
+	}
 	if opts.RateAuto && st != nil {
 		if meta, err := st.Meta(); err == nil && meta.LearnedRate > 0 {
 			opts.LearnedRate = min(meta.LearnedRate, opts.MaxRate)
@@ -148,4 +164,13 @@ func runImport(ctx context.Context, o runOptions) (err error) {
 		err = reported{err}
 	}
 	return err
+}
+
+// dryComparer stands in for the client in a dry run without credentials:
+// a dry run sends nothing.
+type dryComparer struct{}
+
+// Compare refuses: it is never called.
+func (dryComparer) Compare(context.Context, smileid.CompareRequest) (*smileid.CompareResult, error) {
+	return nil, errors.New("a dry run sends nothing")
 }

@@ -36,6 +36,13 @@ func (o runOptions) check() error {
 	case o.LogFormat != "" && o.LogFormat != "text" && o.LogFormat != "json":
 		return usagef("--log-format %q: want text or json", o.LogFormat)
 	}
+	product, err := manifest.ParseProduct(o.Product)
+	if err != nil {
+		return usagef("--product: %v", err)
+	}
+	if product != manifest.ProductCompare && (im.Compare.AllowNewEnroll || im.Compare.CallbackURL != "") {
+		return usagef("--allow-new-enroll and --callback-url apply to --product compare only")
+	}
 	if o.MetricsFile != "" {
 		if err := checkOutputFile("--metrics-file", o.MetricsFile, false); err != nil {
 			return err
@@ -50,11 +57,12 @@ func (o runOptions) check() error {
 }
 
 // openRunStore opens the store for a run and checks it (bound to cfg, or
-// not bound yet, and holding shard or no shard yet) without writing to it;
+// not bound yet, holding shard or no shard yet, and holding product's
+// records or none yet) without writing to it;
 // the store is bound by the first answer from Smile ID the run saves (an
 // unbound store stays unbound when the run gets none). A dry run opens it
 // read-only if it exists (nil if not).
-func openRunStore(path string, dry bool, cfg smileid.Config, shard manifest.Shard) (*store.Store, error) {
+func openRunStore(path string, dry bool, cfg smileid.Config, shard manifest.Shard, product store.Product) (*store.Store, error) {
 	if dry {
 		st, err := store.Open(path, store.Options{ReadOnly: true})
 		if errors.Is(err, store.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
@@ -63,13 +71,14 @@ func openRunStore(path string, dry bool, cfg smileid.Config, shard manifest.Shar
 		if err != nil {
 			return nil, err
 		}
-		if cfg.PartnerID != "" {
-			if err := st.CheckBinding(cfg.PartnerID, cfg.BaseURL); err != nil {
-				st.Close()
-				return nil, err
+		return checkedStore(st, func() error {
+			if cfg.PartnerID != "" {
+				if err := st.CheckBinding(cfg.PartnerID, cfg.BaseURL); err != nil {
+					return err
+				}
 			}
-		}
-		return st, nil
+			return st.CheckProduct(product)
+		})
 	}
 	// The live status file goes next to the store: its folder must take it
 	// (checked without touching the file, which a run holding the store may
@@ -83,11 +92,20 @@ func openRunStore(path string, dry bool, cfg smileid.Config, shard manifest.Shar
 	}
 	// A check of the whole store (its pages and records) belongs here,
 	// before the first write.
-	if err := st.BindOnAnswer(cfg.PartnerID, cfg.BaseURL); err != nil {
-		st.Close()
-		return nil, err
-	}
-	if err := st.CheckShard(shard.String()); err != nil {
+	return checkedStore(st, func() error {
+		if err := st.BindOnAnswer(cfg.PartnerID, cfg.BaseURL); err != nil {
+			return err
+		}
+		if err := st.CheckShard(shard.String()); err != nil {
+			return err
+		}
+		return st.CheckProduct(product)
+	})
+}
+
+// checkedStore returns st if check passes, and closes it otherwise.
+func checkedStore(st *store.Store, check func() error) (*store.Store, error) {
+	if err := check(); err != nil {
 		st.Close()
 		return nil, err
 	}

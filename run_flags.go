@@ -17,6 +17,9 @@ import (
 func runFlags() []cli.Flag {
 	return append(credentialFlags(), storeFlag(),
 		&cli.StringFlag{Name: "manifest", Aliases: []string{"m"}, Required: true, Usage: "CSV manifest `FILE` (- for standard input)"},
+		&cli.StringFlag{Name: "product", Value: "backfill", Usage: "`PRODUCT` to enroll with: backfill (job type 4) or compare (SmartSelfie Compare: selfie, liveness images and a photo on file); a store holds one product"},
+		&cli.BoolFlag{Name: "allow-new-enroll", Usage: "compare: send allow_new_enroll=true (re-enroll users already enrolled)"},
+		&cli.StringFlag{Name: "callback-url", Usage: "compare: send callback_url `URL` (Smile ID posts each job's result there)"},
 		&cli.StringFlag{Name: "workers", Value: "auto", Usage: "requests in flight: auto (as many as the rate needs, up to --max-workers) or a fixed number"},
 		&cli.IntFlag{Name: "max-workers", Value: 256, Usage: "ceiling of --workers auto"},
 		&cli.DurationFlag{Name: "outage-limit", Value: 15 * time.Minute, Usage: "stop the run (exit 1, rows not done stay pending) when Smile ID has not answered for this long"},
@@ -67,7 +70,9 @@ func runOptionsFrom(c *cli.Context, io streams) (runOptions, error) {
 		LogFormat:   c.String("log-format"),
 		MetricsFile: c.String("metrics-file"),
 		MetricsAddr: c.String("metrics-addr"),
+		Product:     c.String("product"),
 		Import: importer.Options{
+			Compare:       importer.CompareOptions{AllowNewEnroll: c.Bool("allow-new-enroll"), CallbackURL: c.String("callback-url")},
 			Shard:         shard,
 			Workers:       workers,
 			AutoWorkers:   autoWorkers,

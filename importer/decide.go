@@ -12,16 +12,17 @@ import (
 type action int
 
 const (
-	actEnroll   action = iota // the user is enrolled: settle enrolled
-	actConflict               // 2209 for a user this store never had an unknown outcome for: reject
-	actRefuse                 // Smile ID refused the row: reject with its code
-	actStop                   // the answer concerns the whole run: stop it, the row keeps its state
-	actRetry                  // transient: wait and try again
-	actGiveUp                 // transient, retries used up: fail
+	actEnroll    action = iota // the user is enrolled: settle enrolled
+	actConflict                // 2209 for a user this store never had an unknown outcome for: reject
+	actRefuse                  // Smile ID refused the row: reject with its code
+	actStop                    // the answer concerns the whole run: stop it, the row keeps its state
+	actRetry                   // transient: wait and try again
+	actGiveUp                  // transient, retries used up: fail
+	actJobExists               // 2215: the row's job_id reached Smile ID before, its answer lost: fail, never resend under a new job_id
 )
 
 func (a action) String() string {
-	return [...]string{"enroll", "conflict", "refuse", "stop", "retry", "give up"}[a]
+	return [...]string{"enroll", "conflict", "refuse", "stop", "retry", "give up", "job exists"}[a]
 }
 
 // decision is what an answer means for a row.
@@ -60,6 +61,10 @@ func decide(err error, try, retries int, unknownBefore bool) decision {
 		return decision{act: actStop, unknown: unknownBefore || smileid.OutcomeUnknown(err), stop: &smileid.ForeignAnswerError{API: ae}}
 	case smileid.Permanent:
 		return decision{act: actRefuse, unknown: unknownBefore}
+	case smileid.JobExists:
+		// The job_id was used: by an earlier request of this row whose
+		// answer was lost. Its outcome stays unknown.
+		return decision{act: actJobExists, unknown: true}
 	}
 	unknown := unknownBefore || smileid.OutcomeUnknown(err)
 	if ae != nil && ae.Status == 429 {

@@ -81,6 +81,10 @@ type Options struct {
 	BackoffBase, BackoffMax time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// Compare, with its Comparer set, makes the run enroll by SmartSelfie
+	// Compare: the manifest's rows are compare rows (manifest.ProductCompare)
+	// and Run's Submitter is not used.
+	Compare CompareOptions
 }
 
 func withDefaults(opts Options) Options {

@@ -31,7 +31,8 @@ func (w *worker) photo(j job, rec *store.Record) (smileid.User, error) {
 		return w.remotePhoto(j, rec, u)
 	}
 	if !r.opts.FixPhotos {
-		if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() && fi.Size() <= smallPhoto {
+		// (A compare row's images are always streamed: it has up to ten.)
+		if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() && fi.Size() <= smallPhoto && j.row.Compare == nil {
 			// A small photo is read once, whole (and checked as it is
 			// read): fewer system calls than a check and a stream, and a
 			// pool holds little of them.

@@ -46,7 +46,7 @@ func (w *worker) do(j job) {
 			r.gate.Release(sl)
 		}
 	}()
-	u, err := w.photo(j, &rec)
+	send, err := w.prepare(j, &rec)
 	if err != nil {
 		w.unreadable(j, rec, err)
 		return
@@ -70,7 +70,7 @@ func (w *worker) do(j job) {
 			w.endEarly(j, rec, int(rec.Attempts-j.prior.Attempts), lastErr)
 			return
 		}
-		res, err := r.sub.Submit(r.reqCtx, u)
+		res, err := send(r.reqCtx)
 		if pe := (*smileid.PhotoError)(nil); errors.As(err, &pe) {
 			w.unreadable(j, rec, pe.Err) // no request went out
 			return
@@ -94,6 +94,11 @@ func (w *worker) do(j job) {
 			note := "an earlier request's outcome was unknown; Smile ID now answers 2209, so it enrolled the user"
 			rec.Enroll(ae.Code, ae.Text, "", "", note, now)
 			r.settleAnswer(j.key, j.row, rec, ae.Code, note)
+			return
+		case actJobExists:
+			reason := jobExistsReason(rec.InFlightJobID, err)
+			rec.Fail(reason, rec.OutcomeUnknown, now) // keeps the job in flight: never sent under a new job_id
+			r.settleAnswer(j.key, j.row, rec, ae.Code, reason)
 			return
 		case actConflict:
 			w.refuse(j, rec, ae, fmt.Sprintf("%v: conflict: this store never sent this user, so someone else enrolled it", err))
@@ -154,7 +159,7 @@ func (w *worker) refuse(j job, rec store.Record, ae *smileid.APIError, reason st
 	if code == "" {
 		code = fmt.Sprint(ae.Status)
 	}
-	rec.Refuse(code, ae.Text, reason, photoSum(j.row.PhotoPath), rec.OutcomeUnknown, w.r.opts.Now())
+	rec.Refuse(code, ae.Text, reason, rowSum(&j.row), rec.OutcomeUnknown, w.r.opts.Now())
 	w.r.settleAnswer(j.key, j.row, rec, code, reason)
 }
 

@@ -26,14 +26,19 @@ const (
 	outQuota
 )
 
-func (s *Server) backfill(w http.ResponseWriter, r *http.Request) {
+func (s *Server) backfill(w http.ResponseWriter, r *http.Request) { s.serveCounted(w, r, s.decide) }
+
+// serveCounted answers a request of an enrollment route (backfill,
+// compare): counted on arrival, answered as an outage does during one,
+// otherwise as decide says, counted by its outcome, after the latency.
+func (s *Server) serveCounted(w http.ResponseWriter, r *http.Request, decide func(http.ResponseWriter, *http.Request) (answer, outcome)) {
 	down := s.arrive()
 	defer s.leave()
 	if down {
 		s.answerDown(w)
 		return
 	}
-	a, out := s.decide(w, r)
+	a, out := decide(w, r)
 	s.count(out)
 	s.reply(w, r, a)
 }

@@ -84,6 +84,8 @@ type State struct {
 	// DownSeconds is Server.DownSeconds: the latest outage's requests by
 	// the second of the outage they arrived in.
 	DownSeconds []int `json:"down_seconds,omitempty"`
+	// Compare is the SmartSelfie Compare ledger (Server.CompareJobs).
+	Compare []CompareJob `json:"compare,omitempty"`
 }
 
 // PhotoInfo describes a photo the emulator accepted, read from its decoded
@@ -222,5 +224,5 @@ func (s *Server) count(o outcome) {
 // State returns the emulator's record, as GET /sandbox/state serves it.
 func (s *Server) State() State {
 	return State{Enrolled: s.Enrolled(), Photos: s.Photos(), Stats: s.Stats(), Settings: s.Settings(),
-		Auth: s.AuthStats(), AuthJobs: s.AuthJobs(), DownSeconds: s.DownSeconds()}
+		Auth: s.AuthStats(), AuthJobs: s.AuthJobs(), DownSeconds: s.DownSeconds(), Compare: s.CompareJobs()}
 }

@@ -148,4 +148,10 @@ type Options struct {
 	// job_success false and ResultCode 2210 (the documents do not say
 	// which the real API does). Any other value is an error in New.
 	AuthUnknownUser string
+	// CompareRejectRate is the fraction of users whose SmartSelfie Compare
+	// answers 0841 No Match (drawn from a hash of the user_id, so the same
+	// users whatever the order); CompareRejectUsers lists users that always
+	// get 0841. Outside [0, 1] is an error in New.
+	CompareRejectRate  float64
+	CompareRejectUsers []string
 }

@@ -64,6 +64,7 @@ type Server struct {
 	knobs      atomic.Pointer[knobs] // latency and fault rates; replaced by the control route
 	jitterMu   sync.Mutex
 	jitterDice *rand.Rand
+	cmp        compareState // SmartSelfie Compare's ledger (compare.go)
 }
 
 // New checks opts and returns a Server. It fails if PartnerID or APIKey is
@@ -107,6 +108,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if !(opts.Quota >= 0) || math.IsInf(opts.Quota, 0) {
 		return nil, fmt.Errorf("sandbox: quota %v is not a rate of zero or more per second", opts.Quota)
+	}
+	if !(opts.CompareRejectRate >= 0 && opts.CompareRejectRate <= 1) {
+		return nil, fmt.Errorf("sandbox: compare reject rate %v is outside [0, 1]", opts.CompareRejectRate)
 	}
 	if opts.QuotaBurst < 0 {
 		return nil, fmt.Errorf("sandbox: quota burst %d is negative", opts.QuotaBurst)
@@ -174,11 +178,12 @@ func (s *Server) newRoutes() map[string]route {
 		JobStatusPath: {post, s.jobStatus},
 		StatePath:     {[]string{http.MethodGet, http.MethodHead}, s.serveState},
 		ControlPath:   {post, s.control},
+		ComparePath:   {post, s.serveCompare},
 	}
 }
 
 // ServeHTTP routes each path of the emulated API (backfill, the three
-// steps of SmartSelfie Authentication) and the emulator's own routes
+// steps of SmartSelfie Authentication, SmartSelfie Compare) and the emulator's own routes
 // (GET /sandbox/state; POST /sandbox/control, loopback clients only).
 // Another method on a known path gets HTTP 405, an unknown path HTTP 404,
 // both with a JSON body.
