@@ -43,6 +43,7 @@ type statusJSON struct {
 	PartnerID string         `json:"partner_id"`
 	BaseURL   string         `json:"base_url"`
 	Shard     string         `json:"shard,omitempty"`
+	Product   string         `json:"product,omitempty"`
 	Counts    map[string]int `json:"counts"`
 	Total     int            `json:"total"`
 	LastRun   *store.Run     `json:"last_run,omitempty"`
@@ -94,7 +95,7 @@ func showStatus(o statusOptions) error {
 	if err != nil {
 		return err
 	}
-	s := statusJSON{Store: o.StorePath, PartnerID: meta.PartnerID, BaseURL: meta.BaseURL, Shard: meta.Shard, Counts: map[string]int{}}
+	s := statusJSON{Store: o.StorePath, PartnerID: meta.PartnerID, BaseURL: meta.BaseURL, Shard: meta.Shard, Product: string(meta.Product), Counts: map[string]int{}}
 	for _, state := range store.States {
 		s.Counts[string(state)] = counts[state]
 		s.Total += counts[state]
@@ -128,6 +129,9 @@ func showStatus(o statusOptions) error {
 	fmt.Fprintf(w, "base URL  %s\n", orNone(s.BaseURL))
 	if s.Shard != "" {
 		fmt.Fprintf(w, "shard     %s\n", s.Shard)
+	}
+	if s.Product != "" {
+		fmt.Fprintf(w, "product   %s\n", s.Product)
 	}
 	for _, state := range store.States {
 		fmt.Fprintf(w, "%-9s %d\n", state, counts[state])

@@ -217,6 +217,16 @@ func TestE2ECompareRun(t *testing.T) {
 	if !strings.Contains(r.Stderr, "holds compare records") {
 		t.Errorf("a backfill run on a compare store:\n%s", r)
 	}
+	// status names the store's product.
+	r = c.Run("status")
+	e2eWantCode(t, r, 0)
+	if !strings.Contains(r.Stdout, "product   compare\n") {
+		t.Errorf("status does not name the product:\n%s", r.Stdout)
+	}
+	r = c.Run("status", "--json")
+	if !strings.Contains(r.Stdout, `"product":"compare"`) {
+		t.Errorf("status --json does not name the product:\n%s", r.Stdout)
+	}
 }
 
 // TestE2ECompareResumeAfterKill: a run killed (SIGKILL) with requests in
