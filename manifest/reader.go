@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -39,6 +40,8 @@ type Reader struct {
 	need    int    // fields a record needs to reach every required column
 	width   int    // fields of the header: a record may have no more
 	err     error  // sticky: io.EOF or the error that ended reading
+	header  []string
+	opt     optional // further columns a caller asked for (columns.go)
 }
 
 // NewReader reads the header from r and returns a Reader for the rows after
@@ -84,7 +87,7 @@ func newReader(r io.Reader, baseDir string, maxLine int64) (*Reader, error) {
 		return nil, fmt.Errorf("reading manifest header: %w", err)
 	}
 
-	m := &Reader{csv: cr, baseDir: baseDir, cols: [3]int{-1, -1, -1}, width: len(header)}
+	m := &Reader{csv: cr, baseDir: baseDir, cols: [3]int{-1, -1, -1}, width: len(header), header: slices.Clone(header)}
 	for i, name := range header {
 		if i == 0 {
 			name = strings.TrimPrefix(name, utf8BOM)
@@ -229,6 +232,7 @@ func (r *Reader) Next() (Row, error) {
 	}
 	line, _ := r.csv.FieldPos(0)
 	row := r.fill(rec, line)
+	r.opt.keep(rec)
 	if len(rec) < r.need {
 		return row, rowErr(FieldRow, r.tooFewReason(len(rec)))
 	}

@@ -39,6 +39,9 @@ type Prepare struct {
 	UserID, JobID string
 	// CallbackURL, when set, receives the final result.
 	CallbackURL string
+	// Retry asks for a new upload URL for a job prepared before (its
+	// job_id already exists) whose zip never arrived.
+	Retry bool
 }
 
 // Upload is the prepare-upload answer: where to PUT the zip, and the job's
@@ -64,6 +67,7 @@ type prepareBody struct {
 	PartnerParams    partnerParams  `json:"partner_params"`
 	ModelParameters  map[string]any `json:"model_parameters"`
 	CallbackURL      string         `json:"callback_url,omitempty"`
+	Retry            bool           `json:"retry,omitempty"`
 }
 
 // partnerParams identify a job in the partner's terms.
@@ -88,6 +92,7 @@ func (c *Client) PrepareUpload(ctx context.Context, p Prepare) (*Upload, error) 
 		PartnerParams:   partnerParams{UserID: p.UserID, JobID: p.JobID, JobType: AuthJobType},
 		ModelParameters: map[string]any{},
 		CallbackURL:     p.CallbackURL,
+		Retry:           p.Retry,
 	}
 	resp, data, err := c.postJSON(ctx, "/v1/upload", body)
 	if err != nil {
