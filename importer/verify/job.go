@@ -1,0 +1,305 @@
+package verify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"bulkenroll/importer"
+	"bulkenroll/importer/smileid"
+	"bulkenroll/manifest"
+	"bulkenroll/store"
+)
+
+// A job goes through its steps, each recorded before the next request:
+// selected (job ID recorded) → prepared (upload URL recorded) → uploaded
+// (the zip PUT) → done (an outcome). A stop leaves it at its step, and the
+// next verify takes it on from there.
+
+// errStopped: the run stopped while a request waited its turn.
+var errStopped = errors.New("the run stopped")
+
+// do brings one job as far as it goes.
+func (r *runner) do(t task) {
+	j := t.job
+	var selfie smileid.Image
+	var frames []smileid.Image
+	loaded := false
+	load := func() error {
+		if loaded {
+			return nil
+		}
+		if t.cand == nil {
+			return &manifest.RowError{Field: manifest.ColUserID, Reason: "the manifest no longer lists this user; its job cannot be uploaded"}
+		}
+		var err error
+		if selfie, frames, err = r.photos.images(r.ctx, *t.cand); err != nil {
+			return err
+		}
+		loaded = true
+		return nil
+	}
+	for {
+		if r.ctx.Err() != nil {
+			r.left.Add(1)
+			return
+		}
+		switch j.Step {
+		case store.JobSelected:
+			if err := load(); err != nil {
+				r.unreadable(&j, err)
+				return
+			}
+			if !r.prepare(&j, false) {
+				return
+			}
+		case store.JobPrepared:
+			if err := load(); err != nil {
+				r.unreadable(&j, err)
+				return
+			}
+			if !r.upload(&j, selfie, frames) {
+				return
+			}
+		case store.JobUploaded:
+			r.poll(&j)
+			return
+		default:
+			return
+		}
+	}
+}
+
+// prepare sends the prepare request and records its answer; it reports
+// whether the job goes on. A 2215 for the job's ID (this store's alone)
+// means an earlier request prepared it: it is prepared again with the
+// retry flag for a new upload URL, or else polled.
+func (r *runner) prepare(j *store.VerifyJob, retry bool) bool {
+	var up *smileid.Upload
+	err := r.call(func(ctx context.Context) error {
+		var err error
+		up, err = r.cl.PrepareUpload(ctx, smileid.Prepare{UserID: j.UserID, JobID: j.JobID, CallbackURL: r.opts.CallbackURL, Retry: retry})
+		return err
+	})
+	if err == nil {
+		j.Step, j.UploadURL, j.SmileJobID, j.Server = store.JobPrepared, up.UploadURL, up.SmileJobID, up.Raw
+		j.Outcome, j.Reason = "", ""
+		return r.save(j)
+	}
+	class := smileid.ClassifyUpload(err)
+	if class == smileid.JobExists {
+		if !retry {
+			return r.prepare(j, true)
+		}
+		// Prepared before, and no new upload URL: poll what Smile ID has.
+		j.Step, j.Reason = store.JobUploaded, "prepared before (2215): polled"
+		return r.save(j)
+	}
+	r.failed(j, err, class)
+	return false
+}
+
+// upload builds the zip and PUTs it, then records that it is uploaded.
+func (r *runner) upload(j *store.VerifyJob, selfie smileid.Image, frames []smileid.Image) bool {
+	zip, err := r.cl.BuildAuthZip(smileid.AuthZip{UserID: j.UserID, JobID: j.JobID, CallbackURL: r.opts.CallbackURL,
+		Selfie: selfie, Liveness: frames, Server: j.Server})
+	if err != nil {
+		r.finish(j, smileid.AuthError, nil, err.Error())
+		return false
+	}
+	err = r.call(func(ctx context.Context) error { return r.cl.Upload(ctx, j.UploadURL, zip) })
+	if err != nil {
+		r.failed(j, err, smileid.Classify(err))
+		return false
+	}
+	j.Step = store.JobUploaded
+	return r.save(j)
+}
+
+// poll asks for the job's status, 2 s then 4 s apart, until it is complete
+// or PollTimeout passes (the job is then pending review, polled again by
+// the next verify).
+func (r *runner) poll(j *store.VerifyJob) {
+	deadline := r.opts.Now().Add(r.opts.PollTimeout)
+	for n := 0; ; n++ {
+		if d := r.opts.PollDelay(n); d > 0 && sleep(r.ctx, d) != nil {
+			r.left.Add(1)
+			return
+		}
+		var js *smileid.JobStatus
+		err := r.call(func(ctx context.Context) error {
+			var err error
+			js, err = r.cl.JobStatus(ctx, j.UserID, j.JobID)
+			return err
+		})
+		late := !r.opts.Now().Before(deadline)
+		if err != nil {
+			class := smileid.ClassifyJobStatus(err)
+			if class == smileid.Transient && r.ctx.Err() == nil && !late {
+				continue // an answer may come yet
+			}
+			r.failed(j, err, class)
+			return
+		}
+		if js.JobComplete {
+			outcome, why := smileid.DecideAuth(js)
+			r.finish(j, outcome, js.Result, why)
+			return
+		}
+		if late {
+			r.finish(j, smileid.PendingReview, js.Result, fmt.Sprintf("not complete after --poll-timeout %s (%s): polled again by the next verify", r.opts.PollTimeout, nonEmpty(js.ResultMessage, "no result yet")))
+			return
+		}
+	}
+}
+
+// call sends one request through the gate, trying a transient failure
+// again up to Retries times after a backoff (a 429 after its Retry-After).
+func (r *runner) call(fn func(ctx context.Context) error) error {
+	for try := 0; ; try++ {
+		if r.opts.Gate != nil {
+			if err := r.opts.Gate.Wait(r.ctx); err != nil {
+				return errStopped
+			}
+		} else if r.ctx.Err() != nil {
+			return errStopped
+		}
+		err := fn(r.reqCtx)
+		r.countRequest(err)
+		if err == nil || smileid.Classify(err) != smileid.Transient || try >= r.opts.Retries {
+			return err
+		}
+		wait := backoff(try, r.opts.BackoffBase, r.opts.BackoffMax)
+		var ae *smileid.APIError
+		if errors.As(err, &ae) && ae.RetryAfter > 0 {
+			wait = ae.RetryAfter
+		}
+		if sleep(r.ctx, wait) != nil {
+			return err
+		}
+	}
+}
+
+// failed ends a step that failed with err of class: an account-level
+// refusal or a foreign answer stops the run (the job keeps its step); 2210
+// and 2216 mean the user cannot authenticate; another refusal is the job's
+// error; a transient failure whose retries are used up is an error too,
+// and the job keeps its step for the next verify to continue.
+func (r *runner) failed(j *store.VerifyJob, err error, class smileid.Class) {
+	var ae *smileid.APIError
+	errors.As(err, &ae)
+	switch {
+	case errors.Is(err, errStopped), r.ctx.Err() != nil && class == smileid.Transient:
+		r.left.Add(1)
+	case class == smileid.Account:
+		r.cancel(&importer.AccountError{API: ae})
+		r.left.Add(1)
+	case class == smileid.Foreign:
+		r.cancel(&smileid.ForeignAnswerError{API: ae})
+		r.left.Add(1)
+	case class == smileid.CannotAuthenticate:
+		j.ResultCode, j.ResultText = ae.Code, ae.Text
+		r.finish(j, smileid.NotAuthenticated, nil, fmt.Sprintf("%s: %v", smileid.AuthCodeText(ae.Code), err))
+	case class == smileid.Transient:
+		j.Outcome, j.Reason, j.UpdatedAt = string(smileid.AuthError), fmt.Sprintf("failed after %d attempts: %v (the next verify continues this job)", r.opts.Retries+1, err), r.opts.Now().UTC()
+		if ae != nil {
+			j.ResultCode, j.ResultText = ae.Code, ae.Text
+		}
+		if r.save(j) {
+			r.count(j)
+		}
+	default:
+		if ae != nil {
+			j.ResultCode, j.ResultText = ae.Code, ae.Text
+		}
+		r.finish(j, smileid.AuthError, nil, err.Error())
+	}
+}
+
+// unreadable ends a job whose images cannot be read before its request:
+// an error, with no request sent (a read that may pass keeps its step).
+func (r *runner) unreadable(j *store.VerifyJob, err error) {
+	var re *manifest.RowError
+	if errors.As(err, &re) {
+		r.finish(j, smileid.AuthError, nil, err.Error())
+		return
+	}
+	j.Outcome, j.Reason, j.UpdatedAt = string(smileid.AuthError), "reading the images failed (the next verify tries again): "+err.Error(), r.opts.Now().UTC()
+	if r.save(j) {
+		r.count(j)
+	}
+}
+
+// finish records the job's outcome and counts it.
+func (r *runner) finish(j *store.VerifyJob, outcome smileid.AuthOutcome, res *smileid.JobResult, why string) {
+	j.Step, j.Outcome, j.Reason, j.UpdatedAt = store.JobDone, string(outcome), why, r.opts.Now().UTC()
+	if res != nil {
+		j.ResultCode, j.ResultText = res.ResultCode, res.ResultText
+		j.Compare, j.Confidence = res.Actions[smileid.CompareAction], string(res.ConfidenceValue)
+		if res.SmileJobID != "" {
+			j.SmileJobID = res.SmileJobID
+		}
+	}
+	if r.save(j) {
+		r.count(j)
+	}
+}
+
+// count counts a job that reached its outcome and tells the observer.
+func (r *runner) count(j *store.VerifyJob) {
+	r.mu.Lock()
+	switch smileid.AuthOutcome(j.Outcome) {
+	case smileid.Authenticated:
+		r.auth++
+	case smileid.NotAuthenticated:
+		r.notAuth++
+	case smileid.PendingReview:
+		r.pending++
+	default:
+		r.bad++
+	}
+	r.mu.Unlock()
+	if r.opts.Observer != nil {
+		r.opts.Observer.Job(*j)
+	}
+}
+
+// save records the job durably; a store that cannot stops the run.
+func (r *runner) save(j *store.VerifyJob) bool {
+	if j.UpdatedAt.IsZero() || j.Outcome == "" {
+		j.UpdatedAt = r.opts.Now().UTC()
+	}
+	if err := r.st.PutVerifyJob(*j); err != nil {
+		r.cancel(err)
+		r.left.Add(1)
+		return false
+	}
+	return true
+}
+
+// backoff is the wait before retry number try: base doubled each time, up
+// to most.
+func backoff(try int, base, most time.Duration) time.Duration {
+	d := base << min(try, 16)
+	return min(d, most)
+}
+
+// sleep waits d, or until ctx ends (its error then).
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func nonEmpty(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
