@@ -1,4 +1,4 @@
-package importer
+package ratelimit
 
 import (
 	"fmt"
@@ -49,7 +49,7 @@ func TestGateGrid(t *testing.T) {
 					}
 					sp := simSpec{
 						quota: constQuota(quota), p429: noise / 2, p5xx: noise / 2,
-						cfg:      gateConfig{Auto: true, Max: maxRate, Workers: maxWorkers, AutoWindow: true},
+						cfg:      Config{Auto: true, Max: maxRate, Workers: maxWorkers, AutoWindow: true},
 						rtt:      uniform(a.lo, a.hi),
 						duration: 150 * time.Second, from: 30 * time.Second, seed: uint64(quota*1000 + noise*100),
 					}
@@ -127,7 +127,7 @@ func TestGateQuotaHalves(t *testing.T) {
 			}
 			return 25
 		}
-		r := simulate(t, simSpec{quota: quota, cfg: gateConfig{Auto: true, Max: 100, Workers: 256, AutoWindow: true},
+		r := simulate(t, simSpec{quota: quota, cfg: Config{Auto: true, Max: 100, Workers: 256, AutoWindow: true},
 			rtt: uniform(a.lo, a.hi), duration: 120 * time.Second, from: 90 * time.Second, seed: 3})
 		share := r.enrolledRate() / 25
 		t.Logf("answers %v-%v: %.3f of the new quota from 30s after the fall; learned %.1f", a.lo, a.hi, share, r.learned)
@@ -141,7 +141,7 @@ func TestGateQuotaHalves(t *testing.T) {
 // without a quota, the second seeded with what the first saved: neither
 // the rate nor the saved quota ratchets down.
 func TestGateNoRatchet(t *testing.T) {
-	sp := simSpec{p429: 0.05, p5xx: 0.05, cfg: gateConfig{Auto: true, Workers: 256, AutoWindow: true},
+	sp := simSpec{p429: 0.05, p5xx: 0.05, cfg: Config{Auto: true, Workers: 256, AutoWindow: true},
 		rtt: uniform(40*time.Millisecond, 60*time.Millisecond), duration: 120 * time.Second, from: 20 * time.Second, seed: 5}
 	first := simulate(t, sp)
 	sp.cfg.Learned = first.sustained
@@ -158,7 +158,7 @@ func TestGateNoRatchet(t *testing.T) {
 		t.Errorf("the saved quota fell from %.1f to %.1f", first.sustained, second.sustained)
 	}
 	// With a quota and noise, the saved quota stays near the quota.
-	sp = simSpec{quota: constQuota(30), p429: 0.05, p5xx: 0.05, cfg: gateConfig{Auto: true, Workers: 256, AutoWindow: true},
+	sp = simSpec{quota: constQuota(30), p429: 0.05, p5xx: 0.05, cfg: Config{Auto: true, Workers: 256, AutoWindow: true},
 		rtt: uniform(time.Second, 3*time.Second), duration: 150 * time.Second, from: 30 * time.Second, seed: 7}
 	for run := 1; run <= 3; run++ {
 		r := simulate(t, sp)
@@ -179,7 +179,7 @@ func TestGateNoRatchet(t *testing.T) {
 // TestGateOutageSim: a 60s outage fails no row, probes at most once a
 // second while down, and the run goes on at full rate after it.
 func TestGateOutageSim(t *testing.T) {
-	r := simulate(t, simSpec{cfg: gateConfig{Auto: true, Workers: 256, AutoWindow: true, OutageLimit: 15 * time.Minute},
+	r := simulate(t, simSpec{cfg: Config{Auto: true, Workers: 256, AutoWindow: true, OutageLimit: 15 * time.Minute},
 		rtt: uniform(40*time.Millisecond, 60*time.Millisecond), down: 20 * time.Second, up: 80 * time.Second,
 		duration: 120 * time.Second, from: 90 * time.Second, seed: 9})
 	t.Logf("failed %d, sent while the breaker was open %d, after: %.3f of 50/s", r.failed, r.probesDown, r.enrolledRate()/50)
