@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"bulkenroll/importer"
+	"bulkenroll/importer/ratelimit"
 	"bulkenroll/importer/smileid"
 	"bulkenroll/manifest"
 	"bulkenroll/store"
@@ -123,7 +124,7 @@ func (r *runner) upload(j *store.VerifyJob, selfie smileid.Image, frames []smile
 func (r *runner) poll(j *store.VerifyJob) {
 	deadline := r.opts.Now().Add(r.opts.PollTimeout)
 	for n := 0; ; n++ {
-		if d := r.opts.PollDelay(n); d > 0 && sleep(r.ctx, d) != nil {
+		if d := r.opts.PollDelay(n); d > 0 && ratelimit.Sleep(r.ctx, d) != nil {
 			r.left.Add(1)
 			return
 		}
@@ -155,27 +156,46 @@ func (r *runner) poll(j *store.VerifyJob) {
 }
 
 // call sends one request through the gate, trying a transient failure
-// again up to Retries times after a backoff (a 429 after its Retry-After).
+// again up to Retries times after a backoff (a 429 after its Retry-After;
+// failures while the gate's breaker is open use up no retry).
 func (r *runner) call(fn func(ctx context.Context) error) error {
-	for try := 0; ; try++ {
-		if r.opts.Gate != nil {
-			if err := r.opts.Gate.Wait(r.ctx); err != nil {
-				return errStopped
-			}
-		} else if r.ctx.Err() != nil {
+	g := r.opts.Gate
+	for try := 0; ; {
+		sl, err := g.Acquire(r.ctx)
+		if err != nil {
 			return errStopped
 		}
-		err := fn(r.reqCtx)
+		if sl, err = g.Send(r.ctx, sl); err != nil {
+			g.Release(sl)
+			var oe *ratelimit.OutageError
+			if errors.As(err, &oe) {
+				r.cancel(oe)
+			}
+			return errStopped
+		}
+		err = fn(r.reqCtx)
 		r.countRequest(err)
+		var ae *smileid.APIError
+		errors.As(err, &ae)
+		retryAfter := time.Duration(0)
+		if ae != nil && ae.Status == 429 {
+			retryAfter = ae.RetryAfter
+		}
+		v := g.Done(sl, importer.GateOutcome(err), retryAfter)
 		if err == nil || smileid.Classify(err) != smileid.Transient || try >= r.opts.Retries {
 			return err
 		}
-		wait := backoff(try, r.opts.BackoffBase, r.opts.BackoffMax)
-		var ae *smileid.APIError
-		if errors.As(err, &ae) && ae.RetryAfter > 0 {
-			wait = ae.RetryAfter
+		wait := time.Duration(0)
+		switch {
+		case v.Episode, v.Outage:
+			// The gate holds the pool for the pause or the outage.
+		case retryAfter > 0:
+			wait = retryAfter
+		default:
+			wait = ratelimit.Backoff(try, r.opts.BackoffBase, r.opts.BackoffMax, 0)
+			try++
 		}
-		if sleep(r.ctx, wait) != nil {
+		if wait > 0 && ratelimit.Sleep(r.ctx, wait) != nil {
 			return err
 		}
 	}
@@ -276,25 +296,6 @@ func (r *runner) save(j *store.VerifyJob) bool {
 		return false
 	}
 	return true
-}
-
-// backoff is the wait before retry number try: base doubled each time, up
-// to most.
-func backoff(try int, base, most time.Duration) time.Duration {
-	d := base << min(try, 16)
-	return min(d, most)
-}
-
-// sleep waits d, or until ctx ends (its error then).
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 func nonEmpty(s, def string) string {

@@ -15,6 +15,7 @@ import (
 
 	"bulkenroll/importer"
 	"bulkenroll/importer/photosource"
+	"bulkenroll/importer/ratelimit"
 	"bulkenroll/importer/smileid"
 	"bulkenroll/manifest"
 	"bulkenroll/store"
@@ -29,12 +30,6 @@ type Client interface {
 	JobStatus(ctx context.Context, userID, jobID string) (*smileid.JobStatus, error)
 }
 
-// Gate admits requests: the rate limit over all workers.
-type Gate interface {
-	// Wait blocks until a request may go, or ctx ends.
-	Wait(ctx context.Context) error
-}
-
 // Options tune a verify run.
 type Options struct {
 	// Selection picks the users of a new run.
@@ -44,8 +39,9 @@ type Options struct {
 	Refresh bool
 	// Workers is the number of users checked at once; default 4.
 	Workers int
-	// Gate admits each request; nil admits all.
-	Gate Gate
+	// Gate admits each request (the same rate and concurrency control as
+	// an import's); default a gate of Workers slots with no rate limit.
+	Gate *ratelimit.Gate
 	// Retries is how many times a transient failure is tried again.
 	Retries int
 	// BackoffBase and BackoffMax shape retry waits; defaults 500ms and 30s.
@@ -315,6 +311,9 @@ func withDefaults(o Options) Options {
 	}
 	if o.PhotoOpener == nil {
 		o.PhotoOpener = photosource.New(photosource.Options{MaxBytes: max(o.MaxPhotoBytes, maxFixInput)})
+	}
+	if o.Gate == nil {
+		o.Gate = ratelimit.New(ratelimit.Config{Workers: o.Workers})
 	}
 	if o.Grace <= 0 {
 		o.Grace = 15 * time.Second
