@@ -1,7 +1,8 @@
 #!/bin/sh
 # make demo: start the sandbox on a free loopback port with demo credentials,
 # import samples/manifest.csv, import it again (every row skipped), show the
-# store's status, stop the sandbox.
+# store's status, verify that a sample of 3 enrolled users authenticates
+# (SmartSelfie Authentication) and list the results, stop the sandbox.
 set -eu
 bin=${1:-bin/bulkenroll}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -45,3 +46,9 @@ echo "== the same again: every row is skipped, nothing is sent"
 echo
 echo "== bulkenroll status"
 "$bin" status
+echo
+echo "== bulkenroll verify --sample 3: do enrolled users authenticate? (SmartSelfie Authentication)"
+"$bin" verify --manifest "$here/manifest.csv" --sample 3 --seed 1
+echo
+echo "== bulkenroll report --verify"
+"$bin" report --verify
