@@ -234,21 +234,9 @@ func Run(ctx context.Context, rd *manifest.Reader, st *store.Store, sub Submitte
 	r.photos = photosource.New(photosource.Options{MaxBytes: limit, HTTPClient: opts.PhotoHTTPClient})
 	defer r.photos.Close()
 
-	r.ctx, r.cancel = context.WithCancelCause(ctx)
-	defer r.cancel(nil)
-	reqCtx, cancelReq := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelReq()
-	r.reqCtx = reqCtx
-	stopGrace := context.AfterFunc(r.ctx, func() {
-		grace := opts.Grace
-		if ctx.Err() == nil {
-			grace = opts.StopGrace // stopped by the API, not interrupted
-		}
-		t := time.AfterFunc(grace, cancelReq)
-		<-reqCtx.Done()
-		t.Stop()
-	})
-	defer stopGrace()
+	var release func()
+	r.ctx, r.cancel, r.reqCtx, release = WithGrace(ctx, opts.Grace, opts.StopGrace)
+	defer release()
 
 	if opts.Count != nil {
 		go func() {

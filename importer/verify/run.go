@@ -329,21 +329,9 @@ func withDefaults(o Options) Options {
 
 // work runs the tasks on the pool until they are done or the run stops.
 func (r *runner) work(ctx context.Context, tasks []task) error {
-	r.ctx, r.cancel = context.WithCancelCause(ctx)
-	defer r.cancel(nil)
-	reqCtx, cancelReq := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelReq()
-	r.reqCtx = reqCtx
-	stopGrace := context.AfterFunc(r.ctx, func() {
-		grace := r.opts.Grace
-		if ctx.Err() == nil {
-			grace = 2 * time.Second // stopped by the API, not interrupted
-		}
-		t := time.AfterFunc(grace, cancelReq)
-		<-reqCtx.Done()
-		t.Stop()
-	})
-	defer stopGrace()
+	var release func()
+	r.ctx, r.cancel, r.reqCtx, release = importer.WithGrace(ctx, r.opts.Grace, 2*time.Second)
+	defer release()
 
 	ch := make(chan task)
 	var g errgroup.Group
