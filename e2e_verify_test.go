@@ -270,4 +270,19 @@ func TestE2EVerifyNotEnrolled(t *testing.T) {
 			t.Errorf("user %s, not enrolled, was submitted", j.UserID)
 		}
 	}
+
+	// --log-format json: every line on standard error is one JSON object.
+	r = c.Run("verify", "--manifest", m, "--users", users, "--log-format", "json")
+	e2eWantCode(t, r, 0)
+	msgs := map[string]int{}
+	for _, line := range strings.Split(strings.TrimSpace(r.Stderr), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("stderr line %q is not JSON: %v", line, err)
+		}
+		msgs[rec["msg"].(string)]++
+	}
+	if msgs["summary"] != 1 || msgs["user"] != 2 || msgs["skipped"] != 2 {
+		t.Errorf("JSON log records %v, want a summary, 2 users, 2 skipped", msgs)
+	}
 }
