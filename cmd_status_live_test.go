@@ -43,7 +43,7 @@ func opsStore(t *testing.T, ended bool) (string, store.Run) {
 		{UserID: "u1", State: store.Enrolled, Run: r1.ID, SmileJobID: "111", ResultCode: "0840", UpdatedAt: now},
 		{UserID: "u2", State: store.Rejected, Run: r1.ID, ResultCode: "2213", Error: "bad", UpdatedAt: now},
 	}
-	if err := st.PutDurable([]string{"u1", "u2"}, recs); err != nil {
+	if err := <-st.PutBatch([]string{"u1", "u2"}, recs); err != nil {
 		t.Fatal(err)
 	}
 	r1.Outcome, r1.Ended = "finished", now.Add(-50*time.Minute)
@@ -58,7 +58,7 @@ func opsStore(t *testing.T, ended bool) (string, store.Run) {
 		{UserID: "u3", State: store.Failed, Run: r2.ID, Error: "time-out", UpdatedAt: now},
 		{UserID: "u4", State: store.Enrolled, Run: r2.ID, SmileJobID: "444", JobID: "job-444", ResultCode: "0840", UpdatedAt: now},
 	}
-	if err := st.PutDurable([]string{"u3", "u4"}, recs); err != nil {
+	if err := <-st.PutBatch([]string{"u3", "u4"}, recs); err != nil {
 		t.Fatal(err)
 	}
 	if ended {

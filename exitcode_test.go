@@ -30,6 +30,7 @@ func TestExitCode(t *testing.T) {
 		{"config", fmt.Errorf("%w: partner ID missing", smileid.ErrConfig), 2},
 		{"store locked", fmt.Errorf("store x: %w", store.ErrLocked), 2},
 		{"store mismatch", fmt.Errorf("store x: %w", store.ErrMismatch), 2},
+		{"store of another product", &store.ProductMismatchError{Path: "x", Have: store.Compare, Want: store.Backfill}, 2},
 		{"account refused", &importer.AccountError{API: &smileid.APIError{Status: 401, Code: "2205", Text: "Unauthorized"}}, 2},
 		{"header", &manifest.HeaderError{Reason: "missing required column \"photo\""}, 2},
 		{"outage past --outage-limit", fmt.Errorf("run: %w", &importer.OutageError{Limit: 15 * time.Minute}), 1},
