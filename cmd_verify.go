@@ -227,6 +227,19 @@ func openVerifyStore(path string, dry bool, cfg smileid.Config) (*store.Store, e
 		st.Close()
 		return nil, err
 	}
+	// Only backfill enrolls users in Smile ID: a compare store's matches
+	// are not enrollments to authenticate against.
+	if p, err := st.Product(); err != nil || p != store.Backfill {
+		st.Close()
+		switch {
+		case err != nil:
+		case p == "":
+			err = fmt.Errorf("store %s: no import has used it yet: verify checks the users an import enrolled", path)
+		default:
+			err = fmt.Errorf("store %s holds %s results, not enrollments: verify checks the users a backfill import enrolled", path, p)
+		}
+		return nil, err
+	}
 	return st, nil
 }
 

@@ -21,6 +21,22 @@ var (
 	bucketVerifyJobs = []byte("verify_jobs")
 )
 
+// The verify buckets join the registry (buckets.go): optional, since
+// stores made before verify lack them, and checked value by value.
+func init() {
+	buckets = append(buckets,
+		bucketSpec{name: bucketVerifyRuns, check: checkJSON},
+		bucketSpec{name: bucketVerifyJobs, check: checkJSON})
+}
+
+// checkJSON verifies that a verify bucket's value is the JSON it was written as.
+func checkJSON(key, value []byte) error {
+	if !json.Valid(value) {
+		return &DamagedError{Key: string(key), Reason: "a verification record is not valid JSON"}
+	}
+	return nil
+}
+
 // VerifyRun is one verify run's history entry.
 type VerifyRun struct {
 	// ID numbers verify runs from 1.
