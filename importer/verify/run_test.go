@@ -32,6 +32,11 @@ type fakeAPI struct {
 	account string
 	// onUpload runs after each upload (a test interrupts the run there).
 	onUpload func()
+	// loseAnswers: that many first prepare answers are lost after the job
+	// was made (a time-out).
+	loseAnswers int
+	// zips are the zips built, by job_id.
+	zips map[string]smileid.AuthZip
 }
 
 func newFake() *fakeAPI {
@@ -53,6 +58,10 @@ func (f *fakeAPI) PrepareUpload(_ context.Context, p smileid.Prepare) (*smileid.
 	}
 	f.prepares[p.JobID]++
 	f.users[p.JobID] = p.UserID
+	if f.loseAnswers > 0 {
+		f.loseAnswers--
+		return nil, &smileid.TransportError{Err: context.DeadlineExceeded}
+	}
 	raw := fmt.Sprintf(`{"upload_url":"mem://%s","smile_job_id":"%010d","code":"2202"}`, p.JobID, len(f.users))
 	return &smileid.Upload{UploadURL: "mem://" + p.JobID, SmileJobID: fmt.Sprintf("%010d", len(f.users)), Code: "2202", Raw: json.RawMessage(raw)}, nil
 }
@@ -61,6 +70,12 @@ func (f *fakeAPI) BuildAuthZip(z smileid.AuthZip) ([]byte, error) {
 	if len(z.Selfie.Data) == 0 {
 		return nil, fmt.Errorf("no selfie")
 	}
+	f.mu.Lock()
+	if f.zips == nil {
+		f.zips = map[string]smileid.AuthZip{}
+	}
+	f.zips[z.JobID] = z
+	f.mu.Unlock()
 	return []byte("zip:" + z.JobID), nil
 }
 
@@ -329,4 +344,92 @@ func TestDryRunSendsNothing(t *testing.T) {
 	if _, found, _ := st.LastVerifyRun(); found {
 		t.Error("a dry run recorded a verify run")
 	}
+}
+
+// TestLostPrepareAnswer: a prepare whose answer was lost (the job was
+// made) is tried again, gets 2215 for its own job ID, and is prepared again
+// with the retry flag: one job, one upload.
+func TestLostPrepareAnswer(t *testing.T) {
+	path, st := fixture(t, 1, 1)
+	api := newFake()
+	api.loseAnswers = 1
+	sum, err := runVerify(t, context.Background(), path, st, api, Options{Selection: Selection{All: true}, Retries: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Authenticated != 1 || len(api.prepares) != 1 {
+		t.Fatalf("summary %+v, jobs %v", sum, api.prepares)
+	}
+	for job, n := range api.prepares {
+		if n != 2 || api.uploads[job] != 1 {
+			t.Errorf("job %s: %d prepares (one lost, one with the retry flag), %d uploads", job, n, api.uploads[job])
+		}
+	}
+}
+
+// TestSelfieAndLiveness: the selfie column wins over the photo, liveness
+// frames are read, and more than 8 frames is an error with nothing sent.
+func TestSelfieAndLiveness(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, data []byte) {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("p.jpg", testkit.Photo(t, "jpeg", 1))
+	selfie := testkit.Photo(t, "png", 2)
+	write("s.png", selfie)
+	write("f.jpg", testkit.Photo(t, "jpeg", 3))
+	nine := strings.Repeat("f.jpg;", 9)
+	m := "user_id,user_created_at,photo,selfie,liveness\n" +
+		"a,2024-01-01,p.jpg,s.png,f.jpg; f.jpg\n" +
+		"b,2024-01-01,p.jpg,,\n" +
+		"c,2024-01-01,p.jpg,s.png," + nine + "\n" +
+		"d,2024-01-01,p.jpg,missing.jpg,\n"
+	write("m.csv", []byte(m))
+	st, err := store.Open(filepath.Join(dir, "s.db"), store.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for _, u := range []string{"a", "b", "c", "d"} {
+		var rec store.Record
+		rec.UserID = u
+		rec.Enroll("0840", "Enroll User", "", "", "", time.Now())
+		st.Put(u, rec)
+	}
+	api := newFake()
+	sum, err := runVerify(t, context.Background(), filepath.Join(dir, "m.csv"), st, api, Options{Selection: Selection{All: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Authenticated != 2 || sum.Errors != 2 || !sum.UsedPhoto {
+		t.Fatalf("summary %+v", sum)
+	}
+	byUser := map[string]smileid.AuthZip{}
+	for _, z := range api.zips {
+		byUser[z.UserID] = z
+	}
+	if z := byUser["a"]; string(z.Selfie.Data) != string(selfie) || len(z.Liveness) != 2 {
+		t.Errorf("user a: selfie %d bytes, %d frames", len(z.Selfie.Data), len(z.Liveness))
+	}
+	if z := byUser["b"]; len(z.Selfie.Data) == 0 || len(z.Liveness) != 0 {
+		t.Errorf("user b: %+v", z)
+	}
+	if len(api.users) != 2 {
+		t.Errorf("%d users submitted, want 2 (c and d refused before sending)", len(api.users))
+	}
+	_ = st.EachVerifyJob(0, func(j store.VerifyJob) error {
+		switch j.UserID {
+		case "c":
+			if !strings.Contains(j.Reason, "liveness: 9 frames") {
+				t.Errorf("c: %q", j.Reason)
+			}
+		case "d":
+			if !strings.Contains(j.Reason, "selfie") || j.Outcome != "error" {
+				t.Errorf("d: %+v", j)
+			}
+		}
+		return nil
+	})
 }
