@@ -52,6 +52,8 @@ type verifyOptions struct {
 	JSON        bool
 	NoProgress  bool
 	LogFormat   string
+	// MetricsFile receives Prometheus metrics during the run.
+	MetricsFile string
 	// ReportEvery is the time between progress lines (tests shorten it).
 	ReportEvery time.Duration
 	// PollDelay replaces the 2 s / 4 s polling schedule (tests only).
@@ -85,6 +87,7 @@ func verifyCommand(io streams) *cli.Command {
 			&cli.BoolFlag{Name: "json", Usage: "print the summary as JSON on standard output"},
 			&cli.BoolFlag{Name: "no-progress", Usage: "no progress lines"},
 			&cli.StringFlag{Name: "log-format", EnvVars: []string{"BULKENROLL_LOG_FORMAT"}, Value: "text", Usage: "text, or json: one JSON object per line on standard error"},
+			&cli.StringFlag{Name: "metrics-file", Usage: "write Prometheus metrics to `FILE` during the verify (textfile collector)"},
 		),
 		Action: func(c *cli.Context) error {
 			rate, auto, err := parseRate(c.String("rate"))
@@ -111,6 +114,7 @@ func verifyCommand(io streams) *cli.Command {
 				Retries: c.Int("retries"), Timeout: c.Duration("timeout"), PollTimeout: c.Duration("poll-timeout"),
 				CallbackURL: c.String("callback-url"), FixPhotos: c.Bool("fix-photos"), MaxPhoto: c.Int64("max-photo-bytes"),
 				DryRun: c.Bool("dry-run"), JSON: c.Bool("json"), NoProgress: c.Bool("no-progress"), LogFormat: c.String("log-format"),
+				MetricsFile: c.String("metrics-file"),
 			})
 		},
 	}
@@ -135,6 +139,11 @@ func runVerify(ctx context.Context, o verifyOptions) (err error) {
 		return usagef("--max-rate %g: want a positive rate", o.MaxRate)
 	case o.LogFormat != "" && o.LogFormat != "text" && o.LogFormat != "json":
 		return usagef("--log-format %q: want text or json", o.LogFormat)
+	}
+	if o.MetricsFile != "" {
+		if err := checkOutputFile("--metrics-file", o.MetricsFile, false); err != nil {
+			return err
+		}
 	}
 	if o.UsersFile != "" {
 		f, err := os.Open(o.UsersFile)
@@ -187,12 +196,23 @@ func runVerify(ctx context.Context, o verifyOptions) (err error) {
 		MaxPhotoBytes: o.MaxPhoto, DryRun: o.DryRun,
 		Gate: ratelimit.New(ratelimit.Config{Fixed: o.Rate, Auto: o.RateAuto && o.Rate <= 0, Max: o.MaxRate, Workers: o.Workers})}
 	var logger *slog.Logger
+	var obs verify.Observers
 	if jsonLog {
 		logger = slog.New(slog.NewJSONHandler(o.Err, nil))
-		opts.Observer = verify.NewLogObserver(logger, every)
+		obs = append(obs, verify.NewLogObserver(logger, every))
 	} else {
-		opts.Observer = verify.NewTextObserver(o.Err, every)
+		obs = append(obs, verify.NewTextObserver(o.Err, every))
 	}
+	if o.MetricsFile != "" && !o.DryRun {
+		mf := verify.NewMetricsFile(o.MetricsFile, 0)
+		obs = append(obs, mf)
+		defer func() {
+			if merr := mf.Err(); merr != nil {
+				fmt.Fprintf(o.Err, "bulkenroll: %v\n", merr)
+			}
+		}()
+	}
+	opts.Observer = obs
 	importing.Store(true)
 	defer importing.Store(false)
 	sum, runErr := verify.Run(ctx, rd, st, client, opts)

@@ -5,6 +5,7 @@ package main
 import (
 	"encoding/csv"
 	"encoding/json"
+	"os"
 	"slices"
 	"strings"
 	"syscall"
@@ -148,10 +149,21 @@ func TestE2EVerifyRejected(t *testing.T) {
 	sb := e2eStartSandbox(t, "--auth-delay", "0", "--auth-reject-users", "vrej-0002,vrej-0005")
 	c, m, _ := e2eEnrolled(t, sb, "vrej", 6)
 
-	r := c.Run("verify", "--manifest", m, "--all", "--json", "--no-progress")
+	metrics := c.Dir + "/verify.prom"
+	r := c.Run("verify", "--manifest", m, "--all", "--json", "--no-progress", "--metrics-file", metrics)
 	e2eWantCode(t, r, 1)
 	if s := e2eVerifyJSON(t, r); s.Checked != 6 || s.Authenticated != 4 || s.NotAuthenticated != 2 {
 		t.Errorf("summary %+v", s)
+	}
+	prom, err := os.ReadFile(metrics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`bulkenroll_verify_users{outcome="authenticated"} 4`, `bulkenroll_verify_users{outcome="not_authenticated"} 2`,
+		`bulkenroll_verify_finished{outcome="finished"} 1`, `bulkenroll_verify_jobs_total 6`} {
+		if !strings.Contains(string(prom), want) {
+			t.Errorf("metrics file lacks %q:\n%s", want, prom)
+		}
 	}
 	if !strings.Contains(r.Stderr, "report --verify") {
 		t.Errorf("stderr does not point to report --verify:\n%s", r.Stderr)
