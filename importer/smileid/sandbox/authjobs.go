@@ -6,6 +6,7 @@ package sandbox
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -114,7 +115,9 @@ func newAuthLedger(rejectUsers []string) authLedger {
 	l := authLedger{jobs: make(map[string]*authJob), refs: make(map[string]*authJob),
 		rejectUsers: make(map[string]bool)}
 	for _, u := range rejectUsers {
-		l.rejectUsers[u] = true
+		if u = strings.TrimSpace(u); u != "" {
+			l.rejectUsers[u] = true
+		}
 	}
 	return l
 }

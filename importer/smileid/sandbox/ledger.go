@@ -4,6 +4,7 @@ package sandbox
 // (enrolled users, their photos), served on GET /sandbox/state.
 
 import (
+	"maps"
 	"slices"
 	"time"
 )
@@ -105,11 +106,7 @@ type PhotoInfo struct {
 func (s *Server) Enrolled() map[string]int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make(map[string]int, len(s.enrolled))
-	for k, v := range s.enrolled {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(s.enrolled)
 }
 
 // Photos returns a copy of the photo ledger: each enrolled user_id mapped to
@@ -117,11 +114,7 @@ func (s *Server) Enrolled() map[string]int {
 func (s *Server) Photos() map[string]PhotoInfo {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make(map[string]PhotoInfo, len(s.photos))
-	for k, v := range s.photos {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(s.photos)
 }
 
 // Stats returns a copy of the counters.

@@ -1,6 +1,10 @@
 // Package sandbox is a local emulator of Smile ID's job type 4 endpoint,
-// POST /v1/backfill_users, for rehearsing bulk imports offline and for testing
-// the client against a server that behaves like the real one.
+// POST /v1/backfill_users, and of SmartSelfie Authentication (job type 2:
+// POST /v1/upload, the PUT of a zip to the upload URL it hands out, POST
+// /v1/job_status), for rehearsing bulk imports and verifications offline
+// and for testing clients (ours, and the official SDKs) against a server
+// that behaves like the real one. It knows nothing of manifests, stores or
+// the importer: only the API's wire protocol.
 //
 // The emulator checks bodies and request signatures the way the API does,
 // answers with the documented success and error shapes, signs its successful
