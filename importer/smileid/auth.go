@@ -82,7 +82,8 @@ const zipName = "selfie.zip"
 
 // PrepareUpload creates an authentication job: POST {base}/v1/upload,
 // signed. It returns the upload URL and the job's Smile ID number, or an
-// *APIError (ClassifyUpload says what it means) or a *TransportError.
+// *APIError (see JobExists, CannotAuthenticate and Classify) or a
+// *TransportError.
 func (c *Client) PrepareUpload(ctx context.Context, p Prepare) (*Upload, error) {
 	ts := signature.Timestamp(c.now())
 	body := prepareBody{
@@ -117,9 +118,9 @@ func (c *Client) PrepareUpload(ctx context.Context, p Prepare) (*Upload, error) 
 	return &up, nil
 }
 
-// Image is one image of a job: its file name in the zip and its bytes
-// (JPEG or PNG, sent unchanged).
-type Image struct {
+// ZipImage is one image of an authentication job: its file name in the
+// zip and its bytes (JPEG or PNG, sent unchanged).
+type ZipImage struct {
 	FileName string
 	Data     []byte
 }
@@ -131,9 +132,9 @@ type AuthZip struct {
 	// CallbackURL is the prepare request's, if any.
 	CallbackURL string
 	// Selfie is the photo compared with the one on file.
-	Selfie Image
+	Selfie ZipImage
 	// Liveness are optional liveness frames (at most MaxLivenessFrames).
-	Liveness []Image
+	Liveness []ZipImage
 	// Server is the prepare-upload answer (its Raw bytes).
 	Server json.RawMessage
 }
@@ -198,11 +199,11 @@ func (c *Client) BuildAuthZip(z AuthZip) ([]byte, error) {
 		info.ServerInformation = json.RawMessage("{}")
 	}
 	used := map[string]bool{"info.json": true}
-	files := []Image{{FileName: uniqueName(used, z.Selfie.FileName, "selfie", 0), Data: z.Selfie.Data}}
+	files := []ZipImage{{FileName: uniqueName(used, z.Selfie.FileName, "selfie", 0), Data: z.Selfie.Data}}
 	info.Images = append(info.Images, infoImage{ImageTypeID: imageSelfieFile, FileName: files[0].FileName})
 	for i, f := range z.Liveness {
 		name := uniqueName(used, f.FileName, "liveness", i+1)
-		files = append(files, Image{FileName: name, Data: f.Data})
+		files = append(files, ZipImage{FileName: name, Data: f.Data})
 		info.Images = append(info.Images, infoImage{ImageTypeID: imageLivenessFile, FileName: name})
 	}
 	var buf bytes.Buffer
@@ -303,40 +304,22 @@ func (c *Client) postJSON(ctx context.Context, path string, body any) (*http.Res
 	return resp, data, nil
 }
 
-// Classes of the authentication endpoints' answers, beside Classify's.
-const (
-	// JobExists: 2215 on /v1/upload, the job_id was used before.
-	JobExists Class = 16 + iota
-	// CannotAuthenticate: 2210 (no enrolled user) or 2216 (no photo on
-	// file): the user cannot authenticate; a result, not a failure.
-	CannotAuthenticate
-)
-
-// ClassifyUpload says what a failure of PrepareUpload means: JobExists
-// for 2215, CannotAuthenticate for 2210 and 2216, Account for 2205, 2214 and
-// 2220, and otherwise what Classify says.
-func ClassifyUpload(err error) Class {
+// JobExists reports whether err is /v1/upload's 2215: the job_id was used
+// before. For a job_id the caller made its own, it means an earlier
+// request prepared the job (its answer was lost).
+func JobExists(err error) bool {
 	var ae *APIError
-	if errors.As(err, &ae) && ae.Reason == "" {
-		switch ae.Code {
-		case "2215":
-			return JobExists
-		case "2210", "2216":
-			return CannotAuthenticate
-		}
-	}
-	return Classify(err)
+	return errors.As(err, &ae) && ae.Reason == "" && ae.Code == "2215"
 }
 
-// ClassifyJobStatus says what a failure of JobStatus means: the same as
-// for PrepareUpload (an answer about the job, not the account, is
-// CannotAuthenticate for 2210 and 2216).
-func ClassifyJobStatus(err error) Class {
+// CannotAuthenticate reports whether err is 2210 (no enrolled user found)
+// or 2216 (the enrolled user has no photo on file), from /v1/upload or
+// /v1/job_status: the user cannot authenticate. It is a result, not a
+// failure of the request. Other refusals are classified by Classify
+// (2205, 2214 and 2220 concern the account).
+func CannotAuthenticate(err error) bool {
 	var ae *APIError
-	if errors.As(err, &ae) && ae.Reason == "" && (ae.Code == "2210" || ae.Code == "2216") {
-		return CannotAuthenticate
-	}
-	return Classify(err)
+	return errors.As(err, &ae) && ae.Reason == "" && (ae.Code == "2210" || ae.Code == "2216")
 }
 
 // AuthCodeText names the documented reasons a user cannot authenticate.

@@ -64,21 +64,25 @@ func TestPrepareUploadRequest(t *testing.T) {
 // TestUploadErrorsClassified checks the classes of /v1/upload's refusals:
 // the code and text are kept.
 func TestUploadErrorsClassified(t *testing.T) {
+	const (
+		exists = "job exists"
+		cannot = "cannot authenticate"
+	)
 	cases := []struct {
 		status int
 		body   string
-		want   smileid.Class
+		want   string // exists, cannot, or the Class's name
 	}{
-		{400, `{"code":"2215","error":"Job already exists. Did you mean to set the retry flag to true?"}`, smileid.JobExists},
-		{400, `{"code":"2210","error":"No enrolled user found"}`, smileid.CannotAuthenticate},
-		{400, `{"code":"2216","error":"no photo"}`, smileid.CannotAuthenticate},
-		{401, `{"code":"2205","error":"You are not authorized to do that."}`, smileid.Account},
-		{403, `{"code":"2214","error":"product not activated"}`, smileid.Account},
-		{403, `{"code":"2220","error":"production not enabled"}`, smileid.Account},
-		{400, `{"code":"2213","error":"missing"}`, smileid.Permanent},
-		{503, `{"code":"2201","error":"System Error"}`, smileid.Transient},
-		{429, ``, smileid.Transient},
-		{200, `{"ok":true}`, smileid.Foreign},
+		{400, `{"code":"2215","error":"Job already exists. Did you mean to set the retry flag to true?"}`, exists},
+		{400, `{"code":"2210","error":"No enrolled user found"}`, cannot},
+		{400, `{"code":"2216","error":"no photo"}`, cannot},
+		{401, `{"code":"2205","error":"You are not authorized to do that."}`, smileid.Account.String()},
+		{403, `{"code":"2214","error":"product not activated"}`, smileid.Account.String()},
+		{403, `{"code":"2220","error":"production not enabled"}`, smileid.Account.String()},
+		{400, `{"code":"2213","error":"missing"}`, smileid.Permanent.String()},
+		{503, `{"code":"2201","error":"System Error"}`, smileid.Transient.String()},
+		{429, ``, smileid.Transient.String()},
+		{200, `{"ok":true}`, smileid.Foreign.String()},
 	}
 	for _, tc := range cases {
 		t.Run(fmt.Sprint(tc.status, tc.body), func(t *testing.T) {
@@ -89,8 +93,15 @@ func TestUploadErrorsClassified(t *testing.T) {
 			defer hs.Close()
 			c := testkit.NewClient(t, hs.URL, nil)
 			_, err := c.PrepareUpload(context.Background(), smileid.Prepare{UserID: "u", JobID: "j"})
-			if got := smileid.ClassifyUpload(err); got != tc.want {
-				t.Fatalf("class %v, want %v (err %v)", got, tc.want, err)
+			got := smileid.Classify(err).String()
+			switch {
+			case smileid.JobExists(err):
+				got = exists
+			case smileid.CannotAuthenticate(err):
+				got = cannot
+			}
+			if got != tc.want {
+				t.Fatalf("%s, want %s (err %v)", got, tc.want, err)
 			}
 			ae := testkit.MustAs[*smileid.APIError](t, err)
 			if ae.Status != tc.status {
@@ -113,8 +124,8 @@ func TestUploadZip(t *testing.T) {
 	frame := testkit.Photo(t, "png", 2)
 	server := json.RawMessage(`{"upload_url":"x","smile_job_id":"0000000001","code":"2202"}`)
 	z, err := c.BuildAuthZip(smileid.AuthZip{UserID: "u1", JobID: "j1", Server: server,
-		Selfie:   smileid.Image{FileName: "/photos/u1.jpg", Data: selfie},
-		Liveness: []smileid.Image{{FileName: "f.png", Data: frame}, {FileName: "dir/f.png", Data: frame}}})
+		Selfie:   smileid.ZipImage{FileName: "/photos/u1.jpg", Data: selfie},
+		Liveness: []smileid.ZipImage{{FileName: "f.png", Data: frame}, {FileName: "dir/f.png", Data: frame}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +183,7 @@ func TestUploadZip(t *testing.T) {
 	if !bytes.Equal(files[info.Images[0].FileName], selfie) || !bytes.Equal(files[info.Images[2].FileName], frame) {
 		t.Error("the zip's image files are not the images, unchanged")
 	}
-	if _, err := c.BuildAuthZip(smileid.AuthZip{Selfie: smileid.Image{Data: selfie}, Liveness: make([]smileid.Image, 9)}); err == nil {
+	if _, err := c.BuildAuthZip(smileid.AuthZip{Selfie: smileid.ZipImage{Data: selfie}, Liveness: make([]smileid.ZipImage, 9)}); err == nil {
 		t.Error("nine liveness frames accepted")
 	}
 }
@@ -240,7 +251,7 @@ func TestJobStatus(t *testing.T) {
 		{"unsigned", `{"job_complete":true,"job_success":true,"result":{"ResultCode":"1220"}}`,
 			func(t *testing.T, js *smileid.JobStatus, err error) {
 				ae := testkit.MustAs[*smileid.APIError](t, err)
-				if ae.Reason == "" || smileid.ClassifyJobStatus(err) != smileid.Transient {
+				if ae.Reason == "" || smileid.Classify(err) != smileid.Transient {
 					t.Errorf("%+v", ae)
 				}
 			}},

@@ -89,10 +89,6 @@ func (c Class) String() string {
 		return "already enrolled"
 	case Foreign:
 		return "not Smile ID's answer"
-	case JobExists:
-		return "job exists"
-	case CannotAuthenticate:
-		return "cannot authenticate"
 	}
 	return fmt.Sprintf("Class(%d)", int(c))
 }

@@ -92,8 +92,8 @@ type jobStatusAnswer struct {
 
 // JobStatus asks for the state of the job (userID, jobID are the
 // partner's), signed, and believes the answer only if its signature
-// verifies. The errors are an *APIError (ClassifyJobStatus says what it
-// means) or a *TransportError.
+// verifies. The errors are an *APIError (see CannotAuthenticate and
+// Classify) or a *TransportError.
 func (c *Client) JobStatus(ctx context.Context, userID, jobID string) (*JobStatus, error) {
 	ts := signature.Timestamp(c.now())
 	body := jobStatusBody{UserID: userID, JobID: jobID, PartnerID: c.cfg.PartnerID, Timestamp: ts,

@@ -24,8 +24,8 @@ var errStopped = errors.New("the run stopped")
 // do brings one job as far as it goes.
 func (r *runner) do(t task) {
 	j := t.job
-	var selfie smileid.Image
-	var frames []smileid.Image
+	var selfie smileid.ZipImage
+	var frames []smileid.ZipImage
 	loaded := false
 	load := func() error {
 		if loaded {
@@ -88,8 +88,7 @@ func (r *runner) prepare(j *store.VerifyJob, retry bool) bool {
 		j.Outcome, j.Reason = "", ""
 		return r.save(j)
 	}
-	class := smileid.ClassifyUpload(err)
-	if class == smileid.JobExists {
+	if smileid.JobExists(err) {
 		if !retry {
 			return r.prepare(j, true)
 		}
@@ -97,12 +96,12 @@ func (r *runner) prepare(j *store.VerifyJob, retry bool) bool {
 		j.Step, j.Reason = store.JobUploaded, "prepared before (2215): polled"
 		return r.save(j)
 	}
-	r.failed(j, err, class)
+	r.failed(j, err)
 	return false
 }
 
 // upload builds the zip and PUTs it, then records that it is uploaded.
-func (r *runner) upload(j *store.VerifyJob, selfie smileid.Image, frames []smileid.Image) bool {
+func (r *runner) upload(j *store.VerifyJob, selfie smileid.ZipImage, frames []smileid.ZipImage) bool {
 	zip, err := r.cl.BuildAuthZip(smileid.AuthZip{UserID: j.UserID, JobID: j.JobID, CallbackURL: r.opts.CallbackURL,
 		Selfie: selfie, Liveness: frames, Server: j.Server})
 	if err != nil {
@@ -111,7 +110,7 @@ func (r *runner) upload(j *store.VerifyJob, selfie smileid.Image, frames []smile
 	}
 	err = r.call(func(ctx context.Context) error { return r.cl.Upload(ctx, j.UploadURL, zip) })
 	if err != nil {
-		r.failed(j, err, smileid.Classify(err))
+		r.failed(j, err)
 		return false
 	}
 	j.Step = store.JobUploaded
@@ -136,11 +135,10 @@ func (r *runner) poll(j *store.VerifyJob) {
 		})
 		late := !r.opts.Now().Before(deadline)
 		if err != nil {
-			class := smileid.ClassifyJobStatus(err)
-			if class == smileid.Transient && r.ctx.Err() == nil && !late {
+			if !smileid.CannotAuthenticate(err) && smileid.Classify(err) == smileid.Transient && r.ctx.Err() == nil && !late {
 				continue // an answer may come yet
 			}
-			r.failed(j, err, class)
+			r.failed(j, err)
 			return
 		}
 		if js.JobComplete {
@@ -201,15 +199,19 @@ func (r *runner) call(fn func(ctx context.Context) error) error {
 	}
 }
 
-// failed ends a step that failed with err of class: an account-level
-// refusal or a foreign answer stops the run (the job keeps its step); 2210
-// and 2216 mean the user cannot authenticate; another refusal is the job's
-// error; a transient failure whose retries are used up is an error too,
-// and the job keeps its step for the next verify to continue.
-func (r *runner) failed(j *store.VerifyJob, err error, class smileid.Class) {
+// failed ends a step that failed with err: 2210 and 2216 mean the user
+// cannot authenticate; an account-level refusal or a foreign answer stops
+// the run (the job keeps its step); another refusal is the job's error; a
+// transient failure whose retries are used up is an error too, and the job
+// keeps its step for the next verify to continue.
+func (r *runner) failed(j *store.VerifyJob, err error) {
 	var ae *smileid.APIError
 	errors.As(err, &ae)
+	class := smileid.Classify(err)
 	switch {
+	case smileid.CannotAuthenticate(err):
+		j.ResultCode, j.ResultText = ae.Code, ae.Text
+		r.finish(j, smileid.NotAuthenticated, nil, fmt.Sprintf("%s: %v", smileid.AuthCodeText(ae.Code), err))
 	case errors.Is(err, errStopped), r.ctx.Err() != nil && class == smileid.Transient:
 		r.left.Add(1)
 	case class == smileid.Account:
@@ -218,9 +220,6 @@ func (r *runner) failed(j *store.VerifyJob, err error, class smileid.Class) {
 	case class == smileid.Foreign:
 		r.cancel(&smileid.ForeignAnswerError{API: ae})
 		r.left.Add(1)
-	case class == smileid.CannotAuthenticate:
-		j.ResultCode, j.ResultText = ae.Code, ae.Text
-		r.finish(j, smileid.NotAuthenticated, nil, fmt.Sprintf("%s: %v", smileid.AuthCodeText(ae.Code), err))
 	case class == smileid.Transient:
 		j.Outcome, j.Reason, j.UpdatedAt = string(smileid.AuthError), fmt.Sprintf("failed after %d attempts: %v (the next verify continues this job)", r.opts.Retries+1, err), r.opts.Now().UTC()
 		if ae != nil {

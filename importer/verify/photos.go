@@ -33,29 +33,29 @@ type photoReader struct {
 
 // images reads the selfie and the liveness frames of c. A fault of an
 // image is a *manifest.RowError naming the column.
-func (p *photoReader) images(ctx context.Context, c candidate) (smileid.Image, []smileid.Image, error) {
+func (p *photoReader) images(ctx context.Context, c candidate) (smileid.ZipImage, []smileid.ZipImage, error) {
 	if c.LivenessErr != "" {
-		return smileid.Image{}, nil, &manifest.RowError{Field: "liveness", Reason: c.LivenessErr}
+		return smileid.ZipImage{}, nil, &manifest.RowError{Field: "liveness", Reason: c.LivenessErr}
 	}
 	field := "selfie"
 	if c.FromPhoto {
 		field = manifest.ColPhoto
 	}
 	if c.Selfie == "" {
-		return smileid.Image{}, nil, &manifest.RowError{Field: field, Reason: "empty"}
+		return smileid.ZipImage{}, nil, &manifest.RowError{Field: field, Reason: "empty"}
 	}
 	data, err := p.read(ctx, c.Selfie, field)
 	if err != nil {
-		return smileid.Image{}, nil, err
+		return smileid.ZipImage{}, nil, err
 	}
-	selfie := smileid.Image{FileName: path.Base(c.Selfie), Data: data}
-	var frames []smileid.Image
+	selfie := smileid.ZipImage{FileName: path.Base(c.Selfie), Data: data}
+	var frames []smileid.ZipImage
 	for _, f := range c.Liveness {
 		d, err := p.read(ctx, f, "liveness")
 		if err != nil {
-			return smileid.Image{}, nil, err
+			return smileid.ZipImage{}, nil, err
 		}
-		frames = append(frames, smileid.Image{FileName: path.Base(f), Data: d})
+		frames = append(frames, smileid.ZipImage{FileName: path.Base(f), Data: d})
 	}
 	return selfie, frames, nil
 }
