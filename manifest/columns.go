@@ -5,6 +5,7 @@ import "strings"
 // optional holds the further columns a caller of a Reader asked for (with
 // Columns) and their values in the last record read.
 type optional struct {
+	header []string // the header's names
 	idx    []int    // the column of each name, -1 when the header has none
 	values []string // the last record's values, "" for a missing column
 }
@@ -24,11 +25,11 @@ func (o *optional) keep(rec []string) {
 // the header has. After each Next, Column(i) returns the value of the
 // i-th of them in that row. Call it before the first Next.
 func (r *Reader) Columns(names ...string) (present []bool) {
-	r.opt = optional{idx: make([]int, len(names)), values: make([]string, len(names))}
+	r.opt.idx, r.opt.values = make([]int, len(names)), make([]string, len(names))
 	present = make([]bool, len(names))
 	for i, name := range names {
 		r.opt.idx[i] = -1
-		for c, h := range r.header {
+		for c, h := range r.opt.header {
 			if c == 0 {
 				h = strings.TrimPrefix(h, utf8BOM)
 			}

@@ -33,6 +33,8 @@ var required = [3]string{ColUserID, ColCreatedAt, ColPhoto}
 
 // Reader streams the rows of a manifest. It is not safe for concurrent use.
 type Reader struct {
+	// opt holds the header and the further columns a caller asked for (columns.go).
+	opt     optional
 	csv     *csv.Reader
 	closer  io.Closer
 	baseDir string
@@ -40,8 +42,6 @@ type Reader struct {
 	need    int    // fields a record needs to reach every required column
 	width   int    // fields of the header: a record may have no more
 	err     error  // sticky: io.EOF or the error that ended reading
-	header  []string
-	opt     optional // further columns a caller asked for (columns.go)
 }
 
 // NewReader reads the header from r and returns a Reader for the rows after
@@ -87,7 +87,7 @@ func newReader(r io.Reader, baseDir string, maxLine int64) (*Reader, error) {
 		return nil, fmt.Errorf("reading manifest header: %w", err)
 	}
 
-	m := &Reader{csv: cr, baseDir: baseDir, cols: [3]int{-1, -1, -1}, width: len(header), header: slices.Clone(header)}
+	m := &Reader{csv: cr, baseDir: baseDir, cols: [3]int{-1, -1, -1}, width: len(header)}
 	for i, name := range header {
 		if i == 0 {
 			name = strings.TrimPrefix(name, utf8BOM)
@@ -118,6 +118,7 @@ func newReader(r io.Reader, baseDir string, maxLine int64) (*Reader, error) {
 		}
 		return nil, &HeaderError{Reason: reason + headerHint(header)}
 	}
+	m.opt.header = slices.Clone(header)
 	return m, nil
 }
 

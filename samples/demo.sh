@@ -2,7 +2,7 @@
 # make demo: start the sandbox on a free loopback port with demo credentials,
 # import samples/manifest.csv, import it again (every row skipped), show the
 # store's status, verify that a sample of 3 enrolled users authenticates
-# (SmartSelfie Authentication) and list the results, stop the sandbox.
+# (SmartSelfie Authentication), stop the sandbox.
 set -eu
 bin=${1:-bin/bulkenroll}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -49,6 +49,3 @@ echo "== bulkenroll status"
 echo
 echo "== bulkenroll verify --sample 3: do enrolled users authenticate? (SmartSelfie Authentication)"
 "$bin" verify --manifest "$here/manifest.csv" --sample 3 --seed 1
-echo
-echo "== bulkenroll report --verify"
-"$bin" report --verify

@@ -82,7 +82,7 @@ const zipName = "selfie.zip"
 
 // PrepareUpload creates an authentication job: POST {base}/v1/upload,
 // signed. It returns the upload URL and the job's Smile ID number, or an
-// *APIError (see JobExists, CannotAuthenticate and Classify) or a
+// *APIError (see JobUsedBefore, CannotAuthenticate and Classify) or a
 // *TransportError.
 func (c *Client) PrepareUpload(ctx context.Context, p Prepare) (*Upload, error) {
 	ts := signature.Timestamp(c.now())
@@ -304,10 +304,10 @@ func (c *Client) postJSON(ctx context.Context, path string, body any) (*http.Res
 	return resp, data, nil
 }
 
-// JobExists reports whether err is /v1/upload's 2215: the job_id was used
+// JobUsedBefore reports whether err is /v1/upload's 2215: the job_id was used
 // before. For a job_id the caller made its own, it means an earlier
 // request prepared the job (its answer was lost).
-func JobExists(err error) bool {
+func JobUsedBefore(err error) bool {
 	var ae *APIError
 	return errors.As(err, &ae) && ae.Reason == "" && ae.Code == "2215"
 }

@@ -95,7 +95,7 @@ func TestUploadErrorsClassified(t *testing.T) {
 			_, err := c.PrepareUpload(context.Background(), smileid.Prepare{UserID: "u", JobID: "j"})
 			got := smileid.Classify(err).String()
 			switch {
-			case smileid.JobExists(err):
+			case smileid.JobUsedBefore(err):
 				got = exists
 			case smileid.CannotAuthenticate(err):
 				got = cannot

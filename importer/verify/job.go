@@ -88,7 +88,7 @@ func (r *runner) prepare(j *store.VerifyJob, retry bool) bool {
 		j.Outcome, j.Reason = "", ""
 		return r.save(j)
 	}
-	if smileid.JobExists(err) {
+	if smileid.JobUsedBefore(err) {
 		if !retry {
 			return r.prepare(j, true)
 		}
