@@ -184,27 +184,20 @@ func runVerify(ctx context.Context, o verifyOptions) (err error) {
 	}()
 
 	jsonLog := o.LogFormat == "json"
-	every := o.ReportEvery
-	if every <= 0 {
-		every = importer.DefaultReportEvery
-	}
-	if o.NoProgress {
-		every = 0
-	}
 	opts := verify.Options{Selection: o.Selection, Refresh: o.Refresh, Workers: o.Workers, Retries: o.Retries,
 		PollTimeout: o.PollTimeout, PollDelay: o.PollDelay, CallbackURL: o.CallbackURL, FixPhotos: o.FixPhotos,
-		MaxPhotoBytes: o.MaxPhoto, DryRun: o.DryRun,
+		MaxPhotoBytes: o.MaxPhoto, DryRun: o.DryRun, ReportEvery: o.ReportEvery,
 		Gate: ratelimit.New(ratelimit.Config{Fixed: o.Rate, Auto: o.RateAuto && o.Rate <= 0, Max: o.MaxRate, Workers: o.Workers})}
 	var logger *slog.Logger
 	var obs verify.Observers
 	if jsonLog {
 		logger = slog.New(slog.NewJSONHandler(o.Err, nil))
-		obs = append(obs, verify.NewLogObserver(logger, every))
+		obs = append(obs, verify.NewLogObserver(logger, o.NoProgress))
 	} else {
-		obs = append(obs, verify.NewTextObserver(o.Err, every))
+		obs = append(obs, verify.NewTextObserver(o.Err, o.NoProgress))
 	}
 	if o.MetricsFile != "" && !o.DryRun {
-		mf := verify.NewMetricsFile(o.MetricsFile, 0)
+		mf := verify.NewMetricsFile(o.MetricsFile)
 		obs = append(obs, mf)
 		defer func() {
 			if merr := mf.Err(); merr != nil {

@@ -3,7 +3,6 @@ package verify
 import (
 	"fmt"
 	"sync"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -12,17 +11,13 @@ import (
 )
 
 // NewMetricsFile returns an Observer that writes a verify run's figures as
-// Prometheus metrics to path (for node_exporter's textfile collector), at
-// the start, every interval (default 10s) and at the end:
-// bulkenroll_verify_users{outcome}, bulkenroll_verify_requests_total{answer},
-// bulkenroll_verify_jobs_total (the jobs the run took on) and
-// bulkenroll_verify_finished with the run's outcome. Err says whether a
-// write failed.
-func NewMetricsFile(path string, interval time.Duration) *MetricsFile {
-	if interval <= 0 {
-		interval = 10 * time.Second
-	}
-	m := &MetricsFile{path: path, interval: interval, reg: prometheus.NewRegistry(),
+// Prometheus metrics to path (for node_exporter's textfile collector) at
+// each Progress and at the end: bulkenroll_verify_users{outcome},
+// bulkenroll_verify_requests_total{answer}, bulkenroll_verify_jobs_total
+// (the jobs the run took on) and bulkenroll_verify_finished with the run's
+// outcome. Err says whether a write failed.
+func NewMetricsFile(path string) *MetricsFile {
+	m := &MetricsFile{path: path, reg: prometheus.NewRegistry(),
 		users:    prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "bulkenroll_verify_users", Help: "Users checked by the verify run, by outcome."}, []string{"outcome"}),
 		requests: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "bulkenroll_verify_requests_total", Help: "Requests sent by the verify run, by answer."}, []string{"answer"}),
 		jobs:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "bulkenroll_verify_jobs_total", Help: "Jobs the verify run took on."}),
@@ -35,37 +30,36 @@ func NewMetricsFile(path string, interval time.Duration) *MetricsFile {
 // MetricsFile is the Observer NewMetricsFile returns.
 type MetricsFile struct {
 	path     string
-	interval time.Duration
 	reg      *prometheus.Registry
 	users    *prometheus.GaugeVec
 	requests *prometheus.GaugeVec
 	jobs     prometheus.Gauge
 	finished *prometheus.GaugeVec
 
-	mu       sync.Mutex
-	progress func() Progress
-	stop     func()
-	err      error
+	mu  sync.Mutex
+	err error
 }
 
-// Start writes the file at once, then every interval.
-func (m *MetricsFile) Start(total int, progress func() Progress) {
-	m.jobs.Set(float64(total))
-	m.mu.Lock()
-	m.progress = progress
-	m.mu.Unlock()
+// Progress writes the figures.
+func (m *MetricsFile) Progress(p Progress) {
+	m.jobs.Set(float64(p.Total))
+	m.users.WithLabelValues("authenticated").Set(float64(p.Authenticated))
+	m.users.WithLabelValues("not_authenticated").Set(float64(p.NotAuthenticated))
+	m.users.WithLabelValues("pending_review").Set(float64(p.PendingReview))
+	m.users.WithLabelValues("error").Set(float64(p.Errors))
+	for class, n := range p.Requests {
+		m.requests.WithLabelValues(class).Set(float64(n))
+	}
 	m.write()
-	m.stop = importer.Every(m.interval, m.write)
 }
 
-// Job does nothing: the counts come from the progress.
+// Job does nothing: the counts come with Progress.
 func (m *MetricsFile) Job(store.VerifyJob) {}
 
-// Finish writes the final figures.
-func (m *MetricsFile) Finish(_ Summary, err error) {
-	if m.stop != nil {
-		m.stop()
-	}
+// Finish writes the final figures, with the run's outcome.
+func (m *MetricsFile) Finish(s Summary, err error) {
+	m.Progress(Progress{Total: s.Checked + s.Left, Authenticated: s.Authenticated, NotAuthenticated: s.NotAuthenticated,
+		PendingReview: s.PendingReview, Errors: s.Errors, Requests: s.Requests})
 	m.finished.WithLabelValues(importer.Outcome(err)).Set(1)
 	m.write()
 }
@@ -80,41 +74,7 @@ func (m *MetricsFile) Err() error {
 func (m *MetricsFile) write() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.progress != nil {
-		p := m.progress()
-		m.users.WithLabelValues("authenticated").Set(float64(p.Authenticated))
-		m.users.WithLabelValues("not_authenticated").Set(float64(p.NotAuthenticated))
-		m.users.WithLabelValues("pending_review").Set(float64(p.PendingReview))
-		m.users.WithLabelValues("error").Set(float64(p.Errors))
-		for class, n := range p.Requests {
-			m.requests.WithLabelValues(class).Set(float64(n))
-		}
-	}
 	if err := prometheus.WriteToTextfile(m.path, m.reg); err != nil {
 		m.err = fmt.Errorf("metrics file %s: %w", m.path, err)
-	}
-}
-
-// Observers tells several observers of the same run.
-type Observers []Observer
-
-// Start starts each.
-func (o Observers) Start(total int, progress func() Progress) {
-	for _, x := range o {
-		x.Start(total, progress)
-	}
-}
-
-// Job tells each.
-func (o Observers) Job(j store.VerifyJob) {
-	for _, x := range o {
-		x.Job(j)
-	}
-}
-
-// Finish finishes each.
-func (o Observers) Finish(s Summary, err error) {
-	for _, x := range o {
-		x.Finish(s, err)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"sync"
-	"time"
 
 	"bulkenroll/importer"
 	"bulkenroll/manifest"
@@ -15,7 +14,9 @@ import (
 
 // Progress are a verify run's counts so far.
 type Progress struct {
-	RunID                                                  uint64
+	RunID uint64
+	// Total is the number of jobs the run took on.
+	Total                                                  int
 	Authenticated, NotAuthenticated, PendingReview, Errors int
 	// Left counts the jobs a stop left at their step.
 	Left int
@@ -28,42 +29,64 @@ func (p Progress) Checked() int {
 	return p.Authenticated + p.NotAuthenticated + p.PendingReview + p.Errors
 }
 
-// Observer is told of a verify run as it goes: the progress lines and the
-// JSON log are observers. Job is called from the workers.
+// Observer is told of a verify run as it goes: the progress lines, the
+// JSON log and the metrics file are observers. The run calls Progress
+// every Options.ReportEvery; Job is called from the workers.
 type Observer interface {
-	// Start gives the number of jobs and a function returning the counts.
-	Start(total int, progress func() Progress)
+	// Progress gives the counts: once at the start, then every ReportEvery.
+	Progress(p Progress)
 	// Job tells of one job that reached an outcome.
 	Job(j store.VerifyJob)
 	// Finish gives the summary and the run's error.
 	Finish(s Summary, err error)
 }
 
-// NewTextObserver writes a progress line to w every interval (never, for
-// a zero interval) and a line for each user not authenticated.
-func NewTextObserver(w io.Writer, interval time.Duration) Observer {
-	return &textObserver{w: w, interval: interval}
+// Observers tells several observers of the same run.
+type Observers []Observer
+
+// Progress tells each.
+func (o Observers) Progress(p Progress) {
+	for _, x := range o {
+		x.Progress(p)
+	}
+}
+
+// Job tells each.
+func (o Observers) Job(j store.VerifyJob) {
+	for _, x := range o {
+		x.Job(j)
+	}
+}
+
+// Finish finishes each.
+func (o Observers) Finish(s Summary, err error) {
+	for _, x := range o {
+		x.Finish(s, err)
+	}
+}
+
+// NewTextObserver writes a progress line to w at each Progress but the
+// first (none when quiet) and a line for each user not authenticated.
+func NewTextObserver(w io.Writer, quiet bool) Observer {
+	return &textObserver{w: w, quiet: quiet}
 }
 
 type textObserver struct {
-	w        io.Writer
-	interval time.Duration
-	mu       sync.Mutex
-	total    int
-	stop     func()
+	w       io.Writer
+	quiet   bool
+	mu      sync.Mutex
+	started bool
 }
 
-func (o *textObserver) Start(total int, progress func() Progress) {
-	o.total = total
-	if o.interval > 0 {
-		o.stop = importer.Every(o.interval, func() {
-			p := progress()
-			o.mu.Lock()
-			defer o.mu.Unlock()
-			fmt.Fprintf(o.w, "bulkenroll: verify %d/%d checked · authenticated %d · not authenticated %d · pending review %d · errors %d\n",
-				p.Checked(), o.total, p.Authenticated, p.NotAuthenticated, p.PendingReview, p.Errors)
-		})
+func (o *textObserver) Progress(p Progress) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.quiet || !o.started {
+		o.started = true
+		return
 	}
+	fmt.Fprintf(o.w, "bulkenroll: verify %d/%d checked · authenticated %d · not authenticated %d · pending review %d · errors %d\n",
+		p.Checked(), p.Total, p.Authenticated, p.NotAuthenticated, p.PendingReview, p.Errors)
 }
 
 func (o *textObserver) Job(j store.VerifyJob) {
@@ -75,35 +98,27 @@ func (o *textObserver) Job(j store.VerifyJob) {
 	fmt.Fprintf(o.w, "%s: %s: %s\n", manifest.DisplayID(j.UserID), j.Outcome, j.Reason)
 }
 
-func (o *textObserver) Finish(Summary, error) {
-	if o.stop != nil {
-		o.stop()
-	}
-}
+func (o *textObserver) Finish(Summary, error) {}
 
 // NewLogObserver logs with l (one JSON object a line with a JSON handler):
-// a "progress" record every interval, a "user" record for each job that
-// reached an outcome, and a "summary" record at the end.
-func NewLogObserver(l *slog.Logger, interval time.Duration) Observer {
-	return &logObserver{log: l, interval: interval}
+// a "progress" record at each Progress (none when quiet), a "user" record
+// for each job that reached an outcome, and a "summary" record at the end.
+func NewLogObserver(l *slog.Logger, quiet bool) Observer {
+	return &logObserver{log: l, quiet: quiet}
 }
 
 type logObserver struct {
-	log      *slog.Logger
-	interval time.Duration
-	stop     func()
+	log   *slog.Logger
+	quiet bool
 }
 
-func (o *logObserver) Start(total int, progress func() Progress) {
-	if o.interval <= 0 {
+func (o *logObserver) Progress(p Progress) {
+	if o.quiet {
 		return
 	}
-	o.stop = importer.Every(o.interval, func() {
-		p := progress()
-		o.log.LogAttrs(context.Background(), slog.LevelInfo, "progress", slog.Uint64("verify_run", p.RunID),
-			slog.Int("total", total), slog.Int("checked", p.Checked()), slog.Int("authenticated", p.Authenticated),
-			slog.Int("not_authenticated", p.NotAuthenticated), slog.Int("pending_review", p.PendingReview), slog.Int("errors", p.Errors))
-	})
+	o.log.LogAttrs(context.Background(), slog.LevelInfo, "progress", slog.Uint64("verify_run", p.RunID),
+		slog.Int("total", p.Total), slog.Int("checked", p.Checked()), slog.Int("authenticated", p.Authenticated),
+		slog.Int("not_authenticated", p.NotAuthenticated), slog.Int("pending_review", p.PendingReview), slog.Int("errors", p.Errors))
 }
 
 func (o *logObserver) Job(j store.VerifyJob) {
@@ -117,9 +132,6 @@ func (o *logObserver) Job(j store.VerifyJob) {
 }
 
 func (o *logObserver) Finish(s Summary, err error) {
-	if o.stop != nil {
-		o.stop()
-	}
 	level := slog.LevelInfo
 	attrs := []slog.Attr{slog.Uint64("verify_run", s.RunID), slog.Int("checked", s.Checked), slog.Int("authenticated", s.Authenticated),
 		slog.Int("not_authenticated", s.NotAuthenticated), slog.Int("pending_review", s.PendingReview), slog.Int("errors", s.Errors),

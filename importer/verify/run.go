@@ -67,6 +67,9 @@ type Options struct {
 	Grace time.Duration
 	// Observer is told of the run as it goes; nil tells nobody.
 	Observer Observer
+	// ReportEvery is the time between the observer's progress reports;
+	// default 5 seconds.
+	ReportEvery time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 }
@@ -148,6 +151,7 @@ type runner struct {
 	cancel context.CancelCauseFunc
 	reqCtx context.Context
 
+	total                       int
 	mu                          sync.Mutex
 	auth, notAuth, pending, bad int
 	left                        atomic.Int64
@@ -250,10 +254,10 @@ func Run(ctx context.Context, rd *manifest.Reader, st *store.Store, cl Client, o
 	}
 	sort.SliceStable(tasks, func(a, b int) bool { return tasks[a].job.Step > tasks[b].job.Step }) // uploaded jobs first: they only poll
 
-	if opts.Observer != nil {
-		opts.Observer.Start(len(tasks), r.progress)
-	}
+	r.total = len(tasks)
+	stopReports := r.report()
 	runErr := r.work(ctx, tasks)
+	stopReports()
 	r.mu.Lock()
 	sum.Authenticated, sum.NotAuthenticated, sum.PendingReview, sum.Errors = r.auth, r.notAuth, r.pending, r.bad
 	r.mu.Unlock()
@@ -318,6 +322,9 @@ func withDefaults(o Options) Options {
 	if o.Grace <= 0 {
 		o.Grace = 15 * time.Second
 	}
+	if o.ReportEvery <= 0 {
+		o.ReportEvery = 5 * time.Second
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -368,8 +375,35 @@ send:
 func (r *runner) progress() Progress {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return Progress{Authenticated: r.auth, NotAuthenticated: r.notAuth, PendingReview: r.pending, Errors: r.bad,
+	return Progress{Total: r.total, Authenticated: r.auth, NotAuthenticated: r.notAuth, PendingReview: r.pending, Errors: r.bad,
 		Left: int(r.left.Load()), Requests: r.requestCounts(), RunID: r.run.ID}
+}
+
+// report tells the observer the progress now and every ReportEvery,
+// until the returned stop is called.
+func (r *runner) report() (stop func()) {
+	if r.opts.Observer == nil {
+		return func() {}
+	}
+	r.opts.Observer.Progress(r.progress())
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(r.opts.ReportEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				r.opts.Observer.Progress(r.progress())
+			case <-quit:
+				return
+			}
+		}
+	}()
+	return func() {
+		close(quit)
+		<-done
+	}
 }
 
 // countRequest counts one request by its answer class.
