@@ -14,9 +14,12 @@ vet:
 	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
 # Unit, end-to-end, crash and fault tests (the end-to-end tests build the
-# binary themselves), all under the race detector, then each fuzz target briefly.
+# binary themselves), all under the race detector, then the rate gate's whole
+# simulator grid without it (under -race it runs a subset: the simulator is
+# single-threaded), then each fuzz target briefly.
 test: vet build
 	$(GO) test -race -count=1 -timeout 20m ./...
+	$(GO) test -count=1 -run '^TestGate' ./importer/ratelimit/
 	$(MAKE) fuzz
 
 fuzz:

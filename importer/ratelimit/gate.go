@@ -121,6 +121,7 @@ const (
 	defaultMaxRate   = 50.0   // requests/s, --max-rate's default
 	minRate          = 0.5    // requests/s: the limit never goes below
 	gateBeta         = 0.8    // multiplicative decrease of an episode (TCP CUBIC, AWS adaptive retry)
+	minCutShare      = 0.5    // an episode measures the quota at this share of the learned one at least
 	alphaFastShare   = 0.25   // additive increase per second, as a share of Max
 	probeShare       = 0.01   // per second, as a share of learned, from approach to stale
 	probeSlowShare   = 0.0025 // the same once the quota is stable
@@ -181,7 +182,8 @@ func (g *Gate) setLimit(l float64) {
 	g.resize()
 }
 
-// slot is one request's place in the window, from acquire to done.
+// Slot is one request's place in the window, from Acquire to Done (or
+// Release). Its fields are the gate's own.
 type Slot struct {
 	got  time.Time // when the slot was taken
 	sent time.Time // when the request went (zero: not yet)
@@ -194,9 +196,10 @@ type Slot struct {
 	limit float64
 }
 
-// outcome is what an answer says to the gate.
+// Outcome is what an answer says to the gate, as the caller classifies it.
 type Outcome int
 
+// The outcomes.
 const (
 	OK        Outcome = iota // an answer of the service's (enrolled, refused...)
 	Throttled                // HTTP 429
@@ -204,7 +207,7 @@ const (
 	Foreign                  // an answer that is not the service's (a proxy's page)
 )
 
-// send waits until the request holding sl may go, or ctx ends, or the
+// Send waits until the request holding sl may go, or ctx ends, or the
 // breaker has been open longer than the outage limit (an *OutageError).
 // It returns the slot stamped as sent.
 func (g *Gate) Send(ctx context.Context, sl Slot) (Slot, error) {
@@ -334,7 +337,7 @@ func (g *Gate) unreserve(t ticket) {
 	}
 }
 
-// verdict is what done tells the worker about its answer.
+// Verdict is what Done tells the worker about its answer.
 type Verdict struct {
 	// outage: the breaker is open; a request that failed for it does not
 	// use up a retry.
@@ -343,7 +346,7 @@ type Verdict struct {
 	Episode bool
 }
 
-// done records the answer o to the request of sl (sent, or not if the row
+// Done records the answer o to the request of sl (sent, or not if the row
 // ended before sending) and gives its slot back. retryAfter is a 429's
 // Retry-After.
 func (g *Gate) Done(sl Slot, o Outcome, retryAfter time.Duration) Verdict {
@@ -394,7 +397,7 @@ func (g *Gate) Done(sl Slot, o Outcome, retryAfter time.Duration) Verdict {
 	return v
 }
 
-// release gives back the slot of a request that was not sent (the row
+// Release gives back the slot of a request that was not sent (the row
 // ended before, or waits out a delay of its own).
 func (g *Gate) Release(sl Slot) {
 	if !sl.sent.IsZero() {
@@ -431,6 +434,13 @@ func (g *Gate) cut(now time.Time, rate float64, retryAfter time.Duration) {
 	// Requests waiting at the old rate take a new ticket after the pause.
 	g.gen++
 	g.issued = g.credit
+	if g.learned > 0 {
+		// One episode at most halves a learned quota: an episode found
+		// in a handful of answers (noise right after a cut) measures a
+		// rate that says nothing, and a quota that fell further is
+		// found by the next one.
+		rate = max(rate, minCutShare*g.learned)
+	}
 	if g.limit > 0 {
 		rate = min(rate, g.limit)
 	}
@@ -508,7 +518,7 @@ func (g *Gate) grown1(l, dt float64) float64 {
 	return min(max(l, minRate), g.max)
 }
 
-// rates returns the limit in force (0: none) and the learned quota (0: none
+// Rates returns the limit in force (0: none) and the learned quota (0: none
 // found yet), in requests per second.
 func (g *Gate) Rates() (current, learned float64) {
 	g.mu.Lock()
@@ -519,7 +529,7 @@ func (g *Gate) Rates() (current, learned float64) {
 	return g.limit, g.learned
 }
 
-// sustainedQuota returns the quota to remember for the next run: the rate
+// SustainedQuota returns the quota to remember for the next run: the rate
 // the last episodes measured, if they were several at a similar rate (a
 // sustained limit, not a bad minute); 0 otherwise.
 func (g *Gate) SustainedQuota() float64 {
@@ -531,7 +541,7 @@ func (g *Gate) SustainedQuota() float64 {
 	return g.ep.sustained()
 }
 
-// control returns the state of the control, as Stats.Control shows it.
+// Control returns the state of the control, as every display shows it.
 func (g *Gate) Control() Control {
 	g.mu.Lock()
 	defer g.mu.Unlock()

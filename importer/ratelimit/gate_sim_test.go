@@ -255,10 +255,18 @@ func simulate(t *testing.T, sp simSpec) simResult {
 			if simDebug != nil {
 				simDebug(el, fmt.Sprintf("answer w%d %v %+v", e.worker, w.o, v), g)
 			}
-			for _, b := range blocked {
-				push(el, evAcquire, b)
+			// Workers waiting for a slot take the ones free now, in turn
+			// (waking them all to find most still blocked costs the
+			// simulator, not the gate).
+			for len(blocked) > 0 {
+				sl, ok := g.tryAcquire(now)
+				if !ok {
+					break
+				}
+				workers[blocked[0]].sl = sl
+				push(el, evSend, blocked[0])
+				blocked = blocked[1:]
 			}
-			blocked = blocked[:0]
 			switch w.o {
 			case OK:
 				if w.count {

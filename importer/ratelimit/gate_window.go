@@ -38,7 +38,7 @@ const (
 	ewmaWeight     = 1.0 / 16
 )
 
-// acquire takes a slot of the window, waiting for one while it is full, or
+// Acquire takes a slot of the window, waiting for one while it is full, or
 // until ctx ends. It never blocks, spawns or arms a timer when a slot is free.
 func (g *Gate) Acquire(ctx context.Context) (Slot, error) {
 	for {
