@@ -147,7 +147,8 @@ func (r *runner) poll(j *store.VerifyJob) {
 			return
 		}
 		if late {
-			r.finish(j, smileid.PendingReview, js.Result, fmt.Sprintf("not complete after --poll-timeout %s (%s): polled again by the next verify", r.opts.PollTimeout, nonEmpty(js.ResultMessage, "no result yet")))
+			_, why := smileid.DecideAuth(js) // an incomplete job's message
+			r.finish(j, smileid.PendingReview, js.Result, fmt.Sprintf("not complete after --poll-timeout %s (%s): polled again by the next verify", r.opts.PollTimeout, why))
 			return
 		}
 	}
@@ -295,11 +296,4 @@ func (r *runner) save(j *store.VerifyJob) bool {
 		return false
 	}
 	return true
-}
-
-func nonEmpty(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
