@@ -159,14 +159,20 @@ func runVerify(ctx context.Context, o verifyOptions) (err error) {
 	if !o.SeedGiven {
 		o.Selection.Seed = rand.Uint64() >> 12 // short enough to type back
 	}
-	cfg, err := o.Cred.config()
-	if err != nil {
-		return err
-	}
-	client, err := smileid.NewClient(cfg, smileid.ClientOptions{Workers: o.Workers, Timeout: o.Timeout,
-		Transport: o.Transport, UserAgent: "bulkenroll/" + version})
-	if err != nil {
-		return err
+	// A dry run needs no credentials (it sends nothing); given, they are
+	// checked against the store as for a real one.
+	var cfg smileid.Config
+	var client verify.Client
+	if !o.DryRun || o.Cred.given() {
+		if cfg, err = o.Cred.config(); err != nil {
+			return err
+		}
+		c, err := smileid.NewClient(cfg, smileid.ClientOptions{Workers: o.Workers, Timeout: o.Timeout,
+			Transport: o.Transport, UserAgent: "bulkenroll/" + version})
+		if err != nil {
+			return err
+		}
+		client = c
 	}
 	rd, err := manifest.Open(o.Manifest)
 	if err != nil {
@@ -227,7 +233,8 @@ func runVerify(ctx context.Context, o verifyOptions) (err error) {
 }
 
 // openVerifyStore opens the store of an import, which must exist and
-// belong to cfg's partner and base URL: read-only for a dry run.
+// belong to cfg's partner and base URL (when cfg has them): read-only for
+// a dry run.
 func openVerifyStore(path string, dry bool, cfg smileid.Config) (*store.Store, error) {
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("store %s: %w (verify checks the users an import enrolled: pass the import's --store)", path, store.ErrNotFound)
@@ -236,9 +243,11 @@ func openVerifyStore(path string, dry bool, cfg smileid.Config) (*store.Store, e
 	if err != nil {
 		return nil, err
 	}
-	if err := st.CheckBinding(cfg.PartnerID, cfg.BaseURL); err != nil {
-		st.Close()
-		return nil, err
+	if cfg.PartnerID != "" {
+		if err := st.CheckBinding(cfg.PartnerID, cfg.BaseURL); err != nil {
+			st.Close()
+			return nil, err
+		}
 	}
 	// Only backfill enrolls users in Smile ID: a compare store's matches
 	// are not enrollments to authenticate against.
@@ -301,7 +310,7 @@ func tellVerify(o verifyOptions, s verify.Summary, runErr error, logger *slog.Lo
 	}
 	fmt.Fprintf(w, "bulkenroll: verify run %d %s in %.1fs\n", s.RunID, how, s.Seconds)
 	if s.Continued {
-		fmt.Fprintln(w, "  (continued the last verify run, which had not finished)")
+		fmt.Fprintln(w, "  (continued the last verify run, which had not finished: no new users were picked; run verify again for a new selection)")
 	} else if !o.Refresh && o.Selection.Users == nil && !o.Selection.All {
 		fmt.Fprintf(w, "  sample    %d users, seed %d (--seed %d picks the same users)\n", o.Selection.Sample, o.Selection.Seed, o.Selection.Seed)
 	}

@@ -283,6 +283,18 @@ func TestE2EVerifyNotEnrolled(t *testing.T) {
 		}
 	}
 
+	// A dry run, without credentials: the plan, nothing sent or written.
+	before := len(sb.State(t).AuthJobs)
+	key, partner := c.Env["SMILE_API_KEY"], c.Env["SMILE_PARTNER_ID"]
+	delete(c.Env, "SMILE_API_KEY")
+	delete(c.Env, "SMILE_PARTNER_ID")
+	r = c.Run("verify", "--manifest", m, "--all", "--dry-run")
+	e2eWantCode(t, r, 0)
+	c.Env["SMILE_API_KEY"], c.Env["SMILE_PARTNER_ID"] = key, partner
+	if !strings.Contains(r.Stderr, "4 users would be checked") || len(sb.State(t).AuthJobs) != before {
+		t.Errorf("dry run:\n%s", r.Stderr)
+	}
+
 	// --log-format json: every line on standard error is one JSON object.
 	r = c.Run("verify", "--manifest", m, "--users", users, "--log-format", "json")
 	e2eWantCode(t, r, 0)
