@@ -18,6 +18,11 @@ import (
 // (the zip PUT) → done (an outcome). A stop leaves it at its step, and the
 // next verify takes it on from there.
 
+// throttleLimit bounds how long one request may be throttled (HTTP 429)
+// before its job fails (the next verify continues it), as run's
+// --throttle-limit default.
+const throttleLimit = 10 * time.Minute
+
 // errStopped: the run stopped while a request waited its turn.
 var errStopped = errors.New("the run stopped")
 
@@ -159,6 +164,7 @@ func (r *runner) poll(j *store.VerifyJob) {
 // failures while the gate's breaker is open use up no retry).
 func (r *runner) call(fn func(ctx context.Context) error) error {
 	g := r.opts.Gate
+	var throttledSince time.Time
 	for try := 0; ; {
 		sl, err := g.Acquire(r.ctx)
 		if err != nil {
@@ -181,15 +187,30 @@ func (r *runner) call(fn func(ctx context.Context) error) error {
 			retryAfter = ae.RetryAfter
 		}
 		v := g.Done(sl, importer.GateOutcome(err), retryAfter)
-		if err == nil || smileid.Classify(err) != smileid.Transient || try >= r.opts.Retries {
+		if err == nil || smileid.Classify(err) != smileid.Transient {
+			return err
+		}
+		throttled := ae != nil && ae.Status == 429
+		if !throttled && try >= r.opts.Retries {
 			return err
 		}
 		wait := time.Duration(0)
 		switch {
-		case v.Episode, v.Outage:
-			// The gate holds the pool for the pause or the outage.
-		case retryAfter > 0:
-			wait = retryAfter
+		case throttled:
+			// A throttle uses up no retry, but a request throttled for
+			// longer than throttleLimit gives up. During an episode the
+			// gate holds the pool for the pause.
+			if throttledSince.IsZero() {
+				throttledSince = r.opts.Now()
+			} else if r.opts.Now().Sub(throttledSince) > throttleLimit {
+				return err
+			}
+			if !v.Episode {
+				wait = max(retryAfter, time.Second/2)
+			}
+		case v.Outage:
+			// The service is down: the gate's breaker holds the pool, and
+			// the failure uses up no retry.
 		default:
 			wait = ratelimit.Backoff(try, r.opts.BackoffBase, r.opts.BackoffMax, 0)
 			try++

@@ -35,6 +35,8 @@ type fakeAPI struct {
 	// loseAnswers: that many first prepare answers are lost after the job
 	// was made (a time-out).
 	loseAnswers int
+	// throttle: that many first prepares are answered 429.
+	throttle int
 	// zips are the zips built, by job_id.
 	zips map[string]smileid.AuthZip
 }
@@ -49,6 +51,10 @@ func (f *fakeAPI) PrepareUpload(_ context.Context, p smileid.Prepare) (*smileid.
 	defer f.mu.Unlock()
 	if f.account != "" {
 		return nil, &smileid.APIError{Status: 401, Code: f.account, Text: "refused"}
+	}
+	if f.throttle > 0 {
+		f.throttle--
+		return nil, &smileid.APIError{Status: 429, RetryAfter: time.Millisecond}
 	}
 	if f.gone[p.UserID] {
 		return nil, &smileid.APIError{Status: 400, Code: "2210", Text: "No enrolled user found"}
@@ -432,4 +438,18 @@ func TestSelfieAndLiveness(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestThrottleUsesNoRetry: 429s are waited out without using up retries.
+func TestThrottleUsesNoRetry(t *testing.T) {
+	path, st := fixture(t, 2, 2)
+	api := newFake()
+	api.throttle = 3
+	sum, err := runVerify(t, context.Background(), path, st, api, Options{Selection: Selection{All: true}, Retries: 0, Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Authenticated != 2 || sum.Requests["throttled"] != 3 {
+		t.Errorf("summary %+v", sum)
+	}
 }
