@@ -132,6 +132,9 @@ type AccountError = importer.AccountError
 // ErrInterrupted is returned when a signal stopped the run.
 var ErrInterrupted = importer.ErrInterrupted
 
+// recordBatch bounds the new jobs recorded in one commit.
+const recordBatch = 10000
+
 // task is one job to bring forward, with the manifest row of its user
 // (nil when it only needs polling).
 type task struct {
@@ -205,6 +208,9 @@ func Run(ctx context.Context, rd *manifest.Reader, st *store.Store, cl Client, o
 	if err != nil {
 		return sum, err
 	}
+	if ctx.Err() != nil {
+		return sum, ErrInterrupted // before anything was recorded or sent
+	}
 	sum.Skipped, sum.UsedPhoto, sum.Continued = sr.skips, sr.usedPhoto, continuing
 	if opts.DryRun {
 		for _, c := range sr.picked {
@@ -249,8 +255,12 @@ func Run(ctx context.Context, rd *manifest.Reader, st *store.Store, cl Client, o
 		fresh = append(fresh, j)
 		tasks = append(tasks, task{job: j, cand: &c})
 	}
-	if err := st.PutVerifyJobs(fresh); err != nil {
-		return sum, err
+	for len(fresh) > 0 {
+		n := min(len(fresh), recordBatch)
+		if err := st.PutVerifyJobs(fresh[:n]); err != nil {
+			return sum, err
+		}
+		fresh = fresh[n:]
 	}
 	sort.SliceStable(tasks, func(a, b int) bool { return tasks[a].job.Step > tasks[b].job.Step }) // uploaded jobs first: they only poll
 
