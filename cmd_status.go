@@ -11,7 +11,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"bulkenroll/importer"
+	"bulkenroll/importer/event"
+	"bulkenroll/importer/observe"
 	"bulkenroll/store"
 )
 
@@ -232,7 +233,7 @@ func printLive(w io.Writer, storePath string, l store.Live, now time.Time, other
 	if l.Rate <= 0 {
 		fmt.Fprint(w, " · no rate limit")
 	}
-	if t := liveControl(l).Text(); t != "" {
+	if t := observe.ControlText(liveControl(l)); t != "" {
 		fmt.Fprint(w, " · "+t)
 	}
 	fmt.Fprintln(w)
@@ -253,9 +254,9 @@ func printLive(w io.Writer, storePath string, l store.Live, now time.Time, other
 }
 
 // liveControl is the rate and concurrency control of a live snapshot.
-func liveControl(l store.Live) importer.Control {
-	return importer.Control{Rate: l.Rate, LearnedRate: l.LearnedRate, InFlight: l.InFlight, Window: l.Window,
-		Limiter: importer.Limiter(l.Limiter), DownSince: l.DownSince}
+func liveControl(l store.Live) event.Control {
+	return event.Control{Rate: l.Rate, LearnedRate: l.LearnedRate, InFlight: l.InFlight, Window: l.Window,
+		Limiter: event.Limiter(l.Limiter), DownSince: l.DownSince}
 }
 
 // printJSON writes v as one line of JSON.

@@ -81,14 +81,15 @@ func TestAppUsageErrors(t *testing.T) {
 func TestRunRejectsBadFlagValues(t *testing.T) {
 	t.Setenv("SMILE_PARTNER_ID", "p")
 	t.Setenv("SMILE_API_KEY", "k")
-	base := runOptions{Manifest: "samples/manifest.csv", Workers: 4, Rate: 10, Retries: 5, Timeout: 1e9, MaxPhotoBytes: 1}
+	base := runOptions{Manifest: "samples/manifest.csv", Timeout: 1e9,
+		Import: importer.Options{Workers: 4, Rate: 10, Retries: 5, MaxPhotoBytes: 1}}
 	cases := map[string]func(*runOptions){
-		"workers 0":      func(o *runOptions) { o.Workers = 0 },
-		"rate negative":  func(o *runOptions) { o.Rate = -1 },
-		"retries < 0":    func(o *runOptions) { o.Retries = -1 },
+		"workers 0":      func(o *runOptions) { o.Import.Workers = 0 },
+		"rate negative":  func(o *runOptions) { o.Import.Rate = -1 },
+		"retries < 0":    func(o *runOptions) { o.Import.Retries = -1 },
 		"timeout 0":      func(o *runOptions) { o.Timeout = 0 },
-		"photo limit 0":  func(o *runOptions) { o.MaxPhotoBytes = 0 },
-		"workers 100000": func(o *runOptions) { o.Workers = 100000 },
+		"photo limit 0":  func(o *runOptions) { o.Import.MaxPhotoBytes = 0 },
+		"workers 100000": func(o *runOptions) { o.Import.Workers = 100000 },
 	}
 	for name, mut := range cases {
 		o := base

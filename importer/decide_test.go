@@ -1,11 +1,12 @@
 package importer
 
 import (
-	"bulkenroll/importer/smileid"
 	"errors"
 	"fmt"
 	"syscall"
 	"testing"
+
+	"bulkenroll/importer/smileid"
 )
 
 // TestDecide covers the worker's decision for every class of answer, on a

@@ -10,11 +10,11 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"sort"
 	"testing"
 	"time"
 
 	"bulkenroll/importer"
+	"bulkenroll/importer/event"
 	"bulkenroll/importer/testkit"
 	"bulkenroll/manifest"
 	"bulkenroll/store"
@@ -204,7 +204,7 @@ func recordOrNone(t testing.TB, st *store.Store, id string) store.Record {
 func wantSummary(t testing.TB, got, want importer.Summary) {
 	t.Helper()
 	got.Seconds, got.RunID, want.Seconds, want.RunID = 0, 0, 0, 0
-	got.Stats, want.Stats = importer.Stats{}, importer.Stats{}
+	got.Stats, want.Stats = event.Stats{}, event.Stats{}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("summary = %+v\nwant      %+v", got, want)
 	}
@@ -218,14 +218,4 @@ func readCSV(t testing.TB, b []byte) [][]string {
 		t.Fatalf("parsing CSV %q: %v", b, err)
 	}
 	return recs
-}
-
-// sortedKeys returns the keys of m in order.
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

@@ -1,25 +1,26 @@
-package importer
+package observe
 
 import (
 	"os"
 	"time"
 
+	"bulkenroll/importer/event"
 	"bulkenroll/store"
 )
 
-// liveFile is the Observer that publishes the run's figures next to the
+// liveFile is the observer that publishes the run's figures next to the
 // store (store.WriteLive) every few seconds, so that `status` can show a
 // run that holds the store's lock. The last snapshot says Done.
 type liveFile struct {
 	storePath, manifest, shard string
 	interval                   time.Duration
 
-	stop func() // stops the periodic writes; nil when not started
+	writes periodic // the periodic writes of the snapshot
 }
 
-// NewLiveFile returns an Observer that writes the live snapshot of a run on
-// the store at storePath every interval (default 2s).
-func NewLiveFile(storePath, manifest, shard string, interval time.Duration) Observer {
+// NewLiveFile returns an event.Observer that writes the live snapshot of a
+// run on the store at storePath every interval (default 2s).
+func NewLiveFile(storePath, manifest, shard string, interval time.Duration) event.Observer {
 	if interval <= 0 {
 		interval = 2 * time.Second
 	}
@@ -27,24 +28,23 @@ func NewLiveFile(storePath, manifest, shard string, interval time.Duration) Obse
 }
 
 // Start writes the first snapshot and then one every interval.
-func (l *liveFile) Start(stats func() Stats) {
+func (l *liveFile) Start(stats func() event.Stats) {
 	l.write(stats(), false)
-	l.stop = Every(l.interval, func() { l.write(stats(), false) })
+	l.writes.start(l.interval, func() { l.write(stats(), false) })
 }
 
 // Row does nothing: the snapshot holds counts only.
-func (l *liveFile) Row(RowEvent) {}
+func (l *liveFile) Row(event.RowEvent) {}
 
 // Finish writes the final snapshot, marked done.
-func (l *liveFile) Finish(final Stats, _ error) {
-	if l.stop == nil {
+func (l *liveFile) Finish(final event.Stats, _ error) {
+	if !l.writes.end() {
 		return
 	}
-	l.stop()
 	l.write(final, true)
 }
 
-func (l *liveFile) write(s Stats, done bool) {
+func (l *liveFile) write(s event.Stats, done bool) {
 	host, _ := os.Hostname()
 	live := store.Live{
 		PID: os.Getpid(), Host: host, RunID: s.RunID, Manifest: l.manifest, Shard: l.shard,

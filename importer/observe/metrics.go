@@ -1,7 +1,4 @@
-// Package metrics exports a run's figures in the Prometheus text format: to
-// a file replaced atomically (for node_exporter's textfile collector, which
-// suits cron jobs) and, optionally, over HTTP at /metrics.
-package metrics
+package observe
 
 import (
 	"context"
@@ -15,72 +12,61 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"bulkenroll/importer"
+	"bulkenroll/importer/event"
 )
 
-// File is an importer.Observer that publishes the run's figures as
+// MetricsFile is an event.Observer that publishes the run's figures as
 // Prometheus metrics named bulkenroll_*: it writes them to a file at the
 // start, every interval and at the end, and serves them over HTTP if asked
-// (Handler, Serve). Its registry holds these metrics only.
-type File struct {
+// (Serve). Its registry holds these metrics only.
+type MetricsFile struct {
 	path     string
 	interval time.Duration
 	reg      *prometheus.Registry
 	col      *collector
 
+	writes periodic // the periodic writes of the file
+
 	mu      sync.Mutex
-	stop    func() // stops the periodic writes; nil when not started
 	lastErr error
 }
 
-// NewFile returns a File writing to path every interval (default 10s);
-// path "" writes no file (for Serve alone). labels are added to every
-// metric, e.g. {"shard": "1/4"}.
-func NewFile(path string, interval time.Duration, labels map[string]string) *File {
+// NewMetricsFile returns a MetricsFile writing to path every interval
+// (default 10s); path "" writes no file (for Serve alone). labels are added
+// to every metric, e.g. {"shard": "1/4"}.
+func NewMetricsFile(path string, interval time.Duration, labels map[string]string) *MetricsFile {
 	if interval <= 0 {
 		interval = 10 * time.Second
 	}
 	col := newCollector(prometheus.Labels(labels))
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(col)
-	return &File{path: path, interval: interval, reg: reg, col: col}
+	return &MetricsFile{path: path, interval: interval, reg: reg, col: col}
 }
 
-// Registry returns the registry the metrics are in.
-func (f *File) Registry() *prometheus.Registry { return f.reg }
-
 // Start writes the metrics file at once, then every interval until Finish.
-func (f *File) Start(stats func() importer.Stats) {
+func (f *MetricsFile) Start(stats func() event.Stats) {
 	f.col.start(stats)
 	f.write()
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.stop != nil || f.path == "" {
-		return
+	if f.path != "" {
+		f.writes.start(f.interval, f.write)
 	}
-	f.stop = importer.Every(f.interval, f.write)
 }
 
 // Row does nothing: the metrics are counts, taken from the Stats.
-func (f *File) Row(importer.RowEvent) {}
+func (f *MetricsFile) Row(event.RowEvent) {}
 
 // Finish stops the periodic writes and writes the final figures, with
 // bulkenroll_run_finished 1 and the run's outcome.
-func (f *File) Finish(final importer.Stats, err error) {
-	f.mu.Lock()
-	stop := f.stop
-	f.stop = nil
-	f.mu.Unlock()
-	if stop != nil {
-		stop()
-	}
+func (f *MetricsFile) Finish(final event.Stats, err error) {
+	f.writes.end()
 	f.col.finish(final, err)
 	f.write()
 }
 
 // Err returns the last error writing the file, or nil; a run reports it
 // at the end (a metrics file that cannot be written does not stop a run).
-func (f *File) Err() error {
+func (f *MetricsFile) Err() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.lastErr
@@ -88,7 +74,7 @@ func (f *File) Err() error {
 
 // write replaces the file with the current figures (WriteToTextfile writes
 // a temporary file in the same folder and renames it).
-func (f *File) write() {
+func (f *MetricsFile) write() {
 	if f.path == "" {
 		return
 	}
@@ -100,21 +86,21 @@ func (f *File) write() {
 	}
 }
 
-// Handler serves the metrics in the Prometheus exposition format.
-func (f *File) Handler() http.Handler {
+// handler serves the metrics in the Prometheus exposition format.
+func (f *MetricsFile) handler() http.Handler {
 	return promhttp.HandlerFor(f.reg, promhttp.HandlerOpts{})
 }
 
 // Serve listens on addr (host:port; ":0" picks a port) and serves the
 // metrics at /metrics until ctx ends. It returns once listening, with the
 // address listened on, or the error that kept it from listening.
-func (f *File) Serve(ctx context.Context, addr string) (net.Addr, error) {
+func (f *MetricsFile) Serve(ctx context.Context, addr string) (net.Addr, error) {
 	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("--metrics-addr %s: %w", addr, err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", f.Handler())
+	mux.Handle("/metrics", f.handler())
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		<-ctx.Done()

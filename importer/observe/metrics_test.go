@@ -1,4 +1,4 @@
-package metrics
+package observe
 
 import (
 	"context"
@@ -18,20 +18,20 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"bulkenroll/importer"
+	"bulkenroll/importer/event"
 	"bulkenroll/importer/smileid"
 )
 
 // testStats returns figures that move: Rows grows with every call.
-func testStats() func() importer.Stats {
+func testStats() func() event.Stats {
 	var n atomic.Int64
 	started := time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)
-	return func() importer.Stats {
+	return func() event.Stats {
 		i := n.Add(1)
-		return importer.Stats{RunID: 7, Started: started, Now: started.Add(100 * time.Second), Total: 1000,
+		return event.Stats{RunID: 7, Started: started, Now: started.Add(100 * time.Second), Total: 1000,
 			Rows: 100 + i, Enrolled: 80, Skipped: 10, Rejected: 5, Failed: 2, Pending: 3 + i,
 			Requests: map[string]int64{smileid.AnswerEnrolled: 80, smileid.AnswerThrottled: 12, smileid.AnswerRefused: 5},
-			Control: importer.Control{Rate: 20, LearnedRate: 18.5, InFlight: 9, Window: 12, Limiter: importer.LimitOutage,
+			Control: event.Control{Rate: 20, LearnedRate: 18.5, InFlight: 9, Window: 12, Limiter: event.LimitOutage,
 				DownSince: started.Add(90 * time.Second)},
 			LastSuccess: started.Add(99 * time.Second)}
 	}
@@ -87,7 +87,7 @@ func readFile(t *testing.T, path string) map[string]*dto.MetricFamily {
 
 func TestFileWritesAtStartAndFinish(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "bulkenroll.prom")
-	m := NewFile(path, time.Hour, map[string]string{"shard": "1/4"})
+	m := NewMetricsFile(path, time.Hour, map[string]string{"shard": "1/4"})
 	stats := testStats()
 	m.Start(stats)
 	fams := readFile(t, path)
@@ -137,7 +137,8 @@ func TestFileWritesAtStartAndFinish(t *testing.T) {
 
 	final := stats()
 	final.Pending = 0
-	m.Finish(final, importer.ErrInterrupted)
+	final.Outcome = event.Interrupted
+	m.Finish(final, errors.New("interrupted"))
 	fams = readFile(t, path)
 	if v := value(t, fams, "bulkenroll_run_finished", shard); v != 1 {
 		t.Errorf("run_finished = %v after Finish", v)
@@ -160,16 +161,22 @@ func TestFileWritesAtStartAndFinish(t *testing.T) {
 	}
 }
 
-func TestOutcomeOf(t *testing.T) {
-	cases := map[string]error{
-		OutcomeFinished:    nil,
-		OutcomeInterrupted: context.Canceled,
-		OutcomeStopped:     &importer.AccountError{API: &smileid.APIError{Status: 401, Code: "2205"}},
-		OutcomeError:       errors.New("disk full"),
+func TestMetricsOutcome(t *testing.T) {
+	cases := []struct {
+		final string // the final figures' Outcome
+		err   error
+		want  string
+	}{
+		{event.Finished, nil, OutcomeFinished},
+		{event.Interrupted, context.Canceled, OutcomeInterrupted},
+		{event.Stopped, errors.New("stopped: 2205"), OutcomeStopped},
+		{event.Failed, errors.New("disk full"), OutcomeError},
+		{"", nil, OutcomeFinished},
+		{"", errors.New("disk full"), OutcomeError},
 	}
-	for want, err := range cases {
-		if got := outcomeOf(err); got != want {
-			t.Errorf("outcomeOf(%v) = %q, want %q", err, got, want)
+	for _, c := range cases {
+		if got := metricsOutcome(event.Stats{Outcome: c.final}, c.err); got != c.want {
+			t.Errorf("metricsOutcome(%q, %v) = %q, want %q", c.final, c.err, got, c.want)
 		}
 	}
 }
@@ -178,7 +185,7 @@ func TestOutcomeOf(t *testing.T) {
 // every millisecond: every read must parse whole.
 func TestFileAtomic(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "bulkenroll.prom")
-	m := NewFile(path, time.Millisecond, nil)
+	m := NewMetricsFile(path, time.Millisecond, nil)
 	m.Start(testStats())
 	deadline := time.Now().Add(500 * time.Millisecond)
 	reads := 0
@@ -208,7 +215,7 @@ func TestFileAtomic(t *testing.T) {
 }
 
 func TestFileWriteError(t *testing.T) {
-	m := NewFile(filepath.Join(t.TempDir(), "no", "such", "folder", "x.prom"), time.Hour, nil)
+	m := NewMetricsFile(filepath.Join(t.TempDir(), "no", "such", "folder", "x.prom"), time.Hour, nil)
 	m.Start(testStats())
 	m.Finish(testStats()(), nil)
 	if err := m.Err(); err == nil || !strings.Contains(err.Error(), "metrics file") {
@@ -217,7 +224,7 @@ func TestFileWriteError(t *testing.T) {
 }
 
 func TestServe(t *testing.T) {
-	m := NewFile("", time.Hour, map[string]string{"job": "nightly"})
+	m := NewMetricsFile("", time.Hour, map[string]string{"job": "nightly"})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	addr, err := m.Serve(ctx, "127.0.0.1:0")

@@ -1,4 +1,4 @@
-package importer_test
+package observe_test
 
 import (
 	"bytes"
@@ -10,7 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"bulkenroll/importer"
+	"bulkenroll/importer/event"
+	"bulkenroll/importer/observe"
 	"bulkenroll/importer/smileid"
 	"bulkenroll/manifest"
 	"bulkenroll/store"
@@ -49,22 +50,24 @@ func logLines(t *testing.T, out string) []map[string]any {
 
 func TestLogObserver(t *testing.T) {
 	var buf syncBuffer
-	obs := importer.NewLogObserver(slog.New(slog.NewJSONHandler(&buf, nil)), 10*time.Millisecond)
+	obs := observe.NewLogObserver(slog.New(slog.NewJSONHandler(&buf, nil)), 10*time.Millisecond)
 	started := time.Now().Add(-100 * time.Second)
-	stats := func() importer.Stats {
-		return importer.Stats{RunID: 4, Started: started, Now: started.Add(100 * time.Second), Total: 1000,
+	stats := func() event.Stats {
+		return event.Stats{RunID: 4, Started: started, Now: started.Add(100 * time.Second), Total: 1000,
 			Rows: 230, Enrolled: 150, Skipped: 10, Rejected: 30, Failed: 20, Pending: 0,
 			Requests: map[string]int64{smileid.AnswerThrottled: 3},
-			Control: importer.Control{Rate: 5, LearnedRate: 4.5, InFlight: 6, Window: 9, Limiter: importer.LimitOutage,
+			Control: event.Control{Rate: 5, LearnedRate: 4.5, InFlight: 6, Window: 9, Limiter: event.LimitOutage,
 				DownSince: started.Add(95 * time.Second)},
 			LastSuccess: time.Now()}
 	}
 	obs.Start(stats)
-	obs.Row(importer.RowEvent{Row: manifest.Row{Line: 7, UserID: "u7"}, State: store.Rejected, Code: "2213", Reason: "bad photo"})
-	obs.Row(importer.RowEvent{Row: manifest.Row{Line: 8, UserID: "u8"}, State: store.Failed, Reason: "time-out, retries used up"})
-	obs.Row(importer.RowEvent{Row: manifest.Row{Line: 9, UserID: "u9"}, State: store.Enrolled, Code: "0840"})
+	obs.Row(event.RowEvent{Row: manifest.Row{Line: 7, UserID: "u7"}, State: store.Rejected, Code: "2213", Reason: "bad photo"})
+	obs.Row(event.RowEvent{Row: manifest.Row{Line: 8, UserID: "u8"}, State: store.Failed, Reason: "time-out, retries used up"})
+	obs.Row(event.RowEvent{Row: manifest.Row{Line: 9, UserID: "u9"}, State: store.Enrolled, Code: "0840"})
 	time.Sleep(60 * time.Millisecond)
-	obs.Finish(stats(), importer.ErrInterrupted)
+	final := stats()
+	final.Outcome = event.Interrupted
+	obs.Finish(final, errors.New("interrupted"))
 	out := buf.String()
 	if strings.Contains(out, "u9") {
 		t.Errorf("an enrolled row was logged:\n%s", out)
@@ -96,7 +99,7 @@ func TestLogObserver(t *testing.T) {
 	want := map[string]any{"run_id": 4.0, "rows": 230.0, "total": 1000.0, "enrolled": 150.0, "skipped": 10.0,
 		"rejected": 30.0, "failed": 20.0, "pending": 0.0, "rows_per_second": 2.0, "rate": 5.0,
 		"learned_rate": 4.5, "eta_seconds": 395.0, "throttled": 3.0, "in_flight": 6.0, "window": 9.0,
-		"limiter": "outage", "hint": stats().Hint(), "down_since": started.Add(95 * time.Second).Format(time.RFC3339Nano)}
+		"limiter": "outage", "hint": observe.Hint(stats().Control), "down_since": started.Add(95 * time.Second).Format(time.RFC3339Nano)}
 	for _, p := range append(progress, summary...) {
 		for k, v := range want {
 			if p[k] != v {
@@ -121,19 +124,23 @@ func TestLogObserver(t *testing.T) {
 
 func TestLogObserverOutcomes(t *testing.T) {
 	cases := []struct {
+		final   string // the final figures' Outcome
 		err     error
 		outcome string
 		level   string
 	}{
-		{nil, "finished", "INFO"},
-		{&importer.AccountError{API: &smileid.APIError{Status: 401, Code: "2205", Text: "Unauthorized"}}, "stopped", "ERROR"},
-		{errors.New("disk full"), "error", "ERROR"},
+		{event.Finished, nil, "finished", "INFO"},
+		{event.Interrupted, errors.New("interrupted"), "interrupted", "INFO"},
+		{event.Stopped, errors.New("stopped: 2205"), "stopped", "ERROR"},
+		{event.Failed, errors.New("disk full"), "error", "ERROR"},
+		{"", nil, "finished", "INFO"},                   // figures made by hand
+		{"", errors.New("disk full"), "error", "ERROR"}, // figures made by hand
 	}
 	for _, c := range cases {
 		var buf syncBuffer
-		obs := importer.NewLogObserver(slog.New(slog.NewJSONHandler(&buf, nil)), time.Hour)
-		obs.Start(func() importer.Stats { return importer.Stats{Total: -1} })
-		obs.Finish(importer.Stats{Total: -1}, c.err)
+		obs := observe.NewLogObserver(slog.New(slog.NewJSONHandler(&buf, nil)), time.Hour)
+		obs.Start(func() event.Stats { return event.Stats{Total: -1} })
+		obs.Finish(event.Stats{Total: -1, Outcome: c.final}, c.err)
 		recs := logLines(t, buf.String())
 		if len(recs) != 1 || recs[0]["outcome"] != c.outcome || recs[0]["level"] != c.level {
 			t.Errorf("err %v: %v", c.err, recs)

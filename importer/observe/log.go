@@ -1,26 +1,27 @@
-package importer
+package observe
 
 import (
 	"context"
 	"log/slog"
 	"math"
-	"sync"
 	"time"
 
+	"bulkenroll/importer/event"
 	"bulkenroll/importer/smileid"
 	"bulkenroll/store"
 )
 
-// NewLogObserver returns an Observer that logs a run to l, for log
+// NewLogObserver returns an event.Observer that logs a run to l, for log
 // collectors (with slog.NewJSONHandler: one JSON object per line): a "row"
 // record at level WARN for each rejected or failed row (line, user_id,
 // state, code, reason), a "progress" record every interval (default
 // DefaultReportEvery, the text progress line's cadence) with the run's
 // figures (those of the progress line: rows/s of settled rows, rate,
-// learned quota, requests in flight, window, what holds the run back), and a "summary" record when the run ends (level
-// ERROR when it ended early for another reason than a signal). It never
-// logs credentials: nothing it is given holds them.
-func NewLogObserver(l *slog.Logger, interval time.Duration) Observer {
+// learned quota, requests in flight, window, what holds the run back), and
+// a "summary" record when the run ends (level ERROR when it ended early for
+// another reason than a signal). It never logs credentials: nothing it is
+// given holds them.
+func NewLogObserver(l *slog.Logger, interval time.Duration) event.Observer {
 	if interval <= 0 {
 		interval = DefaultReportEvery
 	}
@@ -30,25 +31,18 @@ func NewLogObserver(l *slog.Logger, interval time.Duration) Observer {
 type logObserver struct {
 	log      *slog.Logger
 	interval time.Duration
-
-	mu   sync.Mutex
-	stop func() // stops the progress records; nil when not started
+	progress periodic // the progress records
 }
 
 // Start logs progress every interval until Finish.
-func (o *logObserver) Start(stats func() Stats) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.stop != nil {
-		return
-	}
-	o.stop = Every(o.interval, func() {
+func (o *logObserver) Start(stats func() event.Stats) {
+	o.progress.start(o.interval, func() {
 		o.log.LogAttrs(context.Background(), slog.LevelInfo, "progress", statsAttrs(stats())...)
 	})
 }
 
 // Row logs a rejected or failed row; other rows are counted in progress.
-func (o *logObserver) Row(ev RowEvent) {
+func (o *logObserver) Row(ev event.RowEvent) {
 	if ev.State != store.Rejected && ev.State != store.Failed {
 		return
 	}
@@ -61,19 +55,13 @@ func (o *logObserver) Row(ev RowEvent) {
 }
 
 // Finish stops the progress records and logs the summary.
-func (o *logObserver) Finish(final Stats, err error) {
-	o.mu.Lock()
-	stop := o.stop
-	o.stop = nil
-	o.mu.Unlock()
-	if stop != nil {
-		stop()
-	}
-	level, outcome := slog.LevelInfo, Outcome(err)
+func (o *logObserver) Finish(final event.Stats, err error) {
+	o.progress.end()
+	level, outcome := slog.LevelInfo, outcomeOf(final, err)
 	switch outcome {
-	case "finished", "interrupted":
-	case "failed":
-		level, outcome = slog.LevelError, "error" // as the metrics name it
+	case event.Finished, event.Interrupted:
+	case event.Failed:
+		level, outcome = slog.LevelError, OutcomeError // as the metrics name it
 	default:
 		level = slog.LevelError
 	}
@@ -86,7 +74,7 @@ func (o *logObserver) Finish(final Stats, err error) {
 }
 
 // statsAttrs are the figures of progress and summary records.
-func statsAttrs(s Stats) []slog.Attr {
+func statsAttrs(s event.Stats) []slog.Attr {
 	attrs := []slog.Attr{
 		slog.Uint64("run_id", s.RunID),
 		slog.Int64("rows", s.Rows),
@@ -108,8 +96,8 @@ func statsAttrs(s Stats) []slog.Attr {
 		slog.Float64("eta_seconds", s.ETA().Seconds()),
 		slog.Int64("throttled", s.Requests[smileid.AnswerThrottled]),
 	)
-	if s.Limiter != LimitNone {
-		attrs = append(attrs, slog.String("limiter", string(s.Limiter)), slog.String("hint", s.Hint()))
+	if s.Limiter != event.LimitNone {
+		attrs = append(attrs, slog.String("limiter", string(s.Limiter)), slog.String("hint", Hint(s.Control)))
 	}
 	if !s.DownSince.IsZero() {
 		attrs = append(attrs, slog.Time("down_since", s.DownSince))

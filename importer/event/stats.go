@@ -1,12 +1,6 @@
-package importer
+package event
 
-import (
-	"time"
-
-	"bulkenroll/importer/ratelimit"
-	"bulkenroll/manifest"
-	"bulkenroll/store"
-)
+import "time"
 
 // Stats are a run's live figures, as observers see them. Every row read is
 // counted in exactly one of Enrolled, Skipped, Rejected, Failed and Pending
@@ -34,7 +28,12 @@ type Stats struct {
 	// EndNotRecorded, in the final figures, says why the store could not
 	// record the run's end ("": it did, or nothing was to record).
 	EndNotRecorded string
-	// Requests counts the requests sent, by answer class (see AnswerClasses).
+	// Outcome, in the final figures, is how the run ended, as the run
+	// history records it: Finished, Interrupted, Stopped or Failed ("":
+	// the run goes on).
+	Outcome string
+	// Requests counts the requests sent, by answer class (see
+	// smileid.AnswerClasses).
 	Requests map[string]int64
 	// Control is the state of the rate and concurrency control.
 	Control
@@ -43,29 +42,6 @@ type Stats struct {
 	// DryRun marks a run that sends nothing.
 	DryRun bool
 }
-
-// Limiter names what holds a run's speed back (see ratelimit.Limiter).
-type Limiter = ratelimit.Limiter
-
-// What can hold a run back (see ratelimit).
-const (
-	LimitNone     = ratelimit.LimitNone
-	LimitQuota    = ratelimit.LimitQuota
-	LimitMaxRate  = ratelimit.LimitMaxRate
-	LimitRate     = ratelimit.LimitRate
-	LimitWorkers  = ratelimit.LimitWorkers
-	LimitManifest = ratelimit.LimitManifest
-	LimitPhotos   = ratelimit.LimitPhotos
-	LimitOutage   = ratelimit.LimitOutage
-)
-
-// Control is the state of a run's rate and concurrency control (see
-// ratelimit.Control).
-type Control = ratelimit.Control
-
-// Worked is the number of rows that cost work (read, checked or sent):
-// skipped rows cost next to nothing.
-func (s Stats) Worked() int64 { return s.Rows - s.Skipped }
 
 // Settled is the number of rows this run brought to an end: enrolled,
 // rejected or failed (in a dry run also the rows it would send, which it
@@ -101,34 +77,4 @@ func (s Stats) ETA() time.Duration {
 		return 0
 	}
 	return time.Duration(float64(left) / r * float64(time.Second)).Round(time.Second)
-}
-
-// RowEvent is one row settled by a run: rejected, failed, enrolled, or left
-// pending by an early stop or a store that could not save it (Skipped rows
-// are counted, not reported). A row whose record is saved is told once the
-// store has committed it.
-type RowEvent struct {
-	// Row is the manifest row.
-	Row manifest.Row
-	// State is how the row ended in this run.
-	State store.State
-	// Code is Smile ID's code, or "" for a row refused before sending.
-	Code string
-	// Reason says why a row was rejected or failed, or notes how it enrolled.
-	Reason string
-}
-
-// Observer is told about a run as it goes: the progress display, the
-// rejects file, JSON logs, metrics and the live status file are observers,
-// so the pipeline does not know how it is shown. Row is called from many
-// goroutines (the store's writer among them: it must not block for long);
-// Start comes before every Row and Finish after every Row.
-type Observer interface {
-	// Start gives the observer a function that returns the live figures;
-	// an observer that reports periodically calls it on its own schedule.
-	Start(stats func() Stats)
-	// Row tells of one settled row.
-	Row(ev RowEvent)
-	// Finish gives the final figures and the run's error (nil: finished).
-	Finish(final Stats, err error)
 }

@@ -1,11 +1,11 @@
-package metrics
+package observe
 
 import (
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"bulkenroll/importer"
+	"bulkenroll/importer/event"
 	"bulkenroll/importer/smileid"
 )
 
@@ -20,11 +20,11 @@ const (
 
 var outcomes = []string{OutcomeRunning, OutcomeFinished, OutcomeInterrupted, OutcomeStopped, OutcomeError}
 
-// collector turns the run's Stats into metrics when scraped or written.
+// collector turns the run's event.Stats into metrics when scraped or written.
 type collector struct {
 	mu       sync.Mutex
-	stats    func() importer.Stats
-	final    *importer.Stats
+	stats    func() event.Stats
+	final    *event.Stats
 	outcome  string
 	finished bool
 
@@ -61,22 +61,22 @@ func newCollector(labels prometheus.Labels) *collector {
 	}
 }
 
-func (c *collector) start(stats func() importer.Stats) {
+func (c *collector) start(stats func() event.Stats) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.stats = stats
 }
 
-func (c *collector) finish(final importer.Stats, err error) {
+func (c *collector) finish(final event.Stats, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.final, c.finished, c.outcome = &final, true, outcomeOf(err)
+	c.final, c.finished, c.outcome = &final, true, metricsOutcome(final, err)
 }
 
-// outcomeOf names how a run that returned err ended ("failed" runs are
-// "error" here).
-func outcomeOf(err error) string {
-	if o := importer.Outcome(err); o != "failed" {
+// metricsOutcome names how a run ended for bulkenroll_run_outcome: as the
+// run history does, but "error" for a failure.
+func metricsOutcome(final event.Stats, err error) string {
+	if o := outcomeOf(final, err); o != event.Failed {
 		return o
 	}
 	return OutcomeError
@@ -97,7 +97,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var s importer.Stats
+	var s event.Stats
 	switch {
 	case c.final != nil:
 		s = *c.final
@@ -131,7 +131,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.speed, s.RowsPerSecond())
 	gauge(c.inFlight, float64(s.InFlight))
 	gauge(c.window, float64(s.Window))
-	if s.Limiter != importer.LimitNone {
+	if s.Limiter != event.LimitNone {
 		gauge(c.limitedBy, 1, string(s.Limiter))
 	}
 	if !s.DownSince.IsZero() {

@@ -1,4 +1,4 @@
-package importer
+package observe
 
 import (
 	"fmt"
@@ -9,13 +9,15 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 
+	"bulkenroll/importer/event"
 	"bulkenroll/manifest"
 	"bulkenroll/store"
 )
 
 // Progress shows a run on standard error: a bar when it is a terminal, and
 // otherwise (cron, CI, a pipe) a one-line report every few seconds. Either
-// way each rejected or failed row gets a line of its own. It is an Observer.
+// way each rejected or failed row gets a line of its own. It is an
+// event.Observer.
 type Progress struct {
 	w        io.Writer
 	bar      bool
@@ -23,7 +25,7 @@ type Progress struct {
 
 	mu    sync.Mutex
 	pb    *progressbar.ProgressBar
-	stats func() Stats
+	stats func() event.Stats
 	quit  chan struct{}
 	done  chan struct{}
 }
@@ -39,7 +41,7 @@ func NewProgress(w io.Writer, bar bool, interval time.Duration) *Progress {
 }
 
 // Start begins showing the figures stats returns.
-func (p *Progress) Start(stats func() Stats) {
+func (p *Progress) Start(stats func() event.Stats) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.stats = stats
@@ -76,7 +78,7 @@ func (p *Progress) loop(tick time.Duration) {
 }
 
 // render updates the bar, or prints a report line.
-func (p *Progress) render(s Stats) {
+func (p *Progress) render(s event.Stats) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	line := p.line(s)
@@ -95,7 +97,7 @@ func (p *Progress) render(s Stats) {
 // the rate and concurrency control with what holds the run back, and an
 // ETA over the rows still to do. The speed and the ETA count rows settled
 // (enrolled, rejected, failed), as every display does.
-func (p *Progress) line(s Stats) string {
+func (p *Progress) line(s event.Stats) string {
 	var b strings.Builder
 	if p.pb == nil {
 		if s.Total >= 0 {
@@ -116,19 +118,19 @@ func (p *Progress) line(s Stats) string {
 	return b.String()
 }
 
-// rateText describes the rate and concurrency control (Control.Text).
-func rateText(s Stats) string {
+// rateText describes the rate and concurrency control (ControlText).
+func rateText(s event.Stats) string {
 	if s.DryRun {
 		return ""
 	}
-	if t := s.Control.Text(); t != "" {
+	if t := ControlText(s.Control); t != "" {
 		return " · " + t
 	}
 	return ""
 }
 
 // Row prints one line for a rejected or failed row.
-func (p *Progress) Row(ev RowEvent) {
+func (p *Progress) Row(ev event.RowEvent) {
 	if ev.State != store.Rejected && ev.State != store.Failed {
 		return
 	}
@@ -143,7 +145,7 @@ func (p *Progress) Row(ev RowEvent) {
 }
 
 // Finish stops the display and leaves the bar at the final figures.
-func (p *Progress) Finish(final Stats, _ error) {
+func (p *Progress) Finish(final event.Stats, _ error) {
 	p.mu.Lock()
 	quit := p.quit
 	p.mu.Unlock()

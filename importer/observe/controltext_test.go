@@ -1,4 +1,4 @@
-package importer
+package observe
 
 import (
 	"fmt"
@@ -7,33 +7,30 @@ import (
 	"testing"
 	"time"
 
+	"bulkenroll/importer/event"
 	"bulkenroll/store"
 )
 
-func TestSettledSpeedAndETA(t *testing.T) {
-	started := time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)
+func TestHints(t *testing.T) {
+	down := time.Date(2025, 3, 1, 12, 3, 4, 0, time.Local)
 	cases := []struct {
-		name string
-		s    Stats
-		rps  float64
-		eta  time.Duration
+		c    event.Control
+		want string
 	}{
-		// 300 rows read, 100 of them still in flight or waiting: the speed
-		// counts the 200 settled, not the 290 worked.
-		{"settled, not read", Stats{Total: 1000, Rows: 300, Skipped: 10, Enrolled: 150, Rejected: 30, Failed: 20}, 2, 395 * time.Second},
-		{"unknown total", Stats{Total: -1, Rows: 300, Enrolled: 200}, 2, 0},
-		{"nothing settled", Stats{Total: 1000, Rows: 300}, 0, 0},
-		{"all settled", Stats{Total: 100, Rows: 100, Skipped: 50, Enrolled: 50}, 0.5, 0},
-		{"dry run counts rows it would send", Stats{DryRun: true, Total: 400, Rows: 200, Pending: 180, Rejected: 20}, 2, 100 * time.Second},
-		{"early stop's pending rows are not left to do", Stats{Total: 300, Rows: 300, Enrolled: 100, Pending: 200}, 1, 0},
+		{event.Control{}, ""},
+		{event.Control{Limiter: event.LimitQuota}, "held back by the quota"},
+		{event.Control{Limiter: event.LimitMaxRate}, "at --max-rate"},
+		{event.Control{Limiter: event.LimitRate}, "at --rate"},
+		{event.Control{Limiter: event.LimitWorkers}, "the workers are full (raise --max-workers, or --workers if you set it)"},
+		{event.Control{Limiter: event.LimitManifest}, "waiting for the manifest"},
+		{event.Control{Limiter: event.LimitPhotos}, "waiting for photos"},
+		{event.Control{Limiter: event.LimitOutage, DownSince: down}, "service not answering since 12:03:04; probing"},
+		{event.Control{Limiter: event.LimitOutage}, "service not answering; probing"},
+		{event.Control{Limiter: "something new"}, "something new"},
 	}
 	for _, c := range cases {
-		c.s.Started, c.s.Now = started, started.Add(100*time.Second)
-		if got := c.s.RowsPerSecond(); got != c.rps {
-			t.Errorf("%s: RowsPerSecond %v, want %v", c.name, got, c.rps)
-		}
-		if got := c.s.ETA(); got != c.eta {
-			t.Errorf("%s: ETA %v, want %v", c.name, got, c.eta)
+		if got := Hint(c.c); got != c.want {
+			t.Errorf("Hint of %q = %q, want %q", c.c.Limiter, got, c.want)
 		}
 	}
 }
@@ -43,12 +40,12 @@ func TestSettledSpeedAndETA(t *testing.T) {
 // window, and a hint only when something holds the run back.
 func TestProgressLineFigures(t *testing.T) {
 	started := time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)
-	base := Stats{Started: started, Now: started.Add(100 * time.Second), Total: 1000, Rows: 300, Skipped: 10,
+	base := event.Stats{Started: started, Now: started.Add(100 * time.Second), Total: 1000, Rows: 300, Skipped: 10,
 		Enrolled: 150, Rejected: 30, Failed: 20, Requests: map[string]int64{}}
 	p := NewProgress(&strings.Builder{}, false, time.Hour)
-	for _, lim := range []Limiter{LimitNone, LimitQuota, LimitMaxRate, LimitRate, LimitWorkers, LimitManifest, LimitPhotos, LimitOutage} {
+	for _, lim := range []event.Limiter{event.LimitNone, event.LimitQuota, event.LimitMaxRate, event.LimitRate, event.LimitWorkers, event.LimitManifest, event.LimitPhotos, event.LimitOutage} {
 		s := base
-		s.Control = Control{Rate: 12.5, LearnedRate: 23.4, InFlight: 17, Window: 40, Limiter: lim,
+		s.Control = event.Control{Rate: 12.5, LearnedRate: 23.4, InFlight: 17, Window: 40, Limiter: lim,
 			DownSince: started.Add(90 * time.Second)}
 		line := p.line(s)
 		for _, want := range []string{"300/1000 rows", "2.0 rows/s", "rate 12.5/s", "learned quota about 23/s",
@@ -57,11 +54,11 @@ func TestProgressLineFigures(t *testing.T) {
 				t.Errorf("limiter %q: line lacks %q: %s", lim, want, line)
 			}
 		}
-		hint := s.Hint()
+		hint := Hint(s.Control)
 		switch {
-		case lim == LimitNone && !strings.HasSuffix(line, "17 in flight of 40 · ETA 6m35s"):
+		case lim == event.LimitNone && !strings.HasSuffix(line, "17 in flight of 40 · ETA 6m35s"):
 			t.Errorf("no limiter, yet a hint: %s", line)
-		case lim != LimitNone && !strings.HasSuffix(line, "17 in flight of 40 · "+hint+" · ETA 6m35s"):
+		case lim != event.LimitNone && !strings.HasSuffix(line, "17 in flight of 40 · "+hint+" · ETA 6m35s"):
 			t.Errorf("limiter %q: line lacks the hint %q: %s", lim, hint, line)
 		}
 	}
@@ -71,7 +68,7 @@ func TestProgressLineFigures(t *testing.T) {
 		t.Errorf("figures not given shown: %s", line)
 	}
 	// A dry run sends nothing: no control figures.
-	s.DryRun, s.Control = true, Control{Rate: 5, Window: 4, Limiter: LimitQuota}
+	s.DryRun, s.Control = true, event.Control{Rate: 5, Window: 4, Limiter: event.LimitQuota}
 	if line := p.line(s); strings.Contains(line, "in flight") || strings.Contains(line, "quota") {
 		t.Errorf("dry run shows the control: %s", line)
 	}
@@ -91,9 +88,9 @@ func TestLiveFileFigures(t *testing.T) {
 	dir := t.TempDir()
 	path := dir + "/s.db"
 	started := time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)
-	s := Stats{RunID: 3, Started: started, Now: started.Add(100 * time.Second), Total: 1000, Rows: 300, Skipped: 10,
+	s := event.Stats{RunID: 3, Started: started, Now: started.Add(100 * time.Second), Total: 1000, Rows: 300, Skipped: 10,
 		Enrolled: 150, Rejected: 30, Failed: 20,
-		Control: Control{Rate: 12.5, LearnedRate: 23.4, InFlight: 17, Window: 40, Limiter: LimitOutage, DownSince: started.Add(90 * time.Second)}}
+		Control: event.Control{Rate: 12.5, LearnedRate: 23.4, InFlight: 17, Window: 40, Limiter: event.LimitOutage, DownSince: started.Add(90 * time.Second)}}
 	lf := NewLiveFile(path, "m.csv", "", time.Hour).(*liveFile)
 	lf.write(s, false)
 	l, err := store.ReadLive(path)
