@@ -2,6 +2,7 @@ package importer
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -28,4 +29,17 @@ func WithGrace(parent context.Context, grace, stopGrace time.Duration) (run cont
 		stop(nil)
 	}
 	return run, stop, req, release
+}
+
+// StopCause says why a run's context (WithGrace's run) ended: nil if it
+// did not, ErrInterrupted for a signal, or the cause the run stopped with.
+func StopCause(run context.Context) error {
+	if run.Err() == nil {
+		return nil
+	}
+	c := context.Cause(run)
+	if errors.Is(c, context.Canceled) || errors.Is(c, ErrInterrupted) {
+		return ErrInterrupted
+	}
+	return c
 }

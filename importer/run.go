@@ -176,13 +176,4 @@ func (r *runner) stopped() bool { return r.ctx.Err() != nil }
 
 // cause returns why the run's context ended: nil if it did not, the stop's
 // cause, or ErrInterrupted for a signal.
-func (r *runner) cause() error {
-	if r.ctx.Err() == nil {
-		return nil
-	}
-	c := context.Cause(r.ctx)
-	if errors.Is(c, context.Canceled) || errors.Is(c, ErrInterrupted) {
-		return ErrInterrupted
-	}
-	return c
-}
+func (r *runner) cause() error { return StopCause(r.ctx) }

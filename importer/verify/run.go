@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"sort"
 	"sync"
@@ -371,14 +370,7 @@ send:
 	}
 	close(ch)
 	_ = g.Wait()
-	if r.ctx.Err() == nil {
-		return nil
-	}
-	c := context.Cause(r.ctx)
-	if errors.Is(c, context.Canceled) || errors.Is(c, ErrInterrupted) {
-		return ErrInterrupted
-	}
-	return c
+	return importer.StopCause(r.ctx)
 }
 
 // progress returns the counts so far, for observers.
