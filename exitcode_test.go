@@ -34,6 +34,7 @@ func TestExitCode(t *testing.T) {
 		{"account refused", &importer.AccountError{API: &smileid.APIError{Status: 401, Code: "2205", Text: "Unauthorized"}}, 2},
 		{"header", &manifest.HeaderError{Reason: "missing required column \"photo\""}, 2},
 		{"outage past --outage-limit", fmt.Errorf("run: %w", &importer.OutageError{Limit: 15 * time.Minute}), 1},
+		{"verify: some users not authenticated", errNotAllAuthenticated, 1},
 		{"anything else", errors.New("disk on fire"), 2},
 	}
 	for _, c := range cases {
@@ -59,6 +60,14 @@ func TestAppUsageErrors(t *testing.T) {
 		{"bulkenroll", "run", "--manifest", "x", "--max-workers", "0"},
 		{"bulkenroll", "run", "--manifest", "x", "--outage-limit", "0s"},
 		{"bulkenroll", "run", "--manifest", "x", "--throttle-limit", "-1s"},
+		{"bulkenroll", "verify"}, // --manifest is required
+		{"bulkenroll", "verify", "--manifest", "x", "--sample", "0"},
+		{"bulkenroll", "verify", "--manifest", "x", "--sample", "3", "--all"},
+		{"bulkenroll", "verify", "--manifest", "x", "--users", "u.txt", "--refresh"},
+		{"bulkenroll", "verify", "--manifest", "x", "--poll-timeout", "0s"},
+		{"bulkenroll", "verify", "--manifest", "x", "--rate", "fast"},
+		{"bulkenroll", "verify", "--manifest", "x", "stray"},
+		{"bulkenroll", "report", "--verify", "--state", "enrolled"},
 	}
 	for _, args := range cases {
 		var out, errOut bytes.Buffer

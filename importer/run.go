@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"runtime"
-	"time"
 
 	"bulkenroll/importer/event"
 	"bulkenroll/importer/photosource"
@@ -96,21 +95,9 @@ func Run(ctx context.Context, rd *manifest.Reader, st *store.Store, sub Submitte
 	r.photos = photosource.New(photosource.Options{MaxBytes: limit, HTTPClient: opts.PhotoHTTPClient})
 	defer r.photos.Close()
 
-	r.ctx, r.cancel = context.WithCancelCause(ctx)
-	defer r.cancel(nil)
-	reqCtx, cancelReq := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelReq()
-	r.reqCtx = reqCtx
-	stopGrace := context.AfterFunc(r.ctx, func() {
-		grace := opts.Grace
-		if ctx.Err() == nil {
-			grace = opts.StopGrace // stopped by the API, not interrupted
-		}
-		t := time.AfterFunc(grace, cancelReq)
-		<-reqCtx.Done()
-		t.Stop()
-	})
-	defer stopGrace()
+	var release func()
+	r.ctx, r.cancel, r.reqCtx, release = WithGrace(ctx, opts.Grace, opts.StopGrace)
+	defer release()
 
 	if opts.Count != nil {
 		go func() {
@@ -189,13 +176,4 @@ func (r *runner) stopped() bool { return r.ctx.Err() != nil }
 
 // cause returns why the run's context ended: nil if it did not, the stop's
 // cause, or ErrInterrupted for a signal.
-func (r *runner) cause() error {
-	if r.ctx.Err() == nil {
-		return nil
-	}
-	c := context.Cause(r.ctx)
-	if errors.Is(c, context.Canceled) || errors.Is(c, ErrInterrupted) {
-		return ErrInterrupted
-	}
-	return c
-}
+func (r *runner) cause() error { return StopCause(r.ctx) }

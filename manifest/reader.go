@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -32,6 +33,8 @@ var required = [3]string{ColUserID, ColCreatedAt, ColPhoto}
 
 // Reader streams the rows of a manifest. It is not safe for concurrent use.
 type Reader struct {
+	// opt holds the header and the further columns a caller asked for (columns.go).
+	opt     optional
 	csv     *csv.Reader
 	closer  io.Closer
 	baseDir string
@@ -124,6 +127,7 @@ func newProductReader(r io.Reader, baseDir string, maxLine int64, p Product) (*R
 		}
 		return nil, &HeaderError{Reason: reason + headerHint(header)}
 	}
+	m.opt.header = slices.Clone(header)
 	return m, nil
 }
 
@@ -243,6 +247,7 @@ func (r *Reader) Next() (Row, error) {
 	}
 	line, _ := r.csv.FieldPos(0)
 	row := r.fill(rec, line)
+	r.opt.keep(rec)
 	if len(rec) < r.need {
 		return row, rowErr(FieldRow, r.tooFewReason(len(rec)))
 	}

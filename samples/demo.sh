@@ -2,7 +2,9 @@
 # make demo: start the sandbox on a free loopback port with demo credentials,
 # import samples/manifest.csv, import it again (every row skipped), show the
 # store's status, enroll samples/compare/manifest.csv by SmartSelfie Compare
-# into a store of its own, report it, stop the sandbox.
+# into a store of its own and report it, then verify that a sample of 3 users
+# enrolled by the first run authenticates (SmartSelfie Authentication), stop
+# the sandbox.
 set -eu
 bin=${1:-bin/bulkenroll}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -54,3 +56,6 @@ BULKENROLL_STORE="$work/compare.db" "$bin" run --product compare --manifest "$he
 echo
 echo "== bulkenroll report (the compare store)"
 BULKENROLL_STORE="$work/compare.db" "$bin" report
+echo
+echo "== bulkenroll verify --sample 3: do enrolled users authenticate? (SmartSelfie Authentication)"
+"$bin" verify --manifest "$here/manifest.csv" --sample 3 --seed 1
