@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"path"
 	"strings"
@@ -262,14 +261,9 @@ func (c *Client) Upload(ctx context.Context, uploadURL string, zipData []byte) e
 	}
 	req.Header.Set("Content-Type", "application/zip")
 	req.Header.Set("User-Agent", c.agent)
-	resp, err := c.http.Do(req)
+	resp, data, err := c.do(req)
 	if err != nil {
-		return &TransportError{Err: err}
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))
-	if err != nil {
-		return &TransportError{Err: err}
+		return err
 	}
 	if resp.StatusCode/100 != 2 {
 		return apiError(resp, data)
@@ -292,16 +286,7 @@ func (c *Client) postJSON(ctx context.Context, path string, body any) (*http.Res
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", c.agent)
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return nil, nil, &TransportError{Err: err}
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))
-	if err != nil {
-		return nil, nil, &TransportError{Err: err}
-	}
-	return resp, data, nil
+	return c.do(req)
 }
 
 // JobUsedBefore reports whether err is /v1/upload's 2215: the job_id was used
