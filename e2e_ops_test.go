@@ -317,8 +317,8 @@ func TestOpsStatusDuringRun(t *testing.T) {
 		return true
 	})
 	// (The total is -1 until the manifest has been counted.)
-	if s1.Live.RunID != 1 || (s1.Live.Total != 200 && s1.Live.Total != -1) || s1.Live.Killed || s1.Live.Done || s1.Live.PID != p.cmd.Process.Pid {
-		t.Errorf("live status %+v, want run 1 of 200 rows by pid %d, running", *s1.Live, p.cmd.Process.Pid)
+	if s1.Live.RunID != 1 || (s1.Live.Total != 200 && s1.Live.Total != -1) || s1.Live.Killed || s1.Live.Done || s1.Live.PID != p.PID() {
+		t.Errorf("live status %+v, want run 1 of 200 rows by pid %d, running", *s1.Live, p.PID())
 	}
 	if s1.Store != c.Store() {
 		t.Errorf("status names store %q, want %q", s1.Store, c.Store())

@@ -21,7 +21,6 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -61,36 +60,8 @@ func rowsAbsManifest(t testing.TB, dir, prefix string, n int) (string, string, [
 	return string(text), abs, ids
 }
 
-// rowsStartProgram starts any program (bash, for a process substitution)
-// with c's environment and working folder, as c.Start starts bulkenroll.
-func rowsStartProgram(c *e2eCLI, name string, args ...string) *e2eProc {
-	c.t.Helper()
-	p := &e2eProc{t: c.t, args: append([]string{name}, args...), stdout: &e2eBuffer{}, stderr: &e2eBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(name, args...)
-	p.cmd.Dir = c.Dir
-	p.cmd.Env = c.environ()
-	p.cmd.Stdout = p.stdout
-	p.cmd.Stderr = p.stderr
-	p.start = time.Now()
-	if err := p.cmd.Start(); err != nil {
-		c.t.Fatalf("starting %s: %v", name, err)
-	}
-	go func() {
-		p.cmd.Wait()
-		p.elapsed = time.Since(p.start)
-		close(p.done)
-	}()
-	c.t.Cleanup(func() {
-		if !p.Exited() {
-			p.cmd.Process.Kill()
-			<-p.done
-		}
-	})
-	return p
-}
-
 // rowsEnded is when the process of r (started as p) ended.
-func rowsEnded(p *e2eProc, r e2eResult) time.Time { return p.start.Add(r.Elapsed) }
+func rowsEnded(p *e2eProc, r e2eResult) time.Time { return p.Started().Add(r.Elapsed) }
 
 // rowsUserOf returns the user_id of a backfill request's body.
 func rowsUserOf(r *http.Request) string {
@@ -166,7 +137,7 @@ func TestRowsPipedManifest(t *testing.T) {
 		}},
 		{"process-substitution", func(c *e2eCLI) *e2eProc {
 			script := fmt.Sprintf("exec %q run --manifest <(cat %q) %s", c.bin, abs, strings.Join(args, " "))
-			return rowsStartProgram(c, "bash", "-c", script)
+			return c.StartProgram("bash", nil, "-c", script)
 		}},
 		{"dash", func(c *e2eCLI) *e2eProc {
 			return c.StartStdin(strings.NewReader(text), append([]string{"run", "--manifest", "-"}, args...)...)
@@ -797,7 +768,7 @@ func TestRowsSandboxInterruptMessage(t *testing.T) {
 	c := e2eNewCLI(t, "")
 	p := c.Start("sandbox", "--addr", "127.0.0.1:0")
 	e2eWaitUntil(t, 30*time.Second, "the sandbox to listen", func() bool {
-		return strings.Contains(p.stdout.String(), "sandbox listening on")
+		return strings.Contains(p.Stdout(), "sandbox listening on")
 	})
 	p.Signal(syscall.SIGINT)
 	r := p.WaitFor(15 * time.Second)

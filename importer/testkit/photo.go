@@ -5,11 +5,9 @@
 package testkit
 
 import (
-	"bytes"
 	"image"
 	"image/color"
-	"image/jpeg"
-	"image/png"
+	"math/rand/v2"
 	"testing"
 )
 
@@ -29,16 +27,24 @@ func Photo(t testing.TB, format string, seed int) []byte {
 		img.Pix[i] = byte(seed*31 + i*7)
 	}
 	img.Set(0, 0, color.RGBA{R: byte(seed), G: byte(seed >> 8), B: 1, A: 255})
-	var buf bytes.Buffer
-	var err error
-	switch format {
-	case "png":
-		err = png.Encode(&buf, img)
-	default:
-		err = jpeg.Encode(&buf, img, &jpeg.Options{Quality: 90})
+	if format == "png" {
+		return EncodePNG(t, img)
 	}
-	if err != nil {
-		t.Fatalf("encoding a %s: %v", format, err)
+	return EncodeJPEG(t, img, 90)
+}
+
+// NoisePhoto returns a w×h image of noise encoded as format ("jpeg", at
+// quality 85, or "png"): large for its size, as camera photos are. The same
+// size gives the same bytes.
+func NoisePhoto(t testing.TB, format string, w, h int) []byte {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(uint64(w), uint64(h)))
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	for i := range img.Pix {
+		img.Pix[i] = byte(rng.Uint32())
 	}
-	return buf.Bytes()
+	if format == "png" {
+		return EncodePNG(t, img)
+	}
+	return EncodeJPEG(t, img, 85)
 }
