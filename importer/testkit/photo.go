@@ -18,11 +18,14 @@ const (
 	APIKey  = "KEY-zq8Xv-LEAKCANARY-31337"
 )
 
-// Photo returns a small, valid JPEG ("jpeg") or PNG ("png") image whose
+// PhotoSide is the width and height of the images Photo returns.
+const PhotoSide = 8
+
+// Photo returns a PhotoSide×PhotoSide, valid JPEG ("jpeg") or PNG ("png") image whose
 // pixels depend on seed, so that photos of different users differ.
 func Photo(t testing.TB, format string, seed int) []byte {
 	t.Helper()
-	img := image.NewRGBA(image.Rect(0, 0, 8, 8))
+	img := image.NewRGBA(image.Rect(0, 0, PhotoSide, PhotoSide))
 	for i := range img.Pix {
 		img.Pix[i] = byte(seed*31 + i*7)
 	}
