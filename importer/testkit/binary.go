@@ -25,10 +25,11 @@ type build struct {
 	err  error
 }
 
-// Binary builds the main package in folder pkg (relative to the test's
-// working folder, "." for the package under test) once per test process,
-// with the race detector when the tests have it, and returns the binary's
-// path. The build sees no SMILE_ or BULKENROLL_ variable.
+// Binary builds the bulkenroll command, the main package in folder pkg
+// (relative to the test's working folder, "." for the package under test),
+// once per test process, with the race detector when the tests have it, and
+// returns the binary's path. The build sees no SMILE_ or BULKENROLL_
+// variable.
 func Binary(t testing.TB, pkg string) string {
 	t.Helper()
 	abs, err := filepath.Abs(pkg)
@@ -63,7 +64,7 @@ func buildBinary(pkg string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	bin := filepath.Join(dir, filepath.Base(pkg))
+	bin := filepath.Join(dir, "bulkenroll")
 	args := []string{"build", "-o", bin}
 	if Race {
 		args = append(args, "-race")
@@ -254,8 +255,9 @@ func (p *Proc) Stdout() string { return p.stdout.String() }
 func (p *Proc) Stderr() string { return p.stderr.String() }
 
 // Hang is how long Wait lets a program run before calling it a hang. It is a
-// guard, not a performance bound.
-const Hang = 60 * time.Second
+// guard, not a performance bound: a busy machine (two test runs side by
+// side on two cores) must not reach it.
+const Hang = 2 * time.Minute
 
 // Wait is WaitFor(Hang).
 func (p *Proc) Wait() Result {
@@ -279,7 +281,11 @@ func (p *Proc) WaitFor(limit time.Duration) Result {
 	}
 	r := p.Result()
 	if os.Getenv("BULKENROLL_E2E_TIMING") != "" {
-		p.t.Logf("TIMING %s %v", r.Elapsed, r.Args)
+		var cpu time.Duration
+		if st := p.cmd.ProcessState; st != nil {
+			cpu = st.UserTime() + st.SystemTime()
+		}
+		p.t.Logf("TIMING %s cpu %s %v", r.Elapsed, cpu, r.Args)
 	}
 	CheckSane(p.t, r)
 	return r

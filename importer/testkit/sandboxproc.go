@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"syscall"
@@ -98,6 +99,13 @@ func (s *SandboxProc) Stop(t testing.TB) {
 		t.Errorf("the sandbox did not stop within 15s of SIGTERM")
 	}
 	r := s.proc.Result()
+	if os.Getenv("BULKENROLL_E2E_TIMING") != "" {
+		var cpu time.Duration
+		if st := s.proc.State(); st != nil {
+			cpu = st.UserTime() + st.SystemTime()
+		}
+		t.Logf("TIMING sandbox %s cpu %s", r.Elapsed, cpu)
+	}
 	for _, bad := range []string{"panic", "DATA RACE", "fatal error"} {
 		if strings.Contains(r.Stderr, bad) {
 			t.Errorf("the sandbox's output contains %q:\n%s", bad, r)
