@@ -15,9 +15,12 @@ vet:
 
 # Unit, end-to-end, crash and fault tests (the end-to-end tests build the
 # binary themselves, with the race detector), all under the race detector,
-# then each fuzz target briefly (its seed corpus already ran with the tests).
+# then the rate gate's whole simulator grid without it (under -race it runs a
+# subset: the simulator is single-threaded), then each fuzz target briefly
+# (its seed corpus already ran with the tests).
 test: vet
 	$(GO) test -race -count=1 -timeout 20m ./...
+	$(GO) test -count=1 -run '^TestGate' ./importer/ratelimit/
 	$(MAKE) fuzz
 
 fuzz:

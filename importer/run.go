@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"bulkenroll/importer/photosource"
+	"bulkenroll/importer/ratelimit"
 	"bulkenroll/importer/smileid"
 	"bulkenroll/manifest"
 	"bulkenroll/store"
@@ -158,7 +159,7 @@ type runner struct {
 	st   *store.Store // nil in a dry run without a store
 	sub  Submitter
 	val  manifest.Validator
-	gate *gate
+	gate *ratelimit.Gate
 	live *liveStats
 	obs  []Observer
 	rej  *rejectsWriter
@@ -200,7 +201,7 @@ func Run(ctx context.Context, rd *manifest.Reader, st *store.Store, sub Submitte
 		st:   st,
 		sub:  sub,
 		val:  manifest.Validator{MaxPhotoBytes: opts.MaxPhotoBytes, Now: opts.Now},
-		gate: newGateWith(gateConfig{Fixed: opts.Rate, Auto: opts.RateAuto && opts.Rate <= 0,
+		gate: ratelimit.New(ratelimit.Config{Fixed: opts.Rate, Auto: opts.RateAuto && opts.Rate <= 0,
 			Start: opts.StartRate, Max: opts.MaxRate, Learned: opts.LearnedRate, Workers: opts.poolSize(),
 			AutoWindow: opts.AutoWorkers, OutageLimit: opts.OutageLimit}),
 		live: newLiveStats(start, opts.DryRun, opts.Now),
@@ -219,7 +220,7 @@ func Run(ctx context.Context, rd *manifest.Reader, st *store.Store, sub Submitte
 		r.runID = runRec.ID
 		r.live.runID = runRec.ID
 	}
-	r.live.control = r.gate.control
+	r.live.control = r.gate.Control
 	if opts.FixPhotos {
 		r.fixSlots = make(chan *bytes.Buffer, max(1, runtime.GOMAXPROCS(0)))
 		for range cap(r.fixSlots) {
@@ -276,7 +277,7 @@ func Run(ctx context.Context, rd *manifest.Reader, st *store.Store, sub Submitte
 	final := r.live.snapshot()
 	sum := summaryOf(final)
 	sum.RunID, sum.DryRun, sum.Partial = r.runID, opts.DryRun, r.partial
-	sum.SustainedQuota = r.gate.sustainedQuota()
+	sum.SustainedQuota = r.gate.SustainedQuota()
 	sum.Seconds = opts.Now().Sub(start).Seconds()
 	if r.rej != nil {
 		if ferr := r.rej.flush(); ferr != nil && err == nil {

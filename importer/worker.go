@@ -12,6 +12,7 @@ import (
 
 	"bulkenroll/importer/photofix"
 	"bulkenroll/importer/photosource"
+	"bulkenroll/importer/ratelimit"
 	"bulkenroll/importer/smileid"
 	"bulkenroll/manifest"
 	"bulkenroll/store"
@@ -249,7 +250,7 @@ func (w *worker) do(j job) {
 	rec.PhotoNote = ""
 	// The row takes a slot of the window before loading its photo, so
 	// that a pool larger than the window holds no photo it cannot send.
-	sl, err := r.gate.acquire(r.ctx)
+	sl, err := r.gate.Acquire(r.ctx)
 	if err != nil {
 		r.notReached(j, "not reached: the run stopped early")
 		return
@@ -257,7 +258,7 @@ func (w *worker) do(j job) {
 	held := true
 	defer func() {
 		if held {
-			r.gate.release(sl)
+			r.gate.Release(sl)
 		}
 	}()
 	u, err := w.photo(j, &rec)
@@ -270,13 +271,13 @@ func (w *worker) do(j job) {
 	var throttledSince time.Time
 	for {
 		if !held {
-			if sl, err = r.gate.acquire(r.ctx); err != nil {
+			if sl, err = r.gate.Acquire(r.ctx); err != nil {
 				w.endEarly(j, rec, int(rec.Attempts-j.prior.Attempts), lastErr)
 				return
 			}
 			held = true
 		}
-		if sl, err = r.gate.send(r.ctx, sl); err != nil {
+		if sl, err = r.gate.Send(r.ctx, sl); err != nil {
 			var oe *OutageError
 			if errors.As(err, &oe) {
 				r.stop(oe)
@@ -293,7 +294,7 @@ func (w *worker) do(j job) {
 		r.live.answer(smileid.AnswerClass(err))
 		var ae *smileid.APIError
 		errors.As(err, &ae)
-		v := r.gate.done(sl, outcomeOf(err), retryAfterOf(ae))
+		v := r.gate.Done(sl, outcomeOf(err), retryAfterOf(ae))
 		held = false
 		d := decide(err, try, r.opts.Retries, rec.OutcomeUnknown)
 		rec.OutcomeUnknown = d.unknown
@@ -341,17 +342,17 @@ func (w *worker) do(j job) {
 				return
 			}
 			wait = max(ae.RetryAfter, time.Second/2)
-			if v.episode {
+			if v.Episode {
 				wait = 0 // the gate holds the pool for the pause
 			}
-		case v.outage:
+		case v.Outage:
 			// The service is down: the row waits for the breaker, its
 			// retries kept for failures of its own.
 		default:
-			wait = backoff(try, r.opts.BackoffBase, r.opts.BackoffMax, 0)
+			wait = ratelimit.Backoff(try, r.opts.BackoffBase, r.opts.BackoffMax, 0)
 			try++
 		}
-		if wait > 0 && sleep(r.ctx, wait) != nil {
+		if wait > 0 && ratelimit.Sleep(r.ctx, wait) != nil {
 			w.endEarly(j, rec, int(rec.Attempts-j.prior.Attempts), lastErr)
 			return
 		}
@@ -359,20 +360,20 @@ func (w *worker) do(j job) {
 }
 
 // outcomeOf says what an answer tells the gate.
-func outcomeOf(err error) outcome {
+func outcomeOf(err error) ratelimit.Outcome {
 	var ae *smileid.APIError
 	var te *smileid.TransportError
 	switch {
 	case err == nil:
-		return outOK
+		return ratelimit.OK
 	case errors.As(err, &ae) && ae.Status == 429:
-		return outThrottled
+		return ratelimit.Throttled
 	case errors.As(err, &ae) && ae.Status >= 500, errors.As(err, &te):
-		return outDown
+		return ratelimit.Down
 	case answered(err):
-		return outOK
+		return ratelimit.OK
 	}
-	return outOther
+	return ratelimit.Foreign
 }
 
 // retryAfterOf returns a 429's Retry-After (0 for any other answer).

@@ -1,6 +1,7 @@
 package photosource
 
 import (
+	"bulkenroll/importer/ratelimit"
 	"bytes"
 	"context"
 	"errors"
@@ -33,24 +34,10 @@ func statusErr(r *ref, resp *http.Response) error {
 	if resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone {
 		return newErr(r.shown, ErrNotFound, "no such object (HTTP "+strconv.Itoa(resp.StatusCode)+")", nil)
 	}
-	se := &httpStatusError{code: resp.StatusCode, after: parseRetryAfter(resp.Header.Get("Retry-After"))}
+	se := &httpStatusError{code: resp.StatusCode, after: ratelimit.RetryAfter(resp.Header.Get("Retry-After"), time.Now())}
 	e := newErr(r.shown, nil, "server answered", se)
 	e.Transient = transientStatus(resp.StatusCode)
 	return e
-}
-
-// parseRetryAfter reads a Retry-After header (seconds or an HTTP date).
-func parseRetryAfter(v string) time.Duration {
-	if v == "" {
-		return 0
-	}
-	if s, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && s >= 0 {
-		return time.Duration(s) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return max(time.Until(t), 0)
-	}
-	return 0
 }
 
 // do sends one request for r. Its errors are *Error values without the URL's

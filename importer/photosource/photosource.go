@@ -15,11 +15,11 @@
 package photosource
 
 import (
+	"bulkenroll/importer/ratelimit"
 	"bulkenroll/importer/urlref"
 	"context"
 	"errors"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"strconv"
@@ -46,6 +46,9 @@ const HeadLen = 512
 
 // maxRetryAfter caps how long a Retry-After answer makes a retry wait.
 const maxRetryAfter = 10 * time.Second
+
+// maxBackoff caps the wait between two tries (without a Retry-After).
+const maxBackoff = 10 * time.Second
 
 // Options configure an Opener. The zero value gives the defaults.
 type Options struct {
@@ -272,18 +275,12 @@ func (o *Opener) retry(ctx context.Context, r *ref, try func(context.Context) er
 		if ctx.Err() != nil {
 			return o.cancelled(ctx, r)
 		}
-		d := o.backoff << attempt
-		d = d/2 + rand.N(d/2+1)
-		var ra *httpStatusError
-		if errors.As(err, &ra) && ra.after > d {
-			d = min(ra.after, maxRetryAfter)
+		var after time.Duration
+		if ra := (*httpStatusError)(nil); errors.As(err, &ra) {
+			after = min(ra.after, maxRetryAfter)
 		}
-		t := time.NewTimer(d)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if ratelimit.Sleep(ctx, ratelimit.Backoff(attempt, o.backoff, maxBackoff, after)) != nil {
 			return o.cancelled(ctx, r)
-		case <-t.C:
 		}
 	}
 }

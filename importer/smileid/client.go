@@ -10,11 +10,11 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"bulkenroll/importer/ratelimit"
 	"bulkenroll/importer/smileid/signature"
 )
 
@@ -406,7 +406,7 @@ func (c *Client) success(resp *http.Response, data []byte, userID string) (*Resu
 // apiError reads Smile ID's error body, or keeps an excerpt of a foreign
 // one. Only a body that carries Smile ID's code is Smile ID's answer.
 func apiError(resp *http.Response, data []byte) *APIError {
-	e := &APIError{Status: resp.StatusCode, RetryAfter: retryAfter(resp.Header.Get("Retry-After"), time.Now())}
+	e := &APIError{Status: resp.StatusCode, RetryAfter: ratelimit.RetryAfter(resp.Header.Get("Retry-After"), time.Now())}
 	var a errorAnswer
 	if err := json.Unmarshal(data, &a); err == nil && codeString(a.Code) != "" {
 		e.Code = codeString(a.Code)
@@ -434,24 +434,6 @@ func codeString(raw json.RawMessage) string {
 		return s
 	}
 	return strings.Trim(string(raw), `"`)
-}
-
-// retryAfter parses a Retry-After header in seconds or as an HTTP date.
-func retryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.Atoi(v); err == nil {
-		if n < 0 {
-			return 0
-		}
-		return time.Duration(min(n, 3600)) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return min(t.Sub(now), time.Hour)
-	}
-	return 0
 }
 
 // writeJSONString writes s as a JSON string literal.

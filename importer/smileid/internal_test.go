@@ -3,41 +3,10 @@ package smileid
 import (
 	"bytes"
 	"encoding/json"
-	"net/http"
 	"strings"
 	"testing"
-	"time"
 	"unicode/utf8"
 )
-
-func TestRetryAfterHeader(t *testing.T) {
-	now := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
-	cases := []struct {
-		in   string
-		want time.Duration
-	}{
-		{"", 0},
-		{"0", 0},
-		{"5", 5 * time.Second},
-		{" 12 ", 12 * time.Second},
-		{"-1", 0},
-		{"1.5", 0},
-		{"soon", 0},
-		{"3600", time.Hour},
-		{"99999", time.Hour},
-		{now.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second},
-		{now.Add(90 * time.Second).Format(time.RFC850), 90 * time.Second},
-		{now.Add(90 * time.Second).Format(time.ANSIC), 90 * time.Second},
-		{now.Add(-time.Minute).Format(http.TimeFormat), 0},
-		{now.Format(http.TimeFormat), 0},
-		{now.Add(5 * time.Hour).Format(http.TimeFormat), time.Hour},
-	}
-	for _, c := range cases {
-		if got := retryAfter(c.in, now); got != c.want {
-			t.Errorf("retryAfter(%q) = %v, want %v", c.in, got, c.want)
-		}
-	}
-}
 
 func TestWriteJSONString(t *testing.T) {
 	for _, s := range []string{"", "plain-id_1.2", `q"`, `b\`, "<>&", "\x00\x1f\x7f", "é", "😀", "\u2028\u2029", "\xff\xfe", "a b"} {

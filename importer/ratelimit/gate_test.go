@@ -1,4 +1,4 @@
-package importer
+package ratelimit
 
 import (
 	"context"
@@ -11,18 +11,18 @@ import (
 // fakeClock is a settable clock for gates under test.
 type fakeClock struct{ t time.Time }
 
-func (c *fakeClock) now() time.Time            { return c.t }
-func (c *fakeClock) add(d time.Duration)       { c.t = c.t.Add(d) }
-func newFakeClock() *fakeClock                 { return &fakeClock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)} }
-func (c *fakeClock) gate(cfg gateConfig) *gate { cfg.Now = c.now; return newGateWith(cfg) }
+func (c *fakeClock) now() time.Time        { return c.t }
+func (c *fakeClock) add(d time.Duration)   { c.t = c.t.Add(d) }
+func newFakeClock() *fakeClock             { return &fakeClock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)} }
+func (c *fakeClock) gate(cfg Config) *Gate { cfg.Now = c.now; return New(cfg) }
 
 // drive sends at the gate's pace for d, each answer coming back after rtt
 // with outcome o, and returns how many went.
-func drive(g *gate, c *fakeClock, d, rtt time.Duration, o func(i int) outcome) int {
+func drive(g *Gate, c *fakeClock, d, rtt time.Duration, o func(i int) Outcome) int {
 	type inflight struct {
-		sl slot
+		sl Slot
 		at time.Time
-		o  outcome
+		o  Outcome
 	}
 	var fl []inflight
 	n := 0
@@ -31,10 +31,10 @@ func drive(g *gate, c *fakeClock, d, rtt time.Duration, o func(i int) outcome) i
 	for c.t.Before(end) {
 		for len(fl) > 0 && !fl[0].at.After(c.t) {
 			ra := time.Duration(0)
-			if fl[0].o == outThrottled {
+			if fl[0].o == Throttled {
 				ra = time.Second
 			}
-			g.done(fl[0].sl, fl[0].o, ra)
+			g.Done(fl[0].sl, fl[0].o, ra)
 			fl = fl[1:]
 		}
 		sl, ok := g.tryAcquire(c.t)
@@ -44,7 +44,7 @@ func drive(g *gate, c *fakeClock, d, rtt time.Duration, o func(i int) outcome) i
 		}
 		st := g.reserve(c.t, &sl)
 		if st.paused || st.err != nil {
-			g.release(sl)
+			g.Release(sl)
 			c.add(step)
 			continue
 		}
@@ -56,7 +56,7 @@ func drive(g *gate, c *fakeClock, d, rtt time.Duration, o func(i int) outcome) i
 			}
 		}
 		if sl.sent.IsZero() {
-			g.release(sl)
+			g.Release(sl)
 			continue
 		}
 		fl = append(fl, inflight{sl, c.t.Add(rtt), o(n)})
@@ -65,56 +65,56 @@ func drive(g *gate, c *fakeClock, d, rtt time.Duration, o func(i int) outcome) i
 	return n
 }
 
-func always(o outcome) func(int) outcome { return func(int) outcome { return o } }
+func always(o Outcome) func(int) Outcome { return func(int) Outcome { return o } }
 
 func TestAdaptiveGateSeedAndDefaults(t *testing.T) {
 	c := newFakeClock()
-	g := c.gate(gateConfig{Auto: true})
-	if l, learned := g.rates(); l != defaultStartRate || learned != 0 {
+	g := c.gate(Config{Auto: true})
+	if l, learned := g.Rates(); l != defaultStartRate || learned != 0 {
 		t.Errorf("default start: %v, learned %v", l, learned)
 	}
-	g = c.gate(gateConfig{Auto: true, Learned: 40})
-	if l, learned := g.rates(); l != approachShare*40 || learned != 40 {
+	g = c.gate(Config{Auto: true, Learned: 40})
+	if l, learned := g.Rates(); l != approachShare*40 || learned != 40 {
 		t.Errorf("seeded with 40: limit %v, learned %v", l, learned)
 	}
-	g = c.gate(gateConfig{Auto: true, Learned: 400, Max: 50})
-	if l, _ := g.rates(); l != 50 {
+	g = c.gate(Config{Auto: true, Learned: 400, Max: 50})
+	if l, _ := g.Rates(); l != 50 {
 		t.Errorf("seeded above Max: limit %v", l)
 	}
-	g = c.gate(gateConfig{Auto: true, Start: 0.01})
-	if l, _ := g.rates(); l != minRate {
+	g = c.gate(Config{Auto: true, Start: 0.01})
+	if l, _ := g.Rates(); l != minRate {
 		t.Errorf("start below the floor: limit %v", l)
 	}
 	// Reaches 50/s from 10/s in a few seconds when nothing refuses.
-	g = c.gate(gateConfig{Auto: true, Workers: 16})
-	drive(g, c, 6*time.Second, 20*time.Millisecond, always(outOK))
-	if l, _ := g.rates(); l != defaultMaxRate {
+	g = c.gate(Config{Auto: true, Workers: 16})
+	drive(g, c, 6*time.Second, 20*time.Millisecond, always(OK))
+	if l, _ := g.Rates(); l != defaultMaxRate {
 		t.Errorf("limit after 6s = %v, want %v", l, defaultMaxRate)
 	}
 	// A fixed gate stays fixed.
-	g = c.gate(gateConfig{Fixed: 7, Auto: true, Workers: 4})
-	drive(g, c, 3*time.Second, 20*time.Millisecond, always(outOK))
-	if l, _ := g.rates(); l != 7 {
+	g = c.gate(Config{Fixed: 7, Auto: true, Workers: 4})
+	drive(g, c, 3*time.Second, 20*time.Millisecond, always(OK))
+	if l, _ := g.Rates(); l != 7 {
 		t.Errorf("fixed gate at %v", l)
 	}
 }
 
 func TestGateWaitCancel(t *testing.T) {
-	g := newGateWith(gateConfig{Fixed: 0.5, Workers: 1})
+	g := New(Config{Fixed: 0.5, Workers: 1})
 	ctx, cancel := context.WithCancel(context.Background())
-	sl, err := g.acquire(ctx)
+	sl, err := g.Acquire(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sl, err = g.send(ctx, sl); err != nil { // the burst
+	if sl, err = g.Send(ctx, sl); err != nil { // the burst
 		t.Fatal(err)
 	}
-	g.done(sl, outOK, 0)
+	g.Done(sl, OK, 0)
 	done := make(chan error, 1)
 	go func() {
-		sl, err := g.acquire(ctx)
+		sl, err := g.Acquire(ctx)
 		if err == nil {
-			_, err = g.send(ctx, sl)
+			_, err = g.Send(ctx, sl)
 		}
 		done <- err
 	}()
@@ -134,7 +134,7 @@ var _ = math.Abs
 
 // sendOne takes a slot and sends one request on g, moving the clock
 // through any wait.
-func sendOne(t *testing.T, g *gate, c *fakeClock) slot {
+func sendOne(t *testing.T, g *Gate, c *fakeClock) Slot {
 	t.Helper()
 	for range 100000 {
 		sl, ok := g.tryAcquire(c.t)
@@ -155,33 +155,33 @@ func sendOne(t *testing.T, g *gate, c *fakeClock) slot {
 		if !sl.sent.IsZero() {
 			return sl
 		}
-		g.release(sl)
+		g.Release(sl)
 		c.add(max(st.delay, time.Millisecond))
 	}
 	t.Fatal("never sent")
-	return slot{}
+	return Slot{}
 }
 
 // TestGateNoiseIsNotAQuota: sparse 429s at random (5 %) neither pause the
 // pool nor cut the rate, however long they last.
 func TestGateNoiseIsNotAQuota(t *testing.T) {
 	c := newFakeClock()
-	g := c.gate(gateConfig{Auto: true, Workers: 64})
+	g := c.gate(Config{Auto: true, Workers: 64})
 	for i := range 3000 {
 		sl := sendOne(t, g, c)
 		c.add(5 * time.Millisecond)
-		o := outOK
+		o := OK
 		if i%20 == 7 {
-			o = outThrottled
+			o = Throttled
 		}
-		if v := g.done(sl, o, time.Second); v.episode {
+		if v := g.Done(sl, o, time.Second); v.Episode {
 			t.Fatalf("answer %d: a sparse 429 began an episode", i)
 		}
 	}
 	if g.ep.cuts != 0 || !g.pauseUntil.IsZero() {
 		t.Errorf("%d cuts, paused until %v", g.ep.cuts, g.pauseUntil)
 	}
-	if l, learned := g.rates(); l != defaultMaxRate || learned != 0 {
+	if l, learned := g.Rates(); l != defaultMaxRate || learned != 0 {
 		t.Errorf("limit %v, learned %v after noise; want Max and nothing learned", l, learned)
 	}
 }
@@ -192,20 +192,20 @@ func TestGateNoiseIsNotAQuota(t *testing.T) {
 // do not cut again; growth waits out the hold.
 func TestGateEpisodeCutsOnce(t *testing.T) {
 	c := newFakeClock()
-	g := c.gate(gateConfig{Auto: true, Start: 40, Max: 50, Workers: 64})
+	g := c.gate(Config{Auto: true, Start: 40, Max: 50, Workers: 64})
 	type flight struct {
-		sl  slot
+		sl  Slot
 		due time.Time
 	}
 	var fl []flight
 	answered := 0
 	answer := func(f flight) {
-		o := outOK
+		o := OK
 		if answered >= 200 {
-			o = outThrottled // the quota: every answer from the 200th on
+			o = Throttled // the quota: every answer from the 200th on
 		}
 		answered++
-		g.done(f.sl, o, 2*time.Second)
+		g.Done(f.sl, o, 2*time.Second)
 	}
 	for g.ep.cuts == 0 {
 		if answered > 1000 {
@@ -220,14 +220,14 @@ func TestGateEpisodeCutsOnce(t *testing.T) {
 	if answered > 200+20 {
 		t.Errorf("the episode came %d answers after the quota, want a few", answered-200)
 	}
-	l, learned := g.rates()
+	l, learned := g.Rates()
 	if learned <= 0 || math.Abs(l-gateBeta*learned) > 1e-9 {
 		t.Errorf("limit %v, learned %v: want a cut to %v × learned", l, learned, gateBeta)
 	}
 	if d := g.pauseUntil.Sub(c.t); d <= 0 || d > 2*time.Second {
 		t.Errorf("pause left %v, want up to the Retry-After of 2s", d)
 	}
-	if st := g.reserve(c.t, &slot{}); !st.paused {
+	if st := g.reserve(c.t, &Slot{}); !st.paused {
 		t.Error("a request may go during the episode's pause")
 	}
 	// Every request sent before the cut comes back 429: no new episode.
@@ -241,21 +241,21 @@ func TestGateEpisodeCutsOnce(t *testing.T) {
 	if g.ep.cuts != 1 {
 		t.Errorf("429s of requests sent before the cut made %d episodes", g.ep.cuts)
 	}
-	if l2, _ := g.rates(); l2 != l {
+	if l2, _ := g.Rates(); l2 != l {
 		t.Errorf("the limit moved from %v to %v during the episode", l, l2)
 	}
 	// No growth during the hold; growth after it.
 	c.t = g.holdTill.Add(-10 * time.Millisecond)
-	g.done(sendOne(t, g, c), outOK, 0)
-	if l2, _ := g.rates(); l2 != l {
+	g.Done(sendOne(t, g, c), OK, 0)
+	if l2, _ := g.Rates(); l2 != l {
 		t.Errorf("the limit grew to %v during the hold", l2)
 	}
 	c.add(time.Second)
 	end := c.t.Add(3 * time.Second)
 	for c.t.Before(end) {
-		g.done(sendOne(t, g, c), outOK, 0)
+		g.Done(sendOne(t, g, c), OK, 0)
 	}
-	if l2, _ := g.rates(); l2 <= l {
+	if l2, _ := g.Rates(); l2 <= l {
 		t.Errorf("the limit did not grow after the hold: %v", l2)
 	}
 }
@@ -264,25 +264,25 @@ func TestGateEpisodeCutsOnce(t *testing.T) {
 // once per 429) and climbs back to the operator's value.
 func TestGateFixedRateEpisode(t *testing.T) {
 	c := newFakeClock()
-	g := c.gate(gateConfig{Fixed: 40, Workers: 64})
-	var inflight []slot
+	g := c.gate(Config{Fixed: 40, Workers: 64})
+	var inflight []Slot
 	for range 30 {
 		inflight = append(inflight, sendOne(t, g, c))
 	}
 	for _, sl := range inflight {
-		g.done(sl, outThrottled, time.Second)
+		g.Done(sl, Throttled, time.Second)
 	}
 	if g.ep.cuts != 1 {
 		t.Fatalf("a burst of 429s made %d episodes, want 1", g.ep.cuts)
 	}
-	if l, _ := g.rates(); l < 40.0/8 || l >= 40 {
+	if l, _ := g.Rates(); l < 40.0/8 || l >= 40 {
 		t.Errorf("limit after the episode %v, want one cut from 40 (not below 5)", l)
 	}
 	c.t = g.holdTill
 	for range 400 {
-		g.done(sendOne(t, g, c), outOK, 0)
+		g.Done(sendOne(t, g, c), OK, 0)
 	}
-	if l, _ := g.rates(); l != 40 {
+	if l, _ := g.Rates(); l != 40 {
 		t.Errorf("limit %v after climbing back, want the operator's 40", l)
 	}
 }
@@ -306,7 +306,7 @@ func TestGateSustainedQuota(t *testing.T) {
 	}
 	// Only the adaptive rate learns; a run without episodes remembers nothing.
 	c := newFakeClock()
-	if q := c.gate(gateConfig{Auto: true}).sustainedQuota(); q != 0 {
+	if q := c.gate(Config{Auto: true}).SustainedQuota(); q != 0 {
 		t.Errorf("sustained %v without an episode", q)
 	}
 }
@@ -316,7 +316,7 @@ func TestGateSustainedQuota(t *testing.T) {
 // is its own window.
 func TestGateWindow(t *testing.T) {
 	c := newFakeClock()
-	g := c.gate(gateConfig{Fixed: 20, Workers: 256, AutoWindow: true})
+	g := c.gate(Config{Fixed: 20, Workers: 256, AutoWindow: true})
 	if want := int(math.Ceil(windowHeadroom*20*guessRTT.Seconds())) + windowSlack; g.win.size != want {
 		t.Errorf("first window %d, want %d (the guessed answer time)", g.win.size, want)
 	}
@@ -324,24 +324,24 @@ func TestGateWindow(t *testing.T) {
 	for range 200 {
 		sl := sendOne(t, g, c)
 		c.add(2 * time.Second)
-		g.done(sl, outOK, 0)
+		g.Done(sl, OK, 0)
 		c.add(-2*time.Second + 50*time.Millisecond)
 	}
 	if want := int(math.Ceil(windowHeadroom*20*2)) + windowSlack; g.win.size < want-2 || g.win.size > want+2 {
 		t.Errorf("window %d at 20/s and 2s answers, want about %d", g.win.size, want)
 	}
 	// Never above the pool.
-	g = c.gate(gateConfig{Fixed: 1000, Workers: 16, AutoWindow: true})
+	g = c.gate(Config{Fixed: 1000, Workers: 16, AutoWindow: true})
 	if g.win.size != 16 {
 		t.Errorf("window %d, want the pool of 16", g.win.size)
 	}
 	// A fixed pool.
-	g = c.gate(gateConfig{Fixed: 1, Workers: 7})
+	g = c.gate(Config{Fixed: 1, Workers: 7})
 	if g.win.size != 7 {
 		t.Errorf("fixed window %d, want 7", g.win.size)
 	}
 	// Without a rate, automatic workers use the pool.
-	g = c.gate(gateConfig{Workers: 100, AutoWindow: true})
+	g = c.gate(Config{Workers: 100, AutoWindow: true})
 	if g.win.size != 100 {
 		t.Errorf("window without a rate %d, want 100", g.win.size)
 	}
@@ -349,13 +349,13 @@ func TestGateWindow(t *testing.T) {
 
 // TestGateWindowBlocks: a full window makes acquire wait until a slot frees.
 func TestGateWindowBlocks(t *testing.T) {
-	g := newGateWith(gateConfig{Workers: 2})
+	g := New(Config{Workers: 2})
 	ctx := context.Background()
-	a, _ := g.acquire(ctx)
-	b, _ := g.acquire(ctx)
-	got := make(chan slot, 1)
+	a, _ := g.Acquire(ctx)
+	b, _ := g.Acquire(ctx)
+	got := make(chan Slot, 1)
 	go func() {
-		sl, err := g.acquire(ctx)
+		sl, err := g.Acquire(ctx)
 		if err == nil {
 			got <- sl
 		}
@@ -365,14 +365,14 @@ func TestGateWindowBlocks(t *testing.T) {
 		t.Fatal("acquire went through a full window")
 	case <-time.After(30 * time.Millisecond):
 	}
-	g.release(a)
+	g.Release(a)
 	select {
 	case <-got:
 	case <-time.After(5 * time.Second):
 		t.Fatal("acquire still waits after a slot freed")
 	}
-	g.release(b)
-	if c := g.control(); c.Window != 2 || c.InFlight != 0 {
+	g.Release(b)
+	if c := g.Control(); c.Window != 2 || c.InFlight != 0 {
 		t.Errorf("control %+v", c)
 	}
 }
@@ -383,18 +383,18 @@ func TestGateWindowBlocks(t *testing.T) {
 // outage limit send fails with an *OutageError naming when it began.
 func TestGateBreaker(t *testing.T) {
 	c := newFakeClock()
-	g := c.gate(gateConfig{Workers: 8, OutageLimit: 5 * time.Minute})
+	g := c.gate(Config{Workers: 8, OutageLimit: 5 * time.Minute})
 	start := c.t
-	var v verdict
-	for !v.outage && c.t.Sub(start) < 4*time.Second {
+	var v Verdict
+	for !v.Outage && c.t.Sub(start) < 4*time.Second {
 		sl := sendOne(t, g, c)
 		c.add(100 * time.Millisecond)
-		v = g.done(sl, outDown, 0)
+		v = g.Done(sl, Down, 0)
 	}
-	if !v.outage || !g.br.open {
+	if !v.Outage || !g.br.open {
 		t.Fatal("the breaker did not open after 3s of failures")
 	}
-	if ctl := g.control(); ctl.Limiter != LimitOutage || !ctl.DownSince.Equal(start.Add(100*time.Millisecond)) {
+	if ctl := g.Control(); ctl.Limiter != LimitOutage || !ctl.DownSince.Equal(start.Add(100*time.Millisecond)) {
 		t.Errorf("control %+v, want the outage since the first failure", ctl)
 	}
 	// Probes, one at a time, the interval doubling up to 30s.
@@ -407,7 +407,7 @@ func TestGateBreaker(t *testing.T) {
 			t.Fatal(st.err)
 		}
 		if st.paused {
-			g.release(sl)
+			g.Release(sl)
 			c.add(st.delay)
 			continue
 		}
@@ -420,9 +420,9 @@ func TestGateBreaker(t *testing.T) {
 		if st := g.reserve(c.t, &other); !st.paused {
 			t.Fatal("a second request went while the probe was in flight")
 		}
-		g.release(other)
+		g.Release(other)
 		c.add(50 * time.Millisecond)
-		g.done(sl, outDown, 0)
+		g.Done(sl, Down, 0)
 	}
 	want := []time.Duration{1, 3, 7, 15, 31, 61, 91, 121, 151, 181, 211}
 	if len(probes) != len(want) {
@@ -441,23 +441,23 @@ func TestGateBreaker(t *testing.T) {
 	if !errors.As(st.err, &oe) || !oe.Since.Equal(start.Add(100*time.Millisecond)) {
 		t.Fatalf("after the limit: %+v", st)
 	}
-	g.release(sl)
+	g.Release(sl)
 	// A good answer closes it.
 	g.br.limit = 0
 	for {
 		sl, _ := g.tryAcquire(c.t)
 		st := g.reserve(c.t, &sl)
 		if !st.paused {
-			g.done(sl, outOK, 0)
+			g.Done(sl, OK, 0)
 			break
 		}
-		g.release(sl)
+		g.Release(sl)
 		c.add(st.delay)
 	}
 	if g.br.open {
 		t.Error("a good answer did not close the breaker")
 	}
-	if v := g.done(sendOne(t, g, c), outDown, 0); v.outage {
+	if v := g.Done(sendOne(t, g, c), Down, 0); v.Outage {
 		t.Error("one failure after the outage reopened the breaker")
 	}
 }
@@ -465,15 +465,15 @@ func TestGateBreaker(t *testing.T) {
 // TestGateBreakerNotOnNoise: 5xx among good answers never open it.
 func TestGateBreakerNotOnNoise(t *testing.T) {
 	c := newFakeClock()
-	g := c.gate(gateConfig{Workers: 8})
+	g := c.gate(Config{Workers: 8})
 	for i := range 2000 {
 		sl := sendOne(t, g, c)
 		c.add(10 * time.Millisecond)
-		o := outOK
+		o := OK
 		if i%10 != 0 {
-			o = outDown // 90 % failures, but some answers get through
+			o = Down // 90 % failures, but some answers get through
 		}
-		if g.done(sl, o, 0).outage {
+		if g.Done(sl, o, 0).Outage {
 			t.Fatalf("the breaker opened at answer %d with answers getting through", i)
 		}
 	}

@@ -1,4 +1,4 @@
-package importer
+package ratelimit
 
 import (
 	"fmt"

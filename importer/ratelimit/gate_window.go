@@ -1,4 +1,4 @@
-package importer
+package ratelimit
 
 import (
 	"context"
@@ -38,9 +38,9 @@ const (
 	ewmaWeight     = 1.0 / 16
 )
 
-// acquire takes a slot of the window, waiting for one while it is full, or
+// Acquire takes a slot of the window, waiting for one while it is full, or
 // until ctx ends. It never blocks, spawns or arms a timer when a slot is free.
-func (g *gate) acquire(ctx context.Context) (slot, error) {
+func (g *Gate) Acquire(ctx context.Context) (Slot, error) {
 	for {
 		g.mu.Lock()
 		now := g.now()
@@ -50,7 +50,7 @@ func (g *gate) acquire(ctx context.Context) (slot, error) {
 				g.win.fullAt = now
 			}
 			g.mu.Unlock()
-			return slot{got: now}, nil
+			return Slot{got: now}, nil
 		}
 		g.win.fullAt = now
 		if g.win.wake == nil {
@@ -61,24 +61,24 @@ func (g *gate) acquire(ctx context.Context) (slot, error) {
 		select {
 		case <-wake:
 		case <-ctx.Done():
-			return slot{}, ctx.Err()
+			return Slot{}, ctx.Err()
 		}
 	}
 }
 
 // tryAcquire takes a slot at now if one is free (the simulator's acquire).
-func (g *gate) tryAcquire(now time.Time) (slot, bool) {
+func (g *Gate) tryAcquire(now time.Time) (Slot, bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.win.held >= g.win.size {
 		g.win.fullAt = now
-		return slot{}, false
+		return Slot{}, false
 	}
 	g.win.held++
 	if g.win.held == g.win.size {
 		g.win.fullAt = now
 	}
-	return slot{got: now}, true
+	return Slot{got: now}, true
 }
 
 // sent counts a request that goes.
@@ -89,7 +89,7 @@ func (w *window) prepared(d time.Duration) { w.prep = ewma(w.prep, d.Seconds()) 
 
 // free gives back the slot of sl at now, counting its answer time if it
 // was sent, and wakes the requests waiting for a slot.
-func (w *window) free(now time.Time, sl slot) {
+func (w *window) free(now time.Time, sl Slot) {
 	w.held = max(w.held-1, 0)
 	if !sl.sent.IsZero() {
 		w.inFlight = max(w.inFlight-1, 0)
@@ -121,7 +121,7 @@ func (w *window) preparing() int { return max(w.held-w.inFlight, 0) }
 
 // resize sets an automatic window from the rate in force: Little's law.
 // The caller holds g.mu.
-func (g *gate) resize() {
+func (g *Gate) resize() {
 	w := &g.win
 	if !w.auto {
 		return

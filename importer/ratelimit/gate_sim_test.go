@@ -1,4 +1,4 @@
-package importer
+package ratelimit
 
 import (
 	"container/heap"
@@ -32,10 +32,10 @@ type simServer struct {
 
 // arrive is a request reaching the server at. It answers o, with a
 // Retry-After for a 429.
-func (s *simServer) arrive(at time.Duration) (outcome, time.Duration) {
+func (s *simServer) arrive(at time.Duration) (Outcome, time.Duration) {
 	if at >= s.down && at < s.up {
 		s.downAnswers++
-		return outDown, 0
+		return Down, 0
 	}
 	// The quota is checked first, as the sandbox does: a request that
 	// then meets noise has used its token.
@@ -46,19 +46,19 @@ func (s *simServer) arrive(at time.Duration) (outcome, time.Duration) {
 		if s.tokens < 1 {
 			s.quota429++
 			wait := (1 - s.tokens) / q
-			return outThrottled, time.Duration(max(1, math.Ceil(wait))) * time.Second
+			return Throttled, time.Duration(max(1, math.Ceil(wait))) * time.Second
 		}
 		s.tokens--
 	}
 	switch x := s.rnd.Float64(); {
 	case x < s.p429:
 		s.noise429++
-		return outThrottled, time.Second
+		return Throttled, time.Second
 	case x < s.p429+s.p5xx:
 		s.noise5xx++
-		return outDown, 0
+		return Down, 0
 	}
-	return outOK, 0
+	return OK, 0
 }
 
 // simArrive is how long a request takes to reach the server's rate
@@ -72,7 +72,7 @@ type simSpec struct {
 	p429     float64
 	p5xx     float64
 	down, up time.Duration
-	cfg      gateConfig
+	cfg      Config
 	rtt      func(r *rand.Rand) time.Duration
 	duration time.Duration // the run's length
 	from     time.Duration // the figures count from here to the end
@@ -136,17 +136,17 @@ func (q *simQueue) Pop() any {
 
 // simWorker is one worker's row in progress.
 type simWorker struct {
-	sl    slot
+	sl    Slot
 	t     ticket
 	try   int
-	o     outcome
+	o     Outcome
 	ra    time.Duration
 	rtt   time.Duration
 	count bool // sent in the measured period
 }
 
 // simDebug, when set, is told of every arrival and answer.
-var simDebug func(el time.Duration, what string, g *gate)
+var simDebug func(el time.Duration, what string, g *Gate)
 
 // simulate runs a pool through the gate against a simServer.
 func simulate(t *testing.T, sp simSpec) simResult {
@@ -155,7 +155,7 @@ func simulate(t *testing.T, sp simSpec) simResult {
 	var el time.Duration
 	cfg := sp.cfg
 	cfg.Now = func() time.Time { return start.Add(el) }
-	g := newGateWith(cfg)
+	g := New(cfg)
 	rnd := rand.New(rand.NewPCG(sp.seed, 7))
 	srv := &simServer{quota: sp.quota, p429: sp.p429, p5xx: sp.p5xx, down: sp.down, up: sp.up, rnd: rnd}
 	if srv.quota == nil {
@@ -186,7 +186,7 @@ func simulate(t *testing.T, sp simSpec) simResult {
 		el = e.at
 		now := start.Add(el)
 		if e.kind == evSample {
-			c := g.control()
+			c := g.Control()
 			res.limiters[c.Limiter]++
 			res.maxWindow = max(res.maxWindow, c.Window)
 			res.maxInFlight = max(res.maxInFlight, int(c.InFlight))
@@ -251,29 +251,37 @@ func simulate(t *testing.T, sp simSpec) simResult {
 			}
 			push(el+w.rtt-min(simArrive, w.rtt), evAnswer, e.worker)
 		case evAnswer:
-			v := g.done(w.sl, w.o, w.ra)
+			v := g.Done(w.sl, w.o, w.ra)
 			if simDebug != nil {
 				simDebug(el, fmt.Sprintf("answer w%d %v %+v", e.worker, w.o, v), g)
 			}
-			for _, b := range blocked {
-				push(el, evAcquire, b)
+			// Workers waiting for a slot take the ones free now, in turn
+			// (waking them all to find most still blocked costs the
+			// simulator, not the gate).
+			for len(blocked) > 0 {
+				sl, ok := g.tryAcquire(now)
+				if !ok {
+					break
+				}
+				workers[blocked[0]].sl = sl
+				push(el, evSend, blocked[0])
+				blocked = blocked[1:]
 			}
-			blocked = blocked[:0]
 			switch w.o {
-			case outOK:
+			case OK:
 				if w.count {
 					res.enrolled++
 				}
 				w.try = 0
 				push(el, evAcquire, e.worker)
-			case outThrottled:
+			case Throttled:
 				wait := max(w.ra, time.Second/2)
-				if v.episode {
+				if v.Episode {
 					wait = 0
 				}
 				push(el+wait, evAcquire, e.worker)
-			case outDown:
-				if v.outage {
+			case Down:
+				if v.Outage {
 					push(el, evAcquire, e.worker)
 					continue
 				}
@@ -292,9 +300,9 @@ func simulate(t *testing.T, sp simSpec) simResult {
 		}
 	}
 	res.seconds = (sp.duration - sp.from).Seconds()
-	res.sustained = g.sustainedQuota()
+	res.sustained = g.SustainedQuota()
 	res.cuts = g.ep.cuts
-	_, res.learned = g.rates()
+	_, res.learned = g.Rates()
 	return res
 }
 

@@ -1,14 +1,13 @@
-package importer
+package ratelimit
 
 import (
 	"context"
 	"math"
-	"math/rand/v2"
 	"sync"
 	"time"
 )
 
-// gate is the run's one control loop for rate and concurrency. Every
+// Gate is the run's one control loop for rate and concurrency. Every
 // request of the pool goes through it in three steps: acquire takes a slot
 // of the concurrency window (before the row's photo is loaded), send waits
 // for the request's turn at the rate limit (and for any pause or open
@@ -43,7 +42,7 @@ import (
 // connection error, a time-out or a 5xx, the pool stops sending and probes
 // with one request at a time, the interval doubling from 1s to 30s; the
 // first good answer closes it.
-type gate struct {
+type Gate struct {
 	now  func() time.Time
 	mode gateMode
 
@@ -89,8 +88,8 @@ const (
 	gateAuto
 )
 
-// gateConfig configures a gate.
-type gateConfig struct {
+// Config configures a gate.
+type Config struct {
 	// Fixed, if positive, is a fixed limit in requests per second.
 	Fixed float64
 	// Auto selects the adaptive rate (ignored when Fixed is positive).
@@ -135,9 +134,9 @@ const (
 	minHold          = time.Second
 )
 
-// newGateWith returns a gate configured by c.
-func newGateWith(c gateConfig) *gate {
-	g := &gate{now: c.Now, workers: max(c.Workers, 1)}
+// New returns a gate configured by c.
+func New(c Config) *Gate {
+	g := &Gate{now: c.Now, workers: max(c.Workers, 1)}
 	if g.now == nil {
 		g.now = time.Now
 	}
@@ -176,14 +175,15 @@ func newGateWith(c gateConfig) *gate {
 // setLimit changes the limit and the burst that goes with it: a tenth of a
 // second's worth, at least 1, at most the pool; and resizes the window.
 // The caller holds g.mu (or owns g).
-func (g *gate) setLimit(l float64) {
+func (g *Gate) setLimit(l float64) {
 	g.limit = l
 	g.burst = float64(min(max(1, int(l/10)), g.workers))
 	g.resize()
 }
 
-// slot is one request's place in the window, from acquire to done.
-type slot struct {
+// Slot is one request's place in the window, from Acquire to Done (or
+// Release). Its fields are the gate's own.
+type Slot struct {
 	got  time.Time // when the slot was taken
 	sent time.Time // when the request went (zero: not yet)
 	cut  uint64    // the episode count when it went
@@ -195,20 +195,21 @@ type slot struct {
 	limit float64
 }
 
-// outcome is what an answer says to the gate.
-type outcome int
+// Outcome is what an answer says to the gate, as the caller classifies it.
+type Outcome int
 
+// The outcomes.
 const (
-	outOK        outcome = iota // an answer of the service's (enrolled, refused...)
-	outThrottled                // HTTP 429
-	outDown                     // a 5xx, a time-out, a refused or dropped connection
-	outOther                    // an answer that is not the service's (a proxy's page)
+	OK        Outcome = iota // an answer of the service's (enrolled, refused...)
+	Throttled                // HTTP 429
+	Down                     // a 5xx, a time-out, a refused or dropped connection
+	Foreign                  // an answer that is not the service's (a proxy's page)
 )
 
-// send waits until the request holding sl may go, or ctx ends, or the
+// Send waits until the request holding sl may go, or ctx ends, or the
 // breaker has been open longer than the outage limit (an *OutageError).
 // It returns the slot stamped as sent.
-func (g *gate) send(ctx context.Context, sl slot) (slot, error) {
+func (g *Gate) Send(ctx context.Context, sl Slot) (Slot, error) {
 	for {
 		if err := ctx.Err(); err != nil {
 			return sl, err
@@ -218,14 +219,14 @@ func (g *gate) send(ctx context.Context, sl slot) (slot, error) {
 			return sl, st.err
 		}
 		if st.paused {
-			if err := sleep(ctx, st.delay); err != nil {
+			if err := Sleep(ctx, st.delay); err != nil {
 				return sl, err
 			}
 			continue
 		}
 		d, stale := st.delay, false
 		for d > 0 && !stale {
-			if err := sleep(ctx, d); err != nil {
+			if err := Sleep(ctx, d); err != nil {
 				g.unreserve(st.t)
 				return sl, err
 			}
@@ -263,7 +264,7 @@ const maxNap = 100 * time.Millisecond
 // gives the request a ticket: if the delay is 0 the request may go now
 // (and sl is stamped as sent); if not, it must sleep the delay and then
 // ask admit.
-func (g *gate) reserve(now time.Time, sl *slot) reservation {
+func (g *Gate) reserve(now time.Time, sl *Slot) reservation {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if !sl.got.IsZero() && !sl.ready {
@@ -294,7 +295,7 @@ func (g *gate) reserve(now time.Time, sl *slot) reservation {
 // 0 if the request may go now (and stamps sl), how long to sleep before
 // asking again, or stale if an episode or an outage came since reserve and
 // the request must reserve again.
-func (g *gate) admit(now time.Time, t ticket, sl *slot) (delay time.Duration, stale bool) {
+func (g *Gate) admit(now time.Time, t ticket, sl *Slot) (delay time.Duration, stale bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if t.gen != g.gen || g.br.open {
@@ -309,7 +310,7 @@ func (g *gate) admit(now time.Time, t ticket, sl *slot) (delay time.Duration, st
 
 // turn returns how long ticket t must still wait, at most maxNap, or 0 and
 // stamps sl as sent. The caller holds g.mu, with credit up to date.
-func (g *gate) turn(now time.Time, t ticket, sl *slot) time.Duration {
+func (g *Gate) turn(now time.Time, t ticket, sl *Slot) time.Duration {
 	if g.mode != gateOpen && g.credit < t.n {
 		g.rateWaited = now
 		d := time.Duration((t.n - g.credit) / g.limit * float64(time.Second))
@@ -320,14 +321,14 @@ func (g *gate) turn(now time.Time, t ticket, sl *slot) time.Duration {
 }
 
 // sentLocked counts the request of sl as sent at now. The caller holds g.mu.
-func (g *gate) sentLocked(now time.Time, sl *slot) {
+func (g *Gate) sentLocked(now time.Time, sl *Slot) {
 	g.hist.bin(now).sent++
 	g.win.sent()
 	sl.sent, sl.cut, sl.limit = now, g.ep.cuts, g.limit
 }
 
 // unreserve gives the turn of a request that gave up waiting to the next.
-func (g *gate) unreserve(t ticket) {
+func (g *Gate) unreserve(t ticket) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if t.gen == g.gen {
@@ -335,39 +336,39 @@ func (g *gate) unreserve(t ticket) {
 	}
 }
 
-// verdict is what done tells the worker about its answer.
-type verdict struct {
+// Verdict is what Done tells the worker about its answer.
+type Verdict struct {
 	// outage: the breaker is open; a request that failed for it does not
 	// use up a retry.
-	outage bool
+	Outage bool
 	// episode: the answer belongs to a 429 episode that paused the pool.
-	episode bool
+	Episode bool
 }
 
-// done records the answer o to the request of sl (sent, or not if the row
+// Done records the answer o to the request of sl (sent, or not if the row
 // ended before sending) and gives its slot back. retryAfter is a 429's
 // Retry-After.
-func (g *gate) done(sl slot, o outcome, retryAfter time.Duration) verdict {
+func (g *Gate) Done(sl Slot, o Outcome, retryAfter time.Duration) Verdict {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	now := g.now()
 	g.win.free(now, sl)
 	if sl.sent.IsZero() {
 		g.resize()
-		return verdict{}
+		return Verdict{}
 	}
 	g.account(now)
-	var v verdict
+	var v Verdict
 	cur := sl.cut == g.ep.cuts // sent after the last cut
 	switch o {
-	case outOK:
+	case OK:
 		g.br.good(now)
 		if cur {
 			g.ep.answer(now, false, 0, g.below(sl))
 		}
 		g.hist.bin(now).ok++
 		g.grow(now)
-	case outThrottled:
+	case Throttled:
 		g.br.good(now) // the service answers: no outage
 		if cur {
 			g.ep.answer(now, true, sl.limit, g.below(sl))
@@ -375,8 +376,8 @@ func (g *gate) done(sl slot, o outcome, retryAfter time.Duration) verdict {
 				g.cut(now, rate, retryAfter)
 			}
 		}
-		v.episode = now.Before(g.pauseUntil)
-	case outDown:
+		v.Episode = now.Before(g.pauseUntil)
+	case Down:
 		if cur {
 			g.ep.answer(now, false, 0, g.below(sl))
 		}
@@ -390,14 +391,14 @@ func (g *gate) done(sl slot, o outcome, retryAfter time.Duration) verdict {
 	if sl.probe {
 		g.br.probing = false
 	}
-	v.outage = g.br.open
+	v.Outage = g.br.open
 	g.resize()
 	return v
 }
 
-// release gives back the slot of a request that was not sent (the row
+// Release gives back the slot of a request that was not sent (the row
 // ended before, or waits out a delay of its own).
-func (g *gate) release(sl slot) {
+func (g *Gate) Release(sl Slot) {
 	if !sl.sent.IsZero() {
 		// Sent, but nothing to learn from (its photo failed as it went
 		// out): it is no longer in flight.
@@ -405,22 +406,22 @@ func (g *gate) release(sl slot) {
 		g.win.inFlight = max(g.win.inFlight-1, 0)
 		g.mu.Unlock()
 	}
-	g.done(slot{got: sl.got}, outOther, 0)
+	g.Done(Slot{got: sl.got}, Foreign, 0)
 }
 
 // below reports whether the request of sl was sent well below the learned
 // quota: a 429 for it is noise. The caller holds g.mu.
-func (g *gate) below(sl slot) bool {
+func (g *Gate) below(sl Slot) bool {
 	return g.mode == gateAuto && g.learned > 0 && sl.limit > 0 && sl.limit <= noiseBelow*g.learned
 }
 
 // resumed is when sending resumed after the last pause. The caller holds g.mu.
-func (g *gate) resumed() time.Time { return later(g.created, g.pauseUntil) }
+func (g *Gate) resumed() time.Time { return later(g.created, g.pauseUntil) }
 
 // cut is an episode at now: the learned quota is rate, the pool pauses for
 // retryAfter (1s if the server named none), and the limit is cut once. The
 // caller holds g.mu.
-func (g *gate) cut(now time.Time, rate float64, retryAfter time.Duration) {
+func (g *Gate) cut(now time.Time, rate float64, retryAfter time.Duration) {
 	if retryAfter <= 0 {
 		retryAfter = time.Second
 	}
@@ -451,7 +452,7 @@ func (g *gate) cut(now time.Time, rate float64, retryAfter time.Duration) {
 // grow grows the limit by the time since the last growth, unless the pool
 // is paused, holding after an episode, or application-limited. The caller
 // holds g.mu, with the history up to date.
-func (g *gate) grow(now time.Time) {
+func (g *Gate) grow(now time.Time) {
 	if g.mode == gateOpen || now.Before(g.holdTill) || now.Before(g.pauseUntil) {
 		return
 	}
@@ -475,7 +476,7 @@ func (g *gate) grow(now time.Time) {
 }
 
 // grown1 returns the adaptive limit l after dt seconds of additive increase.
-func (g *gate) grown1(l, dt float64) float64 {
+func (g *Gate) grown1(l, dt float64) float64 {
 	fast := alphaFastShare * g.max
 	if g.learned > 0 {
 		approach := approachShare * g.learned
@@ -509,9 +510,9 @@ func (g *gate) grown1(l, dt float64) float64 {
 	return min(max(l, minRate), g.max)
 }
 
-// rates returns the limit in force (0: none) and the learned quota (0: none
+// Rates returns the limit in force (0: none) and the learned quota (0: none
 // found yet), in requests per second.
-func (g *gate) rates() (current, learned float64) {
+func (g *Gate) Rates() (current, learned float64) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.mode != gateAuto {
@@ -520,10 +521,10 @@ func (g *gate) rates() (current, learned float64) {
 	return g.limit, g.learned
 }
 
-// sustainedQuota returns the quota to remember for the next run: the rate
+// SustainedQuota returns the quota to remember for the next run: the rate
 // the last episodes measured, if they were several at a similar rate (a
 // sustained limit, not a bad minute); 0 otherwise.
-func (g *gate) sustainedQuota() float64 {
+func (g *Gate) SustainedQuota() float64 {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.mode != gateAuto {
@@ -532,8 +533,8 @@ func (g *gate) sustainedQuota() float64 {
 	return g.ep.sustained()
 }
 
-// control returns the state of the control, as Stats.Control shows it.
-func (g *gate) control() Control {
+// Control returns the state of the control, as every display shows it.
+func (g *Gate) Control() Control {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	now := g.now()
@@ -554,7 +555,7 @@ const recently = time.Second
 
 // limiterLocked says what holds the run back at now, when something in
 // particular does. The caller holds g.mu, with the history up to date.
-func (g *gate) limiterLocked(now time.Time) Limiter {
+func (g *Gate) limiterLocked(now time.Time) Limiter {
 	full := now.Sub(g.win.fullAt) < recently
 	rateBound := now.Sub(g.rateWaited) < recently || now.Before(g.pauseUntil)
 	switch {
@@ -587,7 +588,7 @@ func (g *gate) limiterLocked(now time.Time) Limiter {
 // out well below the limit: something else than the gate (the workers,
 // the manifest, the photos) holds the run back; always false without a
 // limit. The caller holds g.mu, with the history up to date.
-func (g *gate) boundLocked(now time.Time) bool {
+func (g *Gate) boundLocked(now time.Time) bool {
 	if g.mode == gateOpen || now.Sub(g.created) < boundWindow/2 {
 		return false
 	}
@@ -600,7 +601,7 @@ func (g *gate) boundLocked(now time.Time) bool {
 
 // account adds what the limit allowed since the last call to the credit of
 // the queue and to the history, leaving out pauses. The caller holds g.mu.
-func (g *gate) account(now time.Time) {
+func (g *Gate) account(now time.Time) {
 	from := g.hist.upTo
 	if from.IsZero() {
 		from = g.created
@@ -624,99 +625,5 @@ func (g *gate) account(now time.Time) {
 		end := earlier(b.start.Add(binWidth), now)
 		b.allowed += end.Sub(t).Seconds() * g.limit
 		t = end
-	}
-}
-
-// history counts, in binWidth bins over the last histSpan, the requests
-// sent, the answers, and what the limit allowed.
-type history struct {
-	bins [histBins]histBin
-	upTo time.Time // allowed is accounted up to here
-}
-
-type histBin struct {
-	start    time.Time
-	sent, ok int
-	allowed  float64
-}
-
-const (
-	binWidth = 100 * time.Millisecond
-	histBins = 50
-	histSpan = histBins * binWidth
-)
-
-// bin returns the bin of time t, clearing it if it held an older period.
-func (h *history) bin(t time.Time) *histBin {
-	i, start := ringSlot(t, binWidth, histBins)
-	b := &h.bins[i]
-	if !b.start.Equal(start) {
-		*b = histBin{start: start}
-	}
-	return b
-}
-
-// sum adds up the bins from the one holding now-span (or since, if later)
-// to now, and returns the time they cover: from the start of the first, or
-// since, to now.
-func (h *history) sum(now, since time.Time, span time.Duration) (ok, sent int, allowed float64, covered time.Duration) {
-	if span <= 0 {
-		return
-	}
-	from := later(now.Add(-span), since).Truncate(binWidth)
-	for i := range h.bins {
-		b := &h.bins[i]
-		if b.start.IsZero() || b.start.Before(from) || b.start.After(now) {
-			continue
-		}
-		ok += b.ok
-		sent += b.sent
-		allowed += b.allowed
-	}
-	return ok, sent, allowed, now.Sub(later(from, since))
-}
-
-// ringSlot returns the index of time t's bin in a ring of n bins of
-// width, and the time that bin starts.
-func ringSlot(t time.Time, width time.Duration, n int64) (int64, time.Time) {
-	k := t.UnixNano() / int64(width)
-	return k % n, time.Unix(0, k*int64(width))
-}
-
-func earlier(a, b time.Time) time.Time {
-	if a.Before(b) {
-		return a
-	}
-	return b
-}
-
-func later(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
-	}
-	return b
-}
-
-// backoff returns the wait before retry number try (0 for the first retry):
-// exponential from base, capped at max, with full jitter, but never shorter
-// than the server's Retry-After.
-func backoff(try int, base, ceiling, retryAfter time.Duration) time.Duration {
-	d := base << min(try, 20)
-	if d <= 0 || d > ceiling {
-		d = ceiling
-	}
-	d = d/2 + rand.N(d/2+1)
-	return max(d, retryAfter)
-}
-
-// sleep waits d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 }
