@@ -107,9 +107,9 @@ func rowsServer(t testing.TB, h http.Handler) *httptest.Server {
 // a pipe, the count ate rows the import never saw.)
 func TestRowsPipedManifest(t *testing.T) {
 	t.Parallel()
-	// 1,500 rows of about 100 bytes: twice a pipe's 64 KiB buffer, so that a
+	// 2,000 rows of some 85 bytes: over twice a pipe's 64 KiB buffer, so that a
 	// count ahead of the import would eat rows the import never sees.
-	const rows = 1500
+	const rows = 2000
 	dir := t.TempDir()
 	// 16 photos for all rows: writing one per row costs more than it proves.
 	recs := [][]string{{"user_id", "user_created_at", "photo"}}
