@@ -134,3 +134,18 @@ func (s *SandboxProc) State(t testing.TB) sandbox.State {
 	}
 	return st
 }
+
+// Control changes the sandbox's settings while it runs: body is the JSON of
+// a sandbox.Control (`{"latency":"0s"}`), posted to sandbox.ControlPath.
+func (s *SandboxProc) Control(t testing.TB, body string) {
+	t.Helper()
+	client := &http.Client{Timeout: 10 * time.Second}
+	resp, err := client.Post(s.URL+sandbox.ControlPath, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("sandbox control: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("sandbox control %s: HTTP %d", body, resp.StatusCode)
+	}
+}
