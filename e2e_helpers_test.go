@@ -49,6 +49,16 @@ func e2eBinary(t testing.TB) string {
 	return testkit.Binary(t, ".")
 }
 
+// e2ePlainBinary is e2eBinary without the race detector. The tests run
+// report and status hundreds of times, and the sandbox behind every run:
+// read-only commands and a test fixture (whose own tests run under -race),
+// where a race build costs several times the CPU and finds little. Runs,
+// validate and the commands a test is about use e2eBinary.
+func e2ePlainBinary(t testing.TB) string {
+	t.Helper()
+	return testkit.PlainBinary(t, ".")
+}
+
 // e2eResult is how a command ended; e2eProc is a command running in the
 // background.
 type (
@@ -64,8 +74,9 @@ func e2eCheckSane(t testing.TB, r e2eResult) {
 
 // e2eCLI runs bulkenroll commands with a controlled environment.
 type e2eCLI struct {
-	t   testing.TB
-	bin string
+	t     testing.TB
+	bin   string
+	plain string // bin without the race detector, for report and status
 	// Dir is the working folder of the commands (a temporary folder).
 	Dir string
 	// Env holds the variables passed to the commands, and nothing else.
@@ -78,7 +89,7 @@ type e2eCLI struct {
 func e2eNewCLI(t testing.TB, baseURL string) *e2eCLI {
 	t.Helper()
 	dir := t.TempDir()
-	c := &e2eCLI{t: t, bin: e2eBinary(t), Dir: dir, Env: map[string]string{
+	c := &e2eCLI{t: t, bin: e2eBinary(t), plain: e2ePlainBinary(t), Dir: dir, Env: map[string]string{
 		"SMILE_PARTNER_ID": e2ePartner,
 		"SMILE_API_KEY":    e2eKey,
 		"BULKENROLL_STORE": filepath.Join(dir, "store.db"),
@@ -109,9 +120,14 @@ func (c *e2eCLI) Start(args ...string) *e2eProc {
 }
 
 // StartStdin is Start with standard input read from stdin (nil: none).
+// report and status run the binary built without the race detector.
 func (c *e2eCLI) StartStdin(stdin io.Reader, args ...string) *e2eProc {
 	c.t.Helper()
-	return c.StartProgram(c.bin, stdin, args...)
+	bin := c.bin
+	if len(args) > 0 && (args[0] == "report" || args[0] == "status") {
+		bin = c.plain
+	}
+	return c.StartProgram(bin, stdin, args...)
 }
 
 // StartProgram starts another program (a shell, say) with the commands'
@@ -170,7 +186,7 @@ func e2eStartSandbox(t testing.TB, flags ...string) *e2eSandbox {
 // e2eStartSandboxKey starts the sandbox accepting partner and key.
 func e2eStartSandboxKey(t testing.TB, partner, key string, flags ...string) *e2eSandbox {
 	t.Helper()
-	return testkit.StartSandbox(t, e2eBinary(t), partner, key, flags...)
+	return testkit.StartSandbox(t, e2ePlainBinary(t), partner, key, flags...)
 }
 
 // e2eWantEnrolledOnce fails the test unless the sandbox enrolled exactly the
