@@ -11,6 +11,7 @@ package main
 
 import (
 	"bufio"
+	"bulkenroll/importer/testkit"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -18,8 +19,6 @@ import (
 	"log"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -250,9 +249,7 @@ func TestRowsForeignAnswerStops(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			sb := e2eStartSandbox(t)
-			target, _ := url.Parse(sb.URL)
-			rp := httputil.NewSingleHostReverseProxy(target)
-			rp.ErrorLog = log.New(io.Discard, "", 0)
+			rp := testkit.NewProxy(t, sb.URL)
 			var fixed atomic.Bool
 			var wrongHits atomic.Int32
 			front := rowsServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
