@@ -126,6 +126,9 @@ func (c *e2eCLI) StartStdin(stdin io.Reader, args ...string) *e2eProc {
 	bin := c.bin
 	if len(args) > 0 && (args[0] == "report" || args[0] == "status") {
 		bin = c.plain
+		if bin == "" { // a CLI made without e2eNewCLI
+			bin = e2ePlainBinary(c.t)
+		}
 	}
 	return c.StartProgram(bin, stdin, args...)
 }
