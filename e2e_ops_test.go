@@ -227,8 +227,12 @@ func opsAutoRateFallsOn429(t *testing.T) {
 	if st.Stats.Requests != 80+st.Stats.QuotaRefused {
 		t.Errorf("the sandbox got %d requests, want the 80 rows plus the %d refused", st.Stats.Requests, st.Stats.QuotaRefused)
 	}
-	if learned := opsLearned(r.Stderr); learned < 5 || learned > 15 {
-		t.Errorf("learned quota %d, want 5 to 15:\n%s", learned, r.Stderr)
+	// A quota is learned from the 429s, never much above the real one. Near
+	// 10 is what a client that can send 10/s learns; one starved of CPU (two
+	// race-built test runs on two cores) learns what it could send, as low
+	// as 3/s: the lower bound only says the rate did not collapse.
+	if learned := opsLearned(r.Stderr); learned < 2 || learned > 15 {
+		t.Errorf("learned quota %d, want 2 to 15:\n%s", learned, r.Stderr)
 	}
 	if !strings.Contains(r.Stderr, fmt.Sprintf("%d throttled (429)", st.Stats.QuotaRefused)) {
 		t.Errorf("the summary does not count the %d 429s:\n%s", st.Stats.QuotaRefused, r.Stderr)
