@@ -96,15 +96,24 @@ func (e *benchEnv) manifest(prefix string, rows int) string {
 // (relative to e.dir).
 func (e *benchEnv) manifestWith(prefix string, rows int, photo func(i int) string) string {
 	e.t.Helper()
+	return e.writeManifest(prefix, "user_id,user_created_at,photo", rows, func(w *bufio.Writer, i int) {
+		fmt.Fprintf(w, "%s,%s,%s\n", benchUserID(prefix, i), benchCreatedAt, photo(i))
+	})
+}
+
+// writeManifest writes dir/prefix.csv: header, then row(i) for each of
+// rows rows, and returns its path.
+func (e *benchEnv) writeManifest(prefix, header string, rows int, row func(w *bufio.Writer, i int)) string {
+	e.t.Helper()
 	path := filepath.Join(e.dir, prefix+".csv")
 	f, err := os.Create(path)
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	w := bufio.NewWriterSize(f, 1<<20)
-	w.WriteString("user_id,user_created_at,photo\n")
+	w.WriteString(header + "\n")
 	for i := range rows {
-		fmt.Fprintf(w, "%s,%s,%s\n", benchUserID(prefix, i), benchCreatedAt, photo(i))
+		row(w, i)
 	}
 	if err := w.Flush(); err != nil {
 		e.t.Fatal(err)
@@ -397,11 +406,30 @@ type floorResult struct {
 // JSON body, POST it with a shared keep-alive client and read the answer.
 // Nothing else: no manifest, no validation, no store, no answer checks.
 func (e *benchEnv) runFloor(baseURL, prefix string, rows, workers int) floorResult {
+	return floorLoop(baseURL+"/v1/backfill_users", rows, workers, func(i int, body *bytes.Buffer, h http.Header) error {
+		photo, err := os.ReadFile(e.photoPath(i))
+		if err != nil {
+			return err
+		}
+		ts := signature.Timestamp(time.Now())
+		body.Grow(base64.StdEncoding.EncodedLen(len(photo)) + 256)
+		fmt.Fprintf(body, `{"partner_id":%q,"timestamp":%q,"signature":%q,"user_id":%q,"user_created_at":%q,"photo":"`,
+			benchPartner, ts, signature.Sign(benchAPIKey, benchPartner, ts), benchUserID(prefix, i), benchCreatedAt)
+		body.Write(base64.StdEncoding.AppendEncode(body.AvailableBuffer(), photo))
+		body.WriteString(`"}`)
+		h.Set("Content-Type", "application/json")
+		return nil
+	})
+}
+
+// floorLoop runs workers goroutines that each take the next row, have
+// build write its body (reset) and headers, POST it to url with a shared
+// keep-alive client and read the answer.
+func floorLoop(url string, rows, workers int, build func(i int, body *bytes.Buffer, h http.Header) error) floorResult {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConnsPerHost = workers
 	client := &http.Client{Transport: t}
 	defer t.CloseIdleConnections()
-	url := baseURL + "/v1/backfill_users"
 	var next atomic.Int64
 	var bad atomic.Int64
 	var firstErr error
@@ -417,22 +445,16 @@ func (e *benchEnv) runFloor(baseURL, prefix string, rows, workers int) floorResu
 				if i >= rows {
 					return
 				}
-				photo, err := os.ReadFile(e.photoPath(i))
-				if err != nil {
+				body.Reset()
+				h := http.Header{}
+				if err := build(i, &body, h); err != nil {
 					errOnce.Do(func() { firstErr = err })
 					return
 				}
-				ts := signature.Timestamp(time.Now())
-				body.Reset()
-				body.Grow(base64.StdEncoding.EncodedLen(len(photo)) + 256)
-				fmt.Fprintf(&body, `{"partner_id":%q,"timestamp":%q,"signature":%q,"user_id":%q,"user_created_at":%q,"photo":"`,
-					benchPartner, ts, signature.Sign(benchAPIKey, benchPartner, ts), benchUserID(prefix, i), benchCreatedAt)
-				body.Write(base64.StdEncoding.AppendEncode(body.AvailableBuffer(), photo))
-				body.WriteString(`"}`)
 				rb := &closeSignal{Reader: bytes.NewReader(body.Bytes()), closed: make(chan struct{})}
 				req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, url, rb)
 				req.ContentLength = int64(body.Len())
-				req.Header.Set("Content-Type", "application/json")
+				req.Header = h
 				resp, err := client.Do(req)
 				if err != nil {
 					errOnce.Do(func() { firstErr = err })

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"bulkenroll/importer"
 )
 
 // TestBenchProfile runs one import in this process, against a sandbox
@@ -43,8 +45,8 @@ func TestBenchProfile(t *testing.T) {
 		start := time.Now()
 		err := runImport(context.Background(), runOptions{
 			streams: streams{In: os.Stdin, Out: io.Discard, Err: io.Discard},
-			Cred:    cred, StorePath: storePath, Manifest: m, Workers: workers, Rate: 0,
-			Retries: 5, Timeout: time.Minute, NoProgress: true, MaxPhotoBytes: 5 << 20,
+			Cred:    cred, StorePath: storePath, Manifest: m, Timeout: time.Minute, NoProgress: true,
+			Import: importer.Options{Workers: workers, Retries: 5, MaxPhotoBytes: 5 << 20},
 		})
 		if err != nil {
 			t.Fatal(err)

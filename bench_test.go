@@ -119,7 +119,7 @@ func TestBenchHarness(t *testing.T) {
 
 	// BULKENROLL_BENCH_ONLY (a comma-separated list of loopback, latency,
 	// memory, validate, quota50, quota200, noquota, bigphotos, s3, fixphotos,
-	// noise, quota30slow, quota200slow, outage, quotahalves) runs some
+	// noise, quota30slow, quota200slow, outage, quotahalves, compare) runs some
 	// scenarios only, when working on one.
 	only := os.Getenv("BULKENROLL_BENCH_ONLY")
 	run := func(name string) bool { return only == "" || slices.Contains(strings.Split(only, ","), name) }
@@ -169,6 +169,9 @@ func TestBenchHarness(t *testing.T) {
 	}
 	if run("quotahalves") {
 		benchQuotaHalves(t, e, rep)
+	}
+	if run("compare") {
+		benchCompare(t, e, rep)
 	}
 	if only != "" {
 		rep.notes = append(rep.notes, "Only the scenarios "+only+" were run (BULKENROLL_BENCH_ONLY).")

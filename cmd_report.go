@@ -27,6 +27,8 @@ type reportOptions struct {
 	Manifest string
 	// Run keeps only the records of rows last settled by run N (0: all).
 	Run uint64
+	// Verify lists the verification results (report_verify.go) instead.
+	Verify bool
 	// Salvage reads the store file page by page, without checking it first:
 	// every record still readable of a damaged store (see store.SalvageRecords).
 	Salvage bool
@@ -36,18 +38,19 @@ func reportCommand(io streams) *cli.Command {
 	return &cli.Command{
 		Name:      "report",
 		Usage:     "print one record per user in the store",
-		UsageText: "bulkenroll report [--store FILE] [--state S] [--run N] [--format csv|jsonl] [--manifest FILE | --salvage]",
+		UsageText: "bulkenroll report [--store FILE] [--state S] [--run N] [--format csv|jsonl] [--manifest FILE | --salvage | --verify]",
 		Flags: []cli.Flag{storeFlag(),
 			&cli.StringFlag{Name: "manifest", Usage: "one line per row of manifest `FILE`, in its order (rows never reached: pending)"},
 			&cli.StringFlag{Name: "state", Usage: "only rows in state `S` (enrolled, rejected, failed, pending)"},
 			&cli.Uint64Flag{Name: "run", Usage: "only rows last settled by run `N` (see status for run numbers)"},
 			&cli.StringFlag{Name: "format", Value: "csv", Usage: "csv or jsonl"},
+			&cli.BoolFlag{Name: "verify", Usage: "list the results of bulkenroll verify instead: one line per authentication job"},
 			&cli.BoolFlag{Name: "salvage", Usage: "list every record still readable of a damaged store (copy it away first); exit 2 if some are not"},
 		},
 		Action: func(c *cli.Context) error {
 			return writeReport(reportOptions{streams: io, StorePath: c.String("store"),
 				State: c.String("state"), Format: c.String("format"), Run: c.Uint64("run"), Manifest: c.String("manifest"),
-				Salvage: c.Bool("salvage")})
+				Salvage: c.Bool("salvage"), Verify: c.Bool("verify")})
 		},
 	}
 }
@@ -81,6 +84,9 @@ func writeReport(o reportOptions) error {
 	if o.Format != "csv" && o.Format != "jsonl" {
 		return usagef("--format %q: want csv or jsonl", o.Format)
 	}
+	if o.Verify && (o.Salvage || o.Manifest != "" || o.State != "" || o.Run != 0) {
+		return usagef("--verify lists verification results: it takes only --store and --format")
+	}
 	if o.Salvage {
 		if o.Manifest != "" {
 			return usagef("--salvage lists the store's records: it does not take --manifest")
@@ -97,6 +103,9 @@ func writeReport(o reportOptions) error {
 		return err
 	}
 	defer st.Close()
+	if o.Verify {
+		return verifyReport(o, st)
+	}
 	if o.Run != 0 {
 		last, found, err := st.LastRun()
 		if err != nil {
@@ -193,8 +202,15 @@ func salvageReport(o reportOptions, state store.State) error {
 // path, in its order: the user's record, the record kept under the row's
 // line (a row refused before it had a user), or, for a row no run has
 // reached, a pending record that says so.
+//
+// The manifest is read with the columns of the store's product (a compare
+// store's manifest is a compare manifest).
 func eachManifestRow(path string, in io.Reader, st *store.Store, state store.State, fn func(store.Record) error) error {
-	rd, err := openManifest(path, in)
+	product := manifest.ProductBackfill
+	if p, err := st.Product(); err == nil && p == store.Compare {
+		product = manifest.ProductCompare
+	}
+	rd, err := openProductManifest(path, in, product)
 	if err != nil {
 		return err
 	}

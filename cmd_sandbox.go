@@ -22,8 +22,8 @@ type sandboxOptions struct {
 func sandboxCommand(io streams) *cli.Command {
 	return &cli.Command{
 		Name:  "sandbox",
-		Usage: "run a local emulator of POST /v1/backfill_users for rehearsals and tests",
-		UsageText: "bulkenroll sandbox [--addr 127.0.0.1:8080] [--latency D] [--fail-rate F] [--throttle-rate F] [--quota N] ...\n" +
+		Usage: "run a local emulator of POST /v1/backfill_users, SmartSelfie Authentication and SmartSelfie Compare for rehearsals and tests",
+		UsageText: "bulkenroll sandbox [--addr 127.0.0.1:8080] [--latency D] [--fail-rate F] [--throttle-rate F] [--quota N] [--auth-delay D] [--compare-reject-rate F] ...\n" +
 			"   accepts the credentials in SMILE_PARTNER_ID and SMILE_API_KEY (or the key file);\n" +
 			"   POST /sandbox/control (loopback only) changes the quota, latency, fault rates or starts an outage while it serves",
 		Flags: []cli.Flag{
@@ -45,6 +45,11 @@ func sandboxCommand(io streams) *cli.Command {
 			&cli.DurationFlag{Name: "down-for", Usage: "length of the outage: every request then gets --down-answer (once; 0: no outage)"},
 			&cli.StringFlag{Name: "down-answer", Value: "reset", Usage: "answer during an outage: reset (connection reset) or 503 (a load balancer's page)"},
 			&cli.IntFlag{Name: "throttle-first", Usage: "answer 429 to the first `N` requests of every user_id"},
+			&cli.DurationFlag{Name: "auth-delay", Value: 2 * time.Second, Usage: "SmartSelfie Authentication: a job stays incomplete (job_complete false) for `D` after its zip arrives"},
+			&cli.Float64Flag{Name: "auth-reject-rate", Usage: "fraction of authentication jobs of enrolled users that complete with job_success false"},
+			&cli.StringSliceFlag{Name: "auth-reject-users", Usage: "user IDs (comma-separated, or the flag repeated) whose authentication jobs complete with job_success false"},
+			&cli.Float64Flag{Name: "compare-reject-rate", Usage: "fraction of users whose SmartSelfie Compare answers 0841 No Match"},
+			&cli.StringSliceFlag{Name: "compare-reject-users", Usage: "user_ids whose SmartSelfie Compare answers 0841 No Match (comma-separated or repeated)"},
 		},
 		Action: func(c *cli.Context) error {
 			return runSandbox(c.Context, sandboxOptions{
@@ -60,6 +65,9 @@ func sandboxCommand(io streams) *cli.Command {
 					LatencyJitter: c.Duration("latency-jitter"),
 					DownAfter:     c.Duration("down-after"), DownFor: c.Duration("down-for"),
 					DownAnswer: c.String("down-answer"), ThrottleFirst: c.Int("throttle-first"),
+					AuthDelay: c.Duration("auth-delay"), AuthRejectRate: c.Float64("auth-reject-rate"),
+					AuthRejectUsers:   c.StringSlice("auth-reject-users"),
+					CompareRejectRate: c.Float64("compare-reject-rate"), CompareRejectUsers: c.StringSlice("compare-reject-users"),
 				},
 			})
 		},

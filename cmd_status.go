@@ -11,7 +11,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"bulkenroll/importer"
+	"bulkenroll/importer/event"
+	"bulkenroll/importer/observe"
 	"bulkenroll/store"
 )
 
@@ -42,6 +43,7 @@ type statusJSON struct {
 	PartnerID string         `json:"partner_id"`
 	BaseURL   string         `json:"base_url"`
 	Shard     string         `json:"shard,omitempty"`
+	Product   string         `json:"product,omitempty"`
 	Counts    map[string]int `json:"counts"`
 	Total     int            `json:"total"`
 	LastRun   *store.Run     `json:"last_run,omitempty"`
@@ -93,7 +95,7 @@ func showStatus(o statusOptions) error {
 	if err != nil {
 		return err
 	}
-	s := statusJSON{Store: o.StorePath, PartnerID: meta.PartnerID, BaseURL: meta.BaseURL, Shard: meta.Shard, Counts: map[string]int{}}
+	s := statusJSON{Store: o.StorePath, PartnerID: meta.PartnerID, BaseURL: meta.BaseURL, Shard: meta.Shard, Product: string(meta.Product), Counts: map[string]int{}}
 	for _, state := range store.States {
 		s.Counts[string(state)] = counts[state]
 		s.Total += counts[state]
@@ -127,6 +129,9 @@ func showStatus(o statusOptions) error {
 	fmt.Fprintf(w, "base URL  %s\n", orNone(s.BaseURL))
 	if s.Shard != "" {
 		fmt.Fprintf(w, "shard     %s\n", s.Shard)
+	}
+	if s.Product != "" {
+		fmt.Fprintf(w, "product   %s\n", s.Product)
 	}
 	for _, state := range store.States {
 		fmt.Fprintf(w, "%-9s %d\n", state, counts[state])
@@ -232,7 +237,7 @@ func printLive(w io.Writer, storePath string, l store.Live, now time.Time, other
 	if l.Rate <= 0 {
 		fmt.Fprint(w, " · no rate limit")
 	}
-	if t := liveControl(l).Text(); t != "" {
+	if t := observe.ControlText(liveControl(l)); t != "" {
 		fmt.Fprint(w, " · "+t)
 	}
 	fmt.Fprintln(w)
@@ -253,9 +258,9 @@ func printLive(w io.Writer, storePath string, l store.Live, now time.Time, other
 }
 
 // liveControl is the rate and concurrency control of a live snapshot.
-func liveControl(l store.Live) importer.Control {
-	return importer.Control{Rate: l.Rate, LearnedRate: l.LearnedRate, InFlight: l.InFlight, Window: l.Window,
-		Limiter: importer.Limiter(l.Limiter), DownSince: l.DownSince}
+func liveControl(l store.Live) event.Control {
+	return event.Control{Rate: l.Rate, LearnedRate: l.LearnedRate, InFlight: l.InFlight, Window: l.Window,
+		Limiter: event.Limiter(l.Limiter), DownSince: l.DownSince}
 }
 
 // printJSON writes v as one line of JSON.

@@ -13,7 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"bulkenroll/importer"
+	"bulkenroll/importer/event"
+	"bulkenroll/importer/observe"
 	"bulkenroll/store"
 )
 
@@ -43,7 +44,7 @@ func opsStore(t *testing.T, ended bool) (string, store.Run) {
 		{UserID: "u1", State: store.Enrolled, Run: r1.ID, SmileJobID: "111", ResultCode: "0840", UpdatedAt: now},
 		{UserID: "u2", State: store.Rejected, Run: r1.ID, ResultCode: "2213", Error: "bad", UpdatedAt: now},
 	}
-	if err := st.PutDurable([]string{"u1", "u2"}, recs); err != nil {
+	if err := <-st.PutBatch([]string{"u1", "u2"}, recs); err != nil {
 		t.Fatal(err)
 	}
 	r1.Outcome, r1.Ended = "finished", now.Add(-50*time.Minute)
@@ -58,7 +59,7 @@ func opsStore(t *testing.T, ended bool) (string, store.Run) {
 		{UserID: "u3", State: store.Failed, Run: r2.ID, Error: "time-out", UpdatedAt: now},
 		{UserID: "u4", State: store.Enrolled, Run: r2.ID, SmileJobID: "444", JobID: "job-444", ResultCode: "0840", UpdatedAt: now},
 	}
-	if err := st.PutDurable([]string{"u3", "u4"}, recs); err != nil {
+	if err := <-st.PutBatch([]string{"u3", "u4"}, recs); err != nil {
 		t.Fatal(err)
 	}
 	if ended {
@@ -91,7 +92,7 @@ func liveOf(t *testing.T, r store.Run) store.Live {
 	return store.Live{PID: os.Getpid(), Host: host, RunID: r.ID, Manifest: "m.csv", Shard: "1/4",
 		Started: r.Started, Updated: now, Total: 1000, Rows: 250, Enrolled: 200, Skipped: 10, Rejected: 5,
 		Failed: 3, Pending: 32, RowsPerSecond: 4.2, Rate: 5, LearnedRate: 5, InFlight: 3, Window: 7,
-		Limiter: string(importer.LimitQuota), ETASeconds: 178, LastSuccess: now}
+		Limiter: string(event.LimitQuota), ETASeconds: 178, LastSuccess: now}
 }
 
 func runStatus(t *testing.T, path string, asJSON bool) (string, error) {
@@ -123,7 +124,7 @@ func TestStatusLiveWhileRunHoldsStore(t *testing.T) {
 	for _, want := range []string{"in use by run #2", "rows      250 of 1000 (25.0%)", "enrolled  200", "shard     1/4",
 		"4.2 rows/s", "ETA       2m58s", "pending   32",
 		// The run's control, worded as its progress line words it.
-		"speed     4.2 rows/s · " + liveControl(liveOf(t, r2)).Text(),
+		"speed     4.2 rows/s · " + observe.ControlText(liveControl(liveOf(t, r2))),
 		"rate 5.0/s · learned quota about 5/s · 3 in flight of 7 · held back by the quota"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("status lacks %q:\n%s", want, out)

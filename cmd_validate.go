@@ -19,6 +19,7 @@ import (
 type validateOptions struct {
 	streams
 	Manifest      string
+	Product       string
 	JSON          bool
 	MaxPhotoBytes int64
 	// Workers checks that many remote photos (object storage, https) at once.
@@ -31,15 +32,16 @@ func validateCommand(io streams) *cli.Command {
 	return &cli.Command{
 		Name:      "validate",
 		Usage:     "check every row of a manifest offline; send nothing, write nothing",
-		UsageText: "bulkenroll validate --manifest FILE [--json] [--workers N]",
+		UsageText: "bulkenroll validate --manifest FILE [--product backfill|compare] [--json] [--workers N]",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "manifest", Aliases: []string{"m"}, Required: true, Usage: "CSV manifest `FILE` (- for standard input)"},
 			&cli.BoolFlag{Name: "json", Usage: "print the problems and counts as JSON"},
+			&cli.StringFlag{Name: "product", Value: "backfill", Usage: "`PRODUCT` whose manifest columns to check: backfill or compare (SmartSelfie Compare)"},
 			&cli.Int64Flag{Name: "max-photo-bytes", Value: manifest.DefaultMaxPhotoBytes, Usage: "photo size limit in bytes"},
 			&cli.IntFlag{Name: "workers", Value: 8, Usage: "remote photos (s3://, gs://, azblob://, https://) checked at once"},
 		},
 		Action: func(c *cli.Context) error {
-			return validateManifest(c.Context, validateOptions{streams: io, Manifest: c.String("manifest"),
+			return validateManifest(c.Context, validateOptions{streams: io, Manifest: c.String("manifest"), Product: c.String("product"),
 				JSON: c.Bool("json"), MaxPhotoBytes: c.Int64("max-photo-bytes"), Workers: c.Int("workers")})
 		},
 	}
@@ -64,7 +66,11 @@ func validateManifest(ctx context.Context, o validateOptions) error {
 	if o.Workers > 256 {
 		return usagef("--workers %d: want 1 to 256", o.Workers)
 	}
-	rd, err := openManifest(o.Manifest, o.In)
+	product, err := manifest.ParseProduct(o.Product)
+	if err != nil {
+		return usagef("--product: %v", err)
+	}
+	rd, err := openProductManifest(o.Manifest, o.In, product)
 	if err != nil {
 		return err
 	}
@@ -136,12 +142,12 @@ func validateManifest(ctx context.Context, o validateOptions) error {
 				}
 			}
 			pc := pendingCheck{row: row, re: re}
-			if re == nil && photosource.IsRemote(row.PhotoPath) {
+			if re == nil && hasRemote(&row) {
 				pc.result = make(chan *manifest.RowError, 1)
 				slots <- struct{}{}
 				go func() {
 					defer func() { <-slots }()
-					pc.result <- importer.CheckRemotePhoto(ctx, photos, row.PhotoPath, o.MaxPhotoBytes)
+					pc.result <- checkRemoteImages(ctx, photos, &row, o.MaxPhotoBytes)
 				}()
 			}
 			queue = append(queue, pc)
@@ -155,6 +161,33 @@ func validateManifest(ctx context.Context, o validateOptions) error {
 	out.end(rows, invalid)
 	if invalid > 0 {
 		return errRowsNotDone
+	}
+	return nil
+}
+
+// hasRemote reports whether any image of row is remote.
+func hasRemote(row *manifest.Row) bool {
+	for _, img := range row.Images() {
+		if photosource.IsRemote(img.Path) {
+			return true
+		}
+	}
+	return false
+}
+
+// checkRemoteImages checks the remote images of row, one after the other,
+// and returns the first problem, naming the image's field.
+func checkRemoteImages(ctx context.Context, photos *photosource.Opener, row *manifest.Row, maxBytes int64) *manifest.RowError {
+	for _, img := range row.Images() {
+		if !photosource.IsRemote(img.Path) {
+			continue
+		}
+		if re := importer.CheckRemotePhoto(ctx, photos, img.Path, maxBytes); re != nil {
+			if row.Compare != nil {
+				return &manifest.RowError{Field: img.Field, Reason: re.Reason}
+			}
+			return re
+		}
 	}
 	return nil
 }

@@ -82,12 +82,17 @@ func (cr credentials) config() (smileid.Config, error) {
 // openManifest opens the manifest at path, or reads in when path is "-"
 // (photo paths then resolve against the working folder).
 func openManifest(path string, in io.Reader) (*manifest.Reader, error) {
+	return openProductManifest(path, in, manifest.ProductBackfill)
+}
+
+// openProductManifest is openManifest for a manifest of product p.
+func openProductManifest(path string, in io.Reader, p manifest.Product) (*manifest.Reader, error) {
 	if path != "-" {
-		return manifest.Open(path)
+		return manifest.OpenProduct(path, p)
 	}
 	wd, err := os.Getwd()
 	if err != nil {
 		return nil, err
 	}
-	return manifest.NewReader(in, wd)
+	return manifest.NewProductReader(in, wd, p)
 }

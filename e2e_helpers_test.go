@@ -16,6 +16,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"image"
 	"io"
 	"log"
 	"net/http"
@@ -257,6 +258,9 @@ func e2eJPEG(t testing.TB, n int) []byte { return testkit.Photo(t, "jpeg", n) }
 
 // e2ePNG returns a small real PNG whose pixels depend on n.
 func e2ePNG(t testing.TB, n int) []byte { return testkit.Photo(t, "png", n) }
+
+// e2eImage is the image e2eJPEG and e2ePNG encode.
+func e2eImage(n int) image.Image { return testkit.Image(n) }
 
 // e2eWriteFile writes data to path, creating its folder.
 func e2eWriteFile(t testing.TB, path string, data []byte) { testkit.WriteFile(t, path, data) }

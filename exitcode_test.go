@@ -30,9 +30,11 @@ func TestExitCode(t *testing.T) {
 		{"config", fmt.Errorf("%w: partner ID missing", smileid.ErrConfig), 2},
 		{"store locked", fmt.Errorf("store x: %w", store.ErrLocked), 2},
 		{"store mismatch", fmt.Errorf("store x: %w", store.ErrMismatch), 2},
+		{"store of another product", &store.ProductMismatchError{Path: "x", Have: store.Compare, Want: store.Backfill}, 2},
 		{"account refused", &importer.AccountError{API: &smileid.APIError{Status: 401, Code: "2205", Text: "Unauthorized"}}, 2},
 		{"header", &manifest.HeaderError{Reason: "missing required column \"photo\""}, 2},
 		{"outage past --outage-limit", fmt.Errorf("run: %w", &importer.OutageError{Limit: 15 * time.Minute}), 1},
+		{"verify: some users not authenticated", errNotAllAuthenticated, 1},
 		{"anything else", errors.New("disk on fire"), 2},
 	}
 	for _, c := range cases {
@@ -58,6 +60,14 @@ func TestAppUsageErrors(t *testing.T) {
 		{"bulkenroll", "run", "--manifest", "x", "--max-workers", "0"},
 		{"bulkenroll", "run", "--manifest", "x", "--outage-limit", "0s"},
 		{"bulkenroll", "run", "--manifest", "x", "--throttle-limit", "-1s"},
+		{"bulkenroll", "verify"}, // --manifest is required
+		{"bulkenroll", "verify", "--manifest", "x", "--sample", "0"},
+		{"bulkenroll", "verify", "--manifest", "x", "--sample", "3", "--all"},
+		{"bulkenroll", "verify", "--manifest", "x", "--users", "u.txt", "--refresh"},
+		{"bulkenroll", "verify", "--manifest", "x", "--poll-timeout", "0s"},
+		{"bulkenroll", "verify", "--manifest", "x", "--rate", "fast"},
+		{"bulkenroll", "verify", "--manifest", "x", "stray"},
+		{"bulkenroll", "report", "--verify", "--state", "enrolled"},
 	}
 	for _, args := range cases {
 		var out, errOut bytes.Buffer
@@ -71,14 +81,15 @@ func TestAppUsageErrors(t *testing.T) {
 func TestRunRejectsBadFlagValues(t *testing.T) {
 	t.Setenv("SMILE_PARTNER_ID", "p")
 	t.Setenv("SMILE_API_KEY", "k")
-	base := runOptions{Manifest: "samples/manifest.csv", Workers: 4, Rate: 10, Retries: 5, Timeout: 1e9, MaxPhotoBytes: 1}
+	base := runOptions{Manifest: "samples/manifest.csv", Timeout: 1e9,
+		Import: importer.Options{Workers: 4, Rate: 10, Retries: 5, MaxPhotoBytes: 1}}
 	cases := map[string]func(*runOptions){
-		"workers 0":      func(o *runOptions) { o.Workers = 0 },
-		"rate negative":  func(o *runOptions) { o.Rate = -1 },
-		"retries < 0":    func(o *runOptions) { o.Retries = -1 },
+		"workers 0":      func(o *runOptions) { o.Import.Workers = 0 },
+		"rate negative":  func(o *runOptions) { o.Import.Rate = -1 },
+		"retries < 0":    func(o *runOptions) { o.Import.Retries = -1 },
 		"timeout 0":      func(o *runOptions) { o.Timeout = 0 },
-		"photo limit 0":  func(o *runOptions) { o.MaxPhotoBytes = 0 },
-		"workers 100000": func(o *runOptions) { o.Workers = 100000 },
+		"photo limit 0":  func(o *runOptions) { o.Import.MaxPhotoBytes = 0 },
+		"workers 100000": func(o *runOptions) { o.Import.Workers = 100000 },
 	}
 	for name, mut := range cases {
 		o := base

@@ -92,7 +92,7 @@ func exitCode(err error) int {
 	switch {
 	case err == nil:
 		return 0
-	case errors.Is(err, errRowsNotDone), errors.As(err, new(*importer.OutageError)):
+	case errors.Is(err, errRowsNotDone), errors.Is(err, errNotAllAuthenticated), errors.As(err, new(*importer.OutageError)):
 		// An outage past --outage-limit: the rows not done stay pending.
 		return 1
 	case errors.Is(err, importer.ErrInterrupted), errors.Is(err, context.Canceled):
@@ -110,6 +110,7 @@ func newApp(io streams) *cli.App {
 		validateCommand(io),
 		statusCommand(io),
 		reportCommand(io),
+		verifyCommand(io),
 		sandboxCommand(io),
 	}
 	for _, c := range commands {

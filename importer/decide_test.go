@@ -1,11 +1,12 @@
 package importer
 
 import (
-	"bulkenroll/importer/smileid"
 	"errors"
 	"fmt"
 	"syscall"
 	"testing"
+
+	"bulkenroll/importer/smileid"
 )
 
 // TestDecide covers the worker's decision for every class of answer, on a
@@ -26,6 +27,13 @@ func TestDecide(t *testing.T) {
 		refused    = &smileid.APIError{Status: 400, Code: "2213", Text: "bad input"}
 		account    = &smileid.APIError{Status: 401, Code: "2205", Text: "Unauthorized"}
 		notActive  = &smileid.APIError{Status: 400, Code: "2214", Text: "not activated"}
+		// Compare's answers, classified for its endpoint.
+		jobExists  = &smileid.APIError{Status: 400, Code: "2215", Text: "Job already exists", Endpoint: smileid.EndpointCompare}
+		cmpSystem  = &smileid.APIError{Status: 400, Code: "2210", Text: "System Error", Endpoint: smileid.EndpointCompare}
+		noMatch    = &smileid.APIError{Status: 200, Code: "0841", Text: "No Match", Endpoint: smileid.EndpointCompare}
+		identical  = &smileid.APIError{Status: 200, Code: "0941", Text: "identical", Endpoint: smileid.EndpointCompare}
+		cmpInputs  = &smileid.APIError{Status: 400, Code: "2413", Text: "selfie_image is required.", Endpoint: smileid.EndpointCompare}
+		cmpAlready = &smileid.APIError{Status: 400, Code: "2209", Text: "already enrolled", Endpoint: smileid.EndpointCompare}
 	)
 	const retries = 3
 	cases := []struct {
@@ -38,6 +46,15 @@ func TestDecide(t *testing.T) {
 		stop          any // the stop cause's type, for actStop
 	}{
 		{"success", nil, 0, false, actEnroll, false, nil},
+		{"compare 2215 after unknown: job exists", jobExists, 1, true, actJobExists, true, nil},
+		{"compare 2215 keeps the outcome unknown", jobExists, 0, false, actJobExists, true, nil},
+		{"compare 2210 retried", cmpSystem, 0, false, actRetry, false, nil},
+		{"compare 2210 to the end fails", cmpSystem, retries, false, actGiveUp, false, nil},
+		{"compare 0841 refused", noMatch, 0, false, actRefuse, false, nil},
+		{"compare 0941 refused", identical, 0, false, actRefuse, false, nil},
+		{"compare 2413 refused", cmpInputs, 0, false, actRefuse, false, nil},
+		{"compare 2209 after unknown: enrolled", cmpAlready, 1, true, actEnroll, false, nil},
+		{"compare 2209 never unknown: conflict", cmpAlready, 0, false, actConflict, false, nil},
 		{"success after unknown", nil, 2, true, actEnroll, false, nil},
 		{"2209 never unknown: conflict", enrolled, 0, false, actConflict, false, nil},
 		{"2209 after a 429 only: conflict", enrolled, 1, false, actConflict, false, nil},

@@ -63,7 +63,7 @@ func (r *runner) pipeline(rd *manifest.Reader) error {
 	quit := make(chan struct{})
 	defer close(quit)
 	rows := readRows(rd, r.opts.Shard, quit)
-	pool := r.opts.poolSize()
+	pool := r.opts.PoolSize()
 	jobs := make(chan job, 2*pool)
 	var g errgroup.Group
 	for range pool {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"bulkenroll/importer"
+	"bulkenroll/importer/event"
 	"bulkenroll/importer/testkit"
 	"bulkenroll/manifest"
 	"bulkenroll/store"
@@ -195,7 +196,7 @@ func recordOrNone(t testing.TB, st *store.Store, id string) store.Record {
 func wantSummary(t testing.TB, got, want importer.Summary) {
 	t.Helper()
 	got.Seconds, got.RunID, want.Seconds, want.RunID = 0, 0, 0, 0
-	got.Stats, want.Stats = importer.Stats{}, importer.Stats{}
+	got.Stats, want.Stats = event.Stats{}, event.Stats{}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("summary = %+v\nwant      %+v", got, want)
 	}

@@ -1,10 +1,11 @@
 package importer
 
 import (
-	"bulkenroll/importer/smileid"
 	"errors"
 	"strings"
 	"testing"
+
+	"bulkenroll/importer/smileid"
 )
 
 // TestAccountErrorAdvice checks that a stopped run's account error carries

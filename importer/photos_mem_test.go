@@ -1,7 +1,6 @@
 package importer_test
 
 import (
-	"bulkenroll/importer/smileid"
 	"bytes"
 	"context"
 	"fmt"
@@ -13,6 +12,8 @@ import (
 	"testing"
 
 	"golang.org/x/image/bmp"
+
+	"bulkenroll/importer/smileid"
 )
 
 // TestFixPhotosBuffersBoundedBySlots converts large BMPs with 32 workers

@@ -77,7 +77,7 @@ func (r *runner) plan(row manifest.Row, rowErr *manifest.RowError) (job, bool) {
 		}
 	}
 	if j.found && j.prior.RejectedByAPI() && !r.opts.RetryRejected {
-		if sum := photoSum(row.PhotoPath); sum != "" && sum == j.prior.PhotoSHA256 {
+		if sum := rowSum(&row); sum != "" && sum == j.prior.PhotoSHA256 {
 			reason := fmt.Sprintf("%s (refused before with this same photo; change the photo or use --retry-rejected)", j.prior.ResultText)
 			rec.Run, rec.Line, rec.CreatedAt, rec.Photo = r.runID, row.Line, row.CreatedAt, row.Photo
 			rec.Refuse(j.prior.ResultCode, j.prior.ResultText, reason, j.prior.PhotoSHA256, j.prior.OutcomeUnknown, now)
@@ -85,7 +85,15 @@ func (r *runner) plan(row manifest.Row, rowErr *manifest.RowError) (job, bool) {
 			return job{}, false
 		}
 	}
-	rec.Mark(r.runID, row.Line, row.CreatedAt, row.Photo, now)
+	if r.opts.Compare.Comparer != nil {
+		if err := r.markCompare(&rec, row); err != nil {
+			r.stop(err)
+			r.pendingRow(row, "not reached: "+err.Error())
+			return job{}, false
+		}
+	} else {
+		rec.Mark(r.runID, row.Line, row.CreatedAt, row.Photo, now)
+	}
 	j.rec = rec
 	return j, true
 }

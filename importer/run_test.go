@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"bulkenroll/importer"
+	"bulkenroll/importer/event"
+	"bulkenroll/importer/observe"
 	"bulkenroll/importer/smileid"
 	"bulkenroll/importer/smileid/sandbox"
 	"bulkenroll/importer/testkit"
@@ -57,7 +59,7 @@ func TestRunCleanImportAndRerun(t *testing.T) {
 	c := testkit.NewClient(t, hs.URL, nil)
 	var rejects bytes.Buffer
 	opts := fastOptions()
-	opts.Rejects = &rejects
+	opts.Observers = append(opts.Observers, observe.NewRejects(&rejects))
 	sum, err := run(t, context.Background(), path, st, c, opts)
 	if err != nil {
 		t.Fatalf("Run: %v", err)
@@ -157,8 +159,7 @@ func TestRunBadRows(t *testing.T) {
 	st := newStore(t)
 	var rejects, progress bytes.Buffer
 	opts := fastOptions()
-	opts.Rejects = &rejects
-	opts.Progress = importer.NewProgress(&progress, false, time.Hour)
+	opts.Observers = []event.Observer{observe.NewProgress(&progress, false, time.Hour), observe.NewRejects(&rejects)}
 	sum, err := run(t, context.Background(), path, st, testkit.NewClient(t, hs.URL, nil), opts)
 	if err != nil {
 		t.Fatalf("Run: %v", err)
@@ -248,7 +249,7 @@ func TestRunDuplicates(t *testing.T) {
 	st := newStore(t)
 	var rejects bytes.Buffer
 	opts := fastOptions()
-	opts.Rejects = &rejects
+	opts.Observers = append(opts.Observers, observe.NewRejects(&rejects))
 	sum, err := run(t, context.Background(), path, st, testkit.NewClient(t, hs.URL, nil), opts)
 	if err != nil {
 		t.Fatalf("Run: %v", err)
@@ -381,7 +382,7 @@ func TestRunRetriesUsedUp(t *testing.T) {
 	opts := fastOptions()
 	opts.Retries = 2
 	var rejects bytes.Buffer
-	opts.Rejects = &rejects
+	opts.Observers = append(opts.Observers, observe.NewRejects(&rejects))
 	sum, err := run(t, context.Background(), path, st, c, opts)
 	if err != nil {
 		t.Fatalf("Run: %v", err)
@@ -431,7 +432,7 @@ func TestRunAlreadyEnrolledNeverTried(t *testing.T) {
 	st := newStore(t)
 	var rejects bytes.Buffer
 	opts := fastOptions()
-	opts.Rejects = &rejects
+	opts.Observers = append(opts.Observers, observe.NewRejects(&rejects))
 	sum, err := run(t, context.Background(), path, st, c, opts)
 	if err != nil {
 		t.Fatalf("Run: %v", err)
@@ -532,7 +533,7 @@ func TestRunAccountRefusal(t *testing.T) {
 			cl := testkit.NewClient(t, hs.URL, func(cfg *smileid.Config, _ *smileid.ClientOptions) { cfg.APIKey = smileid.Secret(c.key) })
 			var rejects bytes.Buffer
 			opts := fastOptions()
-			opts.Rejects = &rejects
+			opts.Observers = append(opts.Observers, observe.NewRejects(&rejects))
 			sum, err := run(t, context.Background(), path, st, cl, opts)
 			ae := testkit.MustAs[*importer.AccountError](t, err)
 			if ae.API == nil || ae.API.Code != c.code {
@@ -708,7 +709,7 @@ func TestRunDryRun(t *testing.T) {
 	var rejects bytes.Buffer
 	opts := fastOptions()
 	opts.DryRun = true
-	opts.Rejects = &rejects
+	opts.Observers = append(opts.Observers, observe.NewRejects(&rejects))
 
 	// Without a store.
 	sum, err := run(t, context.Background(), path, nil, c, opts)
@@ -792,7 +793,7 @@ func TestRunAPIRejected(t *testing.T) {
 	runOnce := func(opts importer.Options) (importer.Summary, [][]string) {
 		t.Helper()
 		var rejects bytes.Buffer
-		opts.Rejects = &rejects
+		opts.Observers = append(opts.Observers, observe.NewRejects(&rejects))
 		sum, err := run(t, context.Background(), path, st, c, opts)
 		if err != nil {
 			t.Fatalf("Run: %v", err)
@@ -1063,7 +1064,7 @@ func TestRunMaxPhotoBytes(t *testing.T) {
 	var rejects bytes.Buffer
 	opts := fastOptions()
 	opts.MaxPhotoBytes = 2048
-	opts.Rejects = &rejects
+	opts.Observers = append(opts.Observers, observe.NewRejects(&rejects))
 	sum, err := run(t, context.Background(), path, st, testkit.NewClient(t, hs.URL, nil), opts)
 	if err != nil {
 		t.Fatal(err)
@@ -1179,10 +1180,10 @@ func TestRunProgress(t *testing.T) {
 			path := f.write(t)
 			_, _, hs := testkit.NewSandbox(t, sandbox.Options{Latency: 30 * time.Millisecond})
 			var out bytes.Buffer
-			p := importer.NewProgress(&out, bar, 10*time.Millisecond)
+			p := observe.NewProgress(&out, bar, 10*time.Millisecond)
 			opts := fastOptions()
 			opts.Workers = 1
-			opts.Progress = p
+			opts.Observers = []event.Observer{p}
 			opts.ManifestIsFile = true
 			opts.Count = func() (int, error) { return manifest.Count(path) }
 			sum, err := run(t, context.Background(), path, newStore(t), testkit.NewClient(t, hs.URL, nil), opts)

@@ -3,6 +3,7 @@ package importer
 import (
 	"fmt"
 
+	"bulkenroll/importer/event"
 	"bulkenroll/manifest"
 	"bulkenroll/store"
 )
@@ -24,7 +25,7 @@ func (r *runner) settleAnswer(key string, row manifest.Row, rec store.Record, co
 }
 
 func (r *runner) save(key string, row manifest.Row, rec store.Record, code, reason string, answer bool) {
-	ev := RowEvent{Row: row, State: rec.State, Code: code, Reason: reason}
+	ev := event.RowEvent{Row: row, State: rec.State, Code: code, Reason: reason}
 	if r.opts.DryRun || r.st == nil {
 		r.live.count(rec.State)
 		r.tell(ev)
@@ -51,7 +52,7 @@ func (r *runner) save(key string, row manifest.Row, rec store.Record, code, reas
 // as the store still holds what it had before (for a row that was sent:
 // the mark saved before sending, which says the outcome is unknown, so the
 // next run's 2209 for a user this run enrolled counts as enrolled).
-func (r *runner) notSaved(ev RowEvent, answer bool, err error) {
+func (r *runner) notSaved(ev event.RowEvent, answer bool, err error) {
 	r.stop(err)
 	r.live.unsaved.Add(1)
 	if answer {
@@ -78,16 +79,16 @@ func (r *runner) notReached(j job, reason string) {
 		}
 	}
 	r.live.pending.Add(1)
-	r.tell(RowEvent{Row: j.row, State: store.Pending, Reason: reason})
+	r.tell(event.RowEvent{Row: j.row, State: store.Pending, Reason: reason})
 }
 
 // pendingRow counts a row read but never planned (the run stopped first).
 func (r *runner) pendingRow(row manifest.Row, reason string) {
 	r.live.pending.Add(1)
-	r.tell(RowEvent{Row: row, State: store.Pending, Reason: reason})
+	r.tell(event.RowEvent{Row: row, State: store.Pending, Reason: reason})
 }
 
-func (r *runner) tell(ev RowEvent) {
+func (r *runner) tell(ev event.RowEvent) {
 	for _, o := range r.obs {
 		o.Row(ev)
 	}

@@ -4,6 +4,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"bulkenroll/importer/event"
 	"bulkenroll/importer/smileid"
 	"bulkenroll/store"
 )
@@ -27,7 +28,7 @@ type liveStats struct {
 
 	// control returns the state of the rate and concurrency control; set
 	// once before the run starts.
-	control func() Control
+	control func() event.Control
 }
 
 // answerIndex numbers the answer classes for the counters.
@@ -68,8 +69,8 @@ func (l *liveStats) answer(class string) {
 }
 
 // snapshot returns the figures as they stand.
-func (l *liveStats) snapshot() Stats {
-	s := Stats{
+func (l *liveStats) snapshot() event.Stats {
+	s := event.Stats{
 		RunID: l.runID, Started: l.started, Now: l.now(), Total: l.total.Load(), DryRun: l.dry,
 		Rows: l.rows.Load(), Enrolled: l.enrolled.Load(), Skipped: l.skipped.Load(),
 		Rejected: l.rejected.Load(), Failed: l.failed.Load(), Pending: l.pending.Load(),

@@ -43,6 +43,9 @@ type Row struct {
 	CreatedAt string // trimmed, otherwise exactly as given (it is sent as given)
 	Photo     string // the photo column as given (trimmed), a URL's secrets redacted (urlref.Redact): shown, stored, written in rejects
 	PhotoPath string // the photo column resolved against the manifest's folder unless absolute or a URL, secrets kept: only opened ("" if Photo empty)
+	// Compare holds the other fields of a compare row (nil for backfill);
+	// its selfie is Photo / PhotoPath.
+	Compare *CompareFields
 }
 
 // RowError is why one row is refused. Field is "user_id", "user_created_at",

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -32,13 +33,16 @@ var required = [3]string{ColUserID, ColCreatedAt, ColPhoto}
 
 // Reader streams the rows of a manifest. It is not safe for concurrent use.
 type Reader struct {
+	// opt holds the header and the further columns a caller asked for (columns.go).
+	opt     optional
 	csv     *csv.Reader
 	closer  io.Closer
 	baseDir string
-	cols    [3]int // index of user_id, user_created_at and photo in a record
-	need    int    // fields a record needs to reach every required column
-	width   int    // fields of the header: a record may have no more
-	err     error  // sticky: io.EOF or the error that ended reading
+	cols    [3]int       // index of user_id, user_created_at and photo (compare: selfie) in a record; -1 if absent
+	need    int          // fields a record needs to reach every required column
+	width   int          // fields of the header: a record may have no more
+	err     error        // sticky: io.EOF or the error that ended reading
+	cmp     *compareCols // the compare columns, for a ProductCompare manifest
 }
 
 // NewReader reads the header from r and returns a Reader for the rows after
@@ -55,6 +59,11 @@ func NewReader(r io.Reader, baseDir string) (*Reader, error) {
 
 // newReader is NewReader with a bound on the length of a line.
 func newReader(r io.Reader, baseDir string, maxLine int64) (*Reader, error) {
+	return newProductReader(r, baseDir, maxLine, ProductBackfill)
+}
+
+// newProductReader reads a manifest of product p.
+func newProductReader(r io.Reader, baseDir string, maxLine int64, p Product) (*Reader, error) {
 	br := bufio.NewReaderSize(&lineGuard{r: r, max: maxLine}, readBufferSize)
 	// Drop a byte order mark before the CSV parser sees it, so that a quoted
 	// first header field ("\uFEFF"user_id") is not taken for a bare quote.
@@ -82,6 +91,9 @@ func newReader(r io.Reader, baseDir string, maxLine int64) (*Reader, error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading manifest header: %w", err)
+	}
+	if p == ProductCompare {
+		return newCompareReader(cr, baseDir, header)
 	}
 
 	m := &Reader{csv: cr, baseDir: baseDir, cols: [3]int{-1, -1, -1}, width: len(header)}
@@ -115,6 +127,7 @@ func newReader(r io.Reader, baseDir string, maxLine int64) (*Reader, error) {
 		}
 		return nil, &HeaderError{Reason: reason + headerHint(header)}
 	}
+	m.opt.header = slices.Clone(header)
 	return m, nil
 }
 
@@ -156,8 +169,13 @@ func headerHint(header []string) string {
 // working folder otherwise: the path "-" (standard input), /dev/stdin, a
 // process substitution's /dev/fd/N or a named pipe. Close releases the file.
 func Open(path string) (*Reader, error) {
+	return OpenProduct(path, ProductBackfill)
+}
+
+// OpenProduct is Open for a manifest of product p (see Product).
+func OpenProduct(path string, p Product) (*Reader, error) {
 	if path == "-" {
-		r, err := NewReader(os.Stdin, ".")
+		r, err := NewProductReader(os.Stdin, ".", p)
 		if err != nil {
 			return nil, fmt.Errorf("standard input: %w", err)
 		}
@@ -174,7 +192,7 @@ func Open(path string) (*Reader, error) {
 	} else if err == nil && fi.Mode().IsRegular() {
 		base = filepath.Dir(path)
 	}
-	r, err := NewReader(f, base)
+	r, err := NewProductReader(f, base, p)
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("%s: %w", path, err)
@@ -229,6 +247,7 @@ func (r *Reader) Next() (Row, error) {
 	}
 	line, _ := r.csv.FieldPos(0)
 	row := r.fill(rec, line)
+	r.opt.keep(rec)
 	if len(rec) < r.need {
 		return row, rowErr(FieldRow, r.tooFewReason(len(rec)))
 	}
@@ -236,9 +255,15 @@ func (r *Reader) Next() (Row, error) {
 		return row, rowErr(FieldRow, fmt.Sprintf("%d fields, the header has %d (is a comma in a value not quoted?)", len(rec), r.width))
 	}
 	for k, col := range r.cols {
-		if reason := badText(rec[col]); reason != "" {
-			return row, rowErr(FieldRow, fmt.Sprintf("the %s field %s", required[k], reason))
+		if col < 0 {
+			continue
 		}
+		if reason := badText(rec[col]); reason != "" {
+			return row, rowErr(FieldRow, fmt.Sprintf("the %s field %s", r.colName(k), reason))
+		}
+	}
+	if r.cmp != nil {
+		return row, r.cmp.fill(r, rec, &row)
 	}
 	return row, nil
 }
@@ -250,7 +275,7 @@ func (r *Reader) fill(rec []string, line int) Row {
 	if c := r.cols[0]; c < len(rec) {
 		row.UserID = strings.TrimSpace(rec[c])
 	}
-	if c := r.cols[1]; c < len(rec) {
+	if c := r.cols[1]; c >= 0 && c < len(rec) {
 		row.CreatedAt = strings.TrimSpace(rec[c])
 	}
 	if c := r.cols[2]; c < len(rec) {
@@ -293,7 +318,7 @@ func (r *Reader) tooFewReason(n int) string {
 	if n == 1 {
 		fields = "field"
 	}
-	return fmt.Sprintf("only %d %s, so column %d (%s) is missing", n, fields, r.cols[first]+1, required[first])
+	return fmt.Sprintf("only %d %s, so column %d (%s) is missing", n, fields, r.cols[first]+1, r.colName(first))
 }
 
 // badText returns why s cannot be a manifest value (a NUL byte, invalid

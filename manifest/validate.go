@@ -43,6 +43,9 @@ type Validator struct {
 	Now func() time.Time
 }
 
+// IsCompare reports whether row is a compare row.
+func (row *Row) IsCompare() bool { return row.Compare != nil }
+
 func (v *Validator) maxPhoto() int64 {
 	if v.MaxPhotoBytes > 0 {
 		return v.MaxPhotoBytes
@@ -54,7 +57,13 @@ func (v *Validator) maxPhoto() int64 {
 // without control characters) and user_created_at (present, accepted by
 // ParseCreatedAt, and not later than now plus ClockSkew). It returns nil or a
 // *RowError. It does not allocate when the row is fine.
+//
+// A compare row (Row.Compare set) is checked for its user_id, its
+// comparison_image_type and its number of liveness images instead.
 func (v *Validator) CheckFields(row *Row) error {
+	if row.Compare != nil {
+		return checkCompareFields(row)
+	}
 	if err := checkUserID(row.UserID); err != nil {
 		return err
 	}
@@ -127,10 +136,21 @@ func checkUserID(id string) error {
 // A remote photo (IsURL) is not fetched: CheckPhoto only refuses a malformed
 // one (see remoteReason) and otherwise returns size -1 and nil; its
 // existence, size and type are checked by the importer's photo source.
+//
+// For a compare row it checks every image (selfie, comparison_image, each
+// liveness image), the error naming the image's field, and returns the
+// selfie's size.
 func (v *Validator) CheckPhoto(row *Row) (size int64, err error) {
-	path := row.PhotoPath
+	if row.Compare != nil {
+		return v.checkCompareImages(row)
+	}
+	return v.checkImage(row.Photo, row.PhotoPath)
+}
+
+// checkImage is CheckPhoto of one image, given as shown and as resolved.
+func (v *Validator) checkImage(shown, path string) (size int64, err error) {
 	if path == "" {
-		path = row.Photo
+		path = shown
 	}
 	if path == "" {
 		return 0, rowErr(ColPhoto, "missing")

@@ -1,7 +1,10 @@
 #!/bin/sh
 # make demo: start the sandbox on a free loopback port with demo credentials,
 # import samples/manifest.csv, import it again (every row skipped), show the
-# store's status, stop the sandbox.
+# store's status, enroll samples/compare/manifest.csv by SmartSelfie Compare
+# into a store of its own and report it, then verify that a sample of 3 users
+# enrolled by the first run authenticates (SmartSelfie Authentication), stop
+# the sandbox.
 set -eu
 bin=${1:-bin/bulkenroll}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -45,3 +48,14 @@ echo "== the same again: every row is skipped, nothing is sent"
 echo
 echo "== bulkenroll status"
 "$bin" status
+echo
+echo "== SmartSelfie Compare: bulkenroll run --product compare --manifest samples/compare/manifest.csv"
+echo "   (selfie, 4-8 liveness frames and a photo on file per user; a store holds one product)"
+"$bin" validate --product compare --manifest "$here/compare/manifest.csv"
+BULKENROLL_STORE="$work/compare.db" "$bin" run --product compare --manifest "$here/compare/manifest.csv" --rate 4
+echo
+echo "== bulkenroll report (the compare store)"
+BULKENROLL_STORE="$work/compare.db" "$bin" report
+echo
+echo "== bulkenroll verify --sample 3: do enrolled users authenticate? (SmartSelfie Authentication)"
+"$bin" verify --manifest "$here/manifest.csv" --sample 3 --seed 1

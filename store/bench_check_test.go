@@ -54,19 +54,19 @@ func seedMillion(b *testing.B) string {
 		r.Mark(1, i+2, r.CreatedAt, r.Photo, now)
 		keys, recs = append(keys, id), append(recs, r)
 		if len(keys) == batch {
-			if err := s.PutDurable(keys, recs); err != nil {
+			if err := s.putDurable(keys, recs); err != nil {
 				b.Fatal(err)
 			}
 			for j := range recs {
 				recs[j].Enroll("0840", "Enroll User", strconv.Itoa(1_000_000_000+i-batch+j), "", "", now)
 			}
-			if err := s.PutDurable(keys, recs); err != nil {
+			if err := s.putDurable(keys, recs); err != nil {
 				b.Fatal(err)
 			}
 			keys, recs = keys[:0], recs[:0]
 		}
 	}
-	if err := s.PutDurable(keys, recs); err != nil {
+	if err := s.putDurable(keys, recs); err != nil {
 		b.Fatal(err)
 	}
 	if err := s.Close(); err != nil {

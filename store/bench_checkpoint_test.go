@@ -69,7 +69,7 @@ func seededStore(b *testing.B, n int, opts Options) (*Store, []string) {
 		keys[i] = fmt.Sprintf("user-%08d", i)
 		recs[i] = rec(keys[i], Enrolled, i)
 	}
-	if err := s.PutDurable(keys, recs); err != nil {
+	if err := s.putDurable(keys, recs); err != nil {
 		b.Fatal(err)
 	}
 	return s, keys

@@ -34,36 +34,34 @@ func check(path string, lockTimeout time.Duration) error {
 func (s *Store) verify() error {
 	err := s.walkRecords()
 	if err == nil {
-		err = guard(func() error {
-			return s.db.View(func(tx *bolt.Tx) error {
-				var msgs []string
-				// bbolt's check reads every page: release them as it goes, so
-				// a run's resident set does not grow with the store.
-				tick := time.NewTicker(releaseCheckEvery)
-				defer tick.Stop()
-				errs := tx.Check(bolt.WithKVStringer(quotedKV{}))
-				for done := false; !done; {
-					select {
-					case e, ok := <-errs:
-						if !ok {
-							done = true
-							break
-						}
-						msgs = append(msgs, e.Error())
-					case <-tick.C:
-						releaseTx(tx)
+		err = viewTx(s.db, func(tx *bolt.Tx) error {
+			var msgs []string
+			// bbolt's check reads every page: release them as it goes, so
+			// a run's resident set does not grow with the store.
+			tick := time.NewTicker(releaseCheckEvery)
+			defer tick.Stop()
+			errs := tx.Check(bolt.WithKVStringer(quotedKV{}))
+			for done := false; !done; {
+				select {
+				case e, ok := <-errs:
+					if !ok {
+						done = true
+						break
 					}
+					msgs = append(msgs, e.Error())
+				case <-tick.C:
+					releaseTx(tx)
 				}
-				releaseTx(tx)
-				if len(msgs) == 0 {
-					return nil
-				}
-				if len(msgs) > 3 {
-					msgs = append(msgs[:3], fmt.Sprintf("and %d more", len(msgs)-3))
-				}
-				return &DamagedError{Reason: "bbolt's check found: " + strings.Join(msgs, "; ")}
-			})
-		}, nil)
+			}
+			releaseTx(tx)
+			if len(msgs) == 0 {
+				return nil
+			}
+			if len(msgs) > 3 {
+				msgs = append(msgs[:3], fmt.Sprintf("and %d more", len(msgs)-3))
+			}
+			return &DamagedError{Reason: "bbolt's check found: " + strings.Join(msgs, "; ")}
+		})
 	}
 	if err != nil {
 		return fmt.Errorf("%w\n  %s", err, damageAdvice(s.path))
@@ -71,34 +69,53 @@ func (s *Store) verify() error {
 	return nil
 }
 
-// walkRecords reads every user record, verifying its checksum. The first
-// fault is a *DamagedError naming the record's key, or for a page bbolt
-// cannot read, the last key read before it.
+// walkRecords reads every value of the registered buckets that have a
+// check (the user records), verifying it. The first fault is a
+// *DamagedError naming the key, or for a page bbolt cannot read, the last
+// key read before it.
 func (s *Store) walkRecords() error {
+	for _, b := range buckets {
+		if b.check == nil {
+			continue
+		}
+		if err := s.walkBucket(b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// walkBucket is walkRecords for one bucket; a missing bucket is left to
+// checkFormat (a required one) or holds nothing yet (an optional one).
+func (s *Store) walkBucket(b bucketSpec) error {
 	var last []byte
-	return guard(func() error {
-		return s.db.View(func(tx *bolt.Tx) error {
-			users := tx.Bucket(bucketUsers)
-			if users == nil {
-				return nil // init says what is missing
-			}
-			c := users.Cursor()
-			n := 0
-			for k, v := c.First(); k != nil; k, v = c.Next() {
-				if v == nil {
-					return &DamagedError{Key: string(k), Reason: "a nested bucket where a record should be"}
-				}
-				if err := checkRecord(k, v); err != nil {
-					return err
-				}
-				last = k
-				if n++; n%releaseWalkEvery == 0 {
-					releaseTx(tx) // as the check below does
-				}
-			}
+	where := func() string { return string(last) }
+	err := viewTxAt(s.db, where, func(tx *bolt.Tx) error {
+		bk := tx.Bucket(b.name)
+		if bk == nil {
 			return nil
-		})
-	}, func() string { return string(last) })
+		}
+		c := bk.Cursor()
+		n := 0
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if v == nil {
+				return &DamagedError{Key: string(k), Reason: "a nested bucket where a record should be"}
+			}
+			if err := b.check(k, v); err != nil {
+				return err
+			}
+			last = k
+			if n++; n%releaseWalkEvery == 0 {
+				releaseTx(tx) // as the check below does
+			}
+		}
+		return nil
+	})
+	var d *DamagedError
+	if errors.As(err, &d) && string(b.name) != string(bucketUsers) {
+		d.Bucket = string(b.name)
+	}
+	return err
 }
 
 // How often the check releases the pages it has read (see releaseTx).
@@ -118,10 +135,4 @@ func (quotedKV) ValueToString(v []byte) string { return fmt.Sprintf("%d bytes", 
 func damageAdvice(path string) string {
 	return fmt.Sprintf("nothing was written to it and nothing was sent; copy it away (cp %s %s.damaged) and keep the copy; "+
 		"`bulkenroll report --salvage --store %s` lists every record still readable", path, path, path)
-}
-
-// IsDamaged reports whether err says a store is damaged (a *DamagedError).
-func IsDamaged(err error) bool {
-	var d *DamagedError
-	return errors.As(err, &d)
 }

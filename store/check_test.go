@@ -20,13 +20,13 @@ func seededFile(t *testing.T, n int) (string, []string) {
 		keys[i] = fmt.Sprintf("user-%05d", i)
 		recs[i] = rec(keys[i], Pending, i)
 	}
-	if err := s.PutDurable(keys, recs); err != nil {
+	if err := s.putDurable(keys, recs); err != nil {
 		t.Fatal(err)
 	}
 	for i := range recs {
 		recs[i].State = Enrolled
 	}
-	if err := s.PutDurable(keys, recs); err != nil {
+	if err := s.putDurable(keys, recs); err != nil {
 		t.Fatal(err)
 	}
 	closeOK(t, s)

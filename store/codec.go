@@ -22,6 +22,10 @@ import (
 //	           flagRawSHA), result_code, result_text (neither if
 //	           flagEnrollUser: 0840 "Enroll User"), smile_job_id, job_id,
 //	           photo_note, error
+//	if flagJob: uvarint generation, string in_flight_job_id (records of a
+//	           product whose job IDs the tool chooses; a record without
+//	           the flag has generation 0 and no job in flight, so the
+//	           records of earlier versions read as they did)
 //	4 bytes    CRC-32C (Castagnoli), little endian, of the key then every
 //	           byte before it
 //
@@ -35,6 +39,7 @@ const (
 	flagTime                   // UpdatedAt is set
 	flagRawSHA                 // PhotoSHA256 is 64 lowercase hex digits, stored as 32 bytes
 	flagEnrollUser             // result_code 0840 with result_text "Enroll User": neither stored
+	flagJob                    // Generation or InFlightJobID is set: both stored after error
 )
 
 // The answer nearly every enrolled record holds, stored as flagEnrollUser.
@@ -82,6 +87,9 @@ func appendRecord(dst []byte, key string, rec *Record) ([]byte, error) {
 		flags |= flagEnrollUser
 		results = results[2:]
 	}
+	if rec.Generation != 0 || rec.InFlightJobID != "" {
+		flags |= flagJob
+	}
 	dst = append(dst, codecVersion, st, flags)
 	dst = binary.AppendVarint(dst, int64(rec.Line))
 	dst = binary.AppendVarint(dst, int64(rec.Attempts))
@@ -102,6 +110,10 @@ func appendRecord(dst []byte, key string, rec *Record) ([]byte, error) {
 	}
 	for _, s := range results {
 		dst = appendString(dst, s)
+	}
+	if flags&flagJob != 0 {
+		dst = binary.AppendUvarint(dst, rec.Generation)
+		dst = appendString(dst, rec.InFlightJobID)
 	}
 	sum := crc32.Update(crc32.Checksum([]byte(key), crcTable), crcTable, dst[start:])
 	return binary.LittleEndian.AppendUint32(dst, sum), nil
@@ -267,6 +279,10 @@ func decodeBinary(key, v []byte, rec *Record) error {
 	rec.JobID = d.string()
 	rec.PhotoNote = d.string()
 	rec.Error = d.string()
+	if flags&flagJob != 0 {
+		rec.Generation = d.uvarint()
+		rec.InFlightJobID = d.string()
+	}
 	if d.err == nil && len(d.b) != 0 {
 		d.fail("trailing bytes")
 	}

@@ -19,7 +19,7 @@ func TestDamagedDataPage(t *testing.T) {
 		keys[i] = fmt.Sprintf("user-%05d", i)
 		recs[i] = rec(keys[i], Enrolled, i)
 	}
-	if err := s.PutDurable(keys, recs); err != nil {
+	if err := s.putDurable(keys, recs); err != nil {
 		t.Fatal(err)
 	}
 	closeOK(t, s)
@@ -45,7 +45,7 @@ func TestDamagedDataPage(t *testing.T) {
 				if got := fileBytes(t, path); string(got) != string(data) {
 					t.Fatalf("page %d: a refused Open (read-only %v) changed the file", p, ro)
 				}
-				if IsDamaged(err) {
+				if isDamaged(err) {
 					damaged++
 				}
 				continue

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
@@ -182,15 +181,6 @@ func ReadLive(storePath string) (Live, error) {
 		return Live{}, fmt.Errorf("live status %s: not a bulkenroll live status: %w", path, err)
 	}
 	return l, nil
-}
-
-// RemoveLive deletes the live snapshot of the store at storePath; a missing
-// one is not an error.
-func RemoveLive(storePath string) error {
-	if err := os.Remove(LivePath(storePath)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("live status: %w", err)
-	}
-	return nil
 }
 
 // Alive reports whether the snapshot describes a run still going at now:

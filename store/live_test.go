@@ -73,14 +73,14 @@ func TestLiveWriteRead(t *testing.T) {
 	if len(entries) != 1 {
 		t.Errorf("folder holds %d files, want the snapshot only", len(entries))
 	}
-	if err := RemoveLive(storePath); err != nil {
+	if err := removeLive(storePath); err != nil {
 		t.Fatal(err)
 	}
-	if err := RemoveLive(storePath); err != nil {
-		t.Errorf("RemoveLive of none: %v", err)
+	if err := removeLive(storePath); err != nil {
+		t.Errorf("removeLive of none: %v", err)
 	}
 	if _, err := ReadLive(storePath); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("ReadLive after RemoveLive: %v", err)
+		t.Errorf("ReadLive after removeLive: %v", err)
 	}
 }
 
@@ -217,7 +217,7 @@ func TestBindShard(t *testing.T) {
 	// Records without runs count too.
 	s3, _ := openTemp(t)
 	defer s3.Close()
-	if err := s3.PutDurable([]string{"u1"}, []Record{rec("u1", Enrolled, 1)}); err != nil {
+	if err := s3.putDurable([]string{"u1"}, []Record{rec("u1", Enrolled, 1)}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s3.BindShard("0/2"); !errors.Is(err, ErrShardMismatch) {

@@ -12,7 +12,7 @@ import (
 // without this, every page a run ever read counts in its resident set, which
 // would then grow with the size of the store rather than stay flat.
 func releaseMapped(db *bolt.DB) {
-	_ = db.View(func(tx *bolt.Tx) error {
+	_ = viewTx(db, func(tx *bolt.Tx) error {
 		releaseTx(tx)
 		return nil
 	})

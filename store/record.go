@@ -78,6 +78,21 @@ type Record struct {
 	Run uint64 `json:"run"`
 	// UpdatedAt is when the record last changed.
 	UpdatedAt time.Time `json:"updated_at"`
+	// Generation counts the answers Smile ID gave to this user's requests
+	// of a product whose job_id the tool chooses (compare; see
+	// Store.JobID): each request carries the job_id of the current
+	// generation, so a request sent again after an unknown outcome carries
+	// the same job_id (and a 2215 "job already exists" then says the first
+	// one arrived), while a row sent again after an answer (its photos
+	// changed, --retry-rejected) carries a new one. Always 0 for backfill,
+	// whose job IDs Smile ID makes.
+	Generation uint64 `json:"generation,omitempty"`
+	// InFlightJobID is the job_id of the request in flight: recorded by
+	// MarkJob before the request goes out, kept while no answer to it is
+	// saved (Fail, Invalidate and a crash keep it), and cleared by the
+	// answer (Enroll, Refuse), which also moves Generation on. Empty for
+	// backfill.
+	InFlightJobID string `json:"in_flight_job_id,omitempty"`
 }
 
 // RejectedByAPI reports whether Smile ID itself refused the row (as opposed
@@ -111,7 +126,26 @@ func (r *Record) Mark(run uint64, line int, createdAt, photo string, now time.Ti
 	r.Error, r.UpdatedAt = "being sent: its request may have gone out, and no answer was saved", now.UTC()
 }
 
-// Enroll records Smile ID's confirmation (or a 2209 after an unknown outcome).
+// MarkJob is Mark for a product whose job_id the tool chooses (compare):
+// jobID, the job_id the request carries (Store.JobID of the record's
+// Generation), is recorded as in flight with the mark, before the request
+// goes out. createdAt is not sent by such products and is left empty.
+func (r *Record) MarkJob(run uint64, line int, photo, jobID string, now time.Time) {
+	r.Mark(run, line, "", photo, now)
+	r.InFlightJobID = jobID
+}
+
+// answered closes the job in flight, if any: an answer to it is saved, so
+// the next request is a new job (the generation moves on).
+func (r *Record) answered() {
+	if r.InFlightJobID != "" {
+		r.Generation++
+		r.InFlightJobID = ""
+	}
+}
+
+// Enroll records Smile ID's confirmation (or a 2209 after an unknown
+// outcome). It closes the job in flight (see InFlightJobID).
 func (r *Record) Enroll(code, text, smileJobID, jobID, note string, now time.Time) {
 	r.State, r.ResultCode, r.ResultText = Enrolled, code, text
 	if smileJobID != "" {
@@ -121,14 +155,18 @@ func (r *Record) Enroll(code, text, smileJobID, jobID, note string, now time.Tim
 		r.JobID = jobID
 	}
 	r.Error, r.PhotoSHA256, r.OutcomeUnknown, r.UpdatedAt = note, "", false, now.UTC()
+	r.answered()
 }
 
 // Refuse records Smile ID's permanent refusal of the row, with its code and
 // text and the SHA-256 of the photo it refused. unknown keeps whether an
-// earlier request's outcome is still unknown.
+// earlier request's outcome is still unknown. It closes the job in flight
+// (see InFlightJobID): a refusal that is no answer to the job (2215, the
+// job_id was used before) is recorded with Fail, which keeps it.
 func (r *Record) Refuse(code, text, reason, photoSHA256 string, unknown bool, now time.Time) {
 	r.State, r.ResultCode, r.ResultText, r.Error = Rejected, code, text, reason
 	r.PhotoSHA256, r.OutcomeUnknown, r.UpdatedAt = photoSHA256, unknown, now.UTC()
+	r.answered()
 }
 
 // Invalidate rejects a row refused before sending (a bad field or photo).
@@ -139,7 +177,8 @@ func (r *Record) Invalidate(run uint64, line int, createdAt, photo, reason strin
 }
 
 // Fail records that transient failures used up the retries (or an
-// interrupt came between them); the next run tries again.
+// interrupt came between them); the next run tries again, with the job in
+// flight if there is one (its outcome is not known).
 func (r *Record) Fail(reason string, unknown bool, now time.Time) {
 	r.State, r.Error, r.OutcomeUnknown, r.UpdatedAt = Failed, reason, unknown, now.UTC()
 }

@@ -50,3 +50,46 @@ func TestRecordTransitions(t *testing.T) {
 		t.Errorf("Fail: %+v", r)
 	}
 }
+
+// TestRecordJobs: a job in flight (compare) is recorded before sending,
+// kept while its outcome is unknown, and closed by an answer, which moves
+// the generation on; records without one (backfill) never change
+// generation.
+func TestRecordJobs(t *testing.T) {
+	now := time.Date(2026, 12, 1, 3, 0, 0, 0, time.UTC)
+	var r Record
+	r.MarkJob(1, 2, "s.jpg", "job-g0", now)
+	if r.State != Pending || !r.OutcomeUnknown || r.InFlightJobID != "job-g0" || r.Generation != 0 || r.Attempts != 1 ||
+		r.CreatedAt != "" || r.Photo != "s.jpg" {
+		t.Fatalf("MarkJob: %+v", r)
+	}
+	r.Fail("time-out", true, now)
+	if r.InFlightJobID != "job-g0" || r.Generation != 0 {
+		t.Errorf("Fail lost the job in flight: %+v", r)
+	}
+	r.Invalidate(2, 2, "", "s.jpg", "photo: missing", now)
+	if r.InFlightJobID != "job-g0" || r.Generation != 0 {
+		t.Errorf("Invalidate lost the job in flight: %+v", r)
+	}
+	r.MarkJob(3, 2, "s.jpg", "job-g0", now) // the same job, sent again
+	r.Refuse("0841", "No Match", "no match", "sum", false, now)
+	if r.InFlightJobID != "" || r.Generation != 1 {
+		t.Errorf("Refuse did not close the job: %+v", r)
+	}
+	r.Refuse("0841", "No Match", "no match", "sum", false, now) // no job in flight: nothing to close
+	if r.Generation != 1 {
+		t.Errorf("a second Refuse moved the generation: %+v", r)
+	}
+	r.MarkJob(4, 2, "s2.jpg", "job-g1", now)
+	r.Enroll("0840", "Face Match", "", "job-g1", "", now)
+	if r.InFlightJobID != "" || r.Generation != 2 || r.State != Enrolled || r.JobID != "job-g1" {
+		t.Errorf("Enroll did not close the job: %+v", r)
+	}
+
+	var b Record // backfill: Mark, no job
+	b.Mark(1, 2, "2020-01-01", "p.jpg", now)
+	b.Enroll("0840", "Enroll User", "1", "uuid", "", now)
+	if b.Generation != 0 || b.InFlightJobID != "" {
+		t.Errorf("a backfill record got a generation: %+v", b)
+	}
+}

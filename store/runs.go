@@ -32,6 +32,9 @@ func (s *Store) BeginRun(manifest string, started time.Time) (Run, error) {
 	if err := s.upgrade(); err != nil { // records of an earlier version (upgrade.go)
 		return Run{}, err
 	}
+	if err := s.ensureBuckets(); err != nil { // buckets added since the store was made
+		return Run{}, err
+	}
 	run := Run{Manifest: manifest, Started: started.UTC(), Outcome: "running"}
 	err := s.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketRuns)

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"io"
 	"os"
 )
@@ -84,19 +83,10 @@ func SalvageRecords(path string, fn func(Record) error) (Salvage, error) {
 	return res, err
 }
 
-// meta is what Salvage needs of a bbolt meta page.
-type meta struct {
-	pageSize int
-	root     uint64 // the root bucket's page
-	txid     uint64
-}
-
 // readMeta returns the newer of the file's two meta pages whose checksum
-// holds (bbolt's layout: a 16-byte page header, then magic, version, page
-// size, flags, root bucket (page, sequence), free list, page count, txid
-// and an FNV-64a checksum of the fields before it).
-func readMeta(f io.ReaderAt) (meta, error) {
-	var best meta
+// holds (see parseMetaPage).
+func readMeta(f io.ReaderAt) (metaPage, error) {
+	var best metaPage
 	found := false
 	// The second meta page is one page in: the first one's page size, or
 	// bbolt's usual 4096 if the first cannot be read.
@@ -104,18 +94,12 @@ func readMeta(f io.ReaderAt) (meta, error) {
 		if i == 1 && found {
 			off = int64(best.pageSize)
 		}
-		var b [80]byte
+		var b [metaPageSize]byte
 		if _, err := f.ReadAt(b[:], off); err != nil {
 			continue
 		}
-		h := fnv.New64a()
-		h.Write(b[16:72])
-		if binary.LittleEndian.Uint32(b[16:20]) != 0xED0CDAED || h.Sum64() != binary.LittleEndian.Uint64(b[72:80]) {
-			continue
-		}
-		m := meta{pageSize: int(binary.LittleEndian.Uint32(b[24:28])), root: binary.LittleEndian.Uint64(b[32:40]),
-			txid: binary.LittleEndian.Uint64(b[64:72])}
-		if m.pageSize < 512 || m.pageSize > 1<<20 {
+		m, ok := parseMetaPage(b[:])
+		if !ok || m.pageSize < 512 || m.pageSize > 1<<20 {
 			continue
 		}
 		if !found || m.txid > best.txid {
@@ -123,7 +107,7 @@ func readMeta(f io.ReaderAt) (meta, error) {
 		}
 	}
 	if !found {
-		return meta{}, fmt.Errorf("%w: neither of its header pages can be read", ErrNotStore)
+		return metaPage{}, fmt.Errorf("%w: neither of its header pages can be read", ErrNotStore)
 	}
 	return best, nil
 }

@@ -147,7 +147,7 @@ func bigStore(t *testing.T) []byte {
 		recs[i] = rec(keys[i], Enrolled, i)
 		recs[i].Error = strings.Repeat("e", 200)
 	}
-	if err := s.PutDurable(keys, recs); err != nil {
+	if err := s.putDurable(keys, recs); err != nil {
 		t.Fatal(err)
 	}
 	closeOK(t, s)
@@ -390,14 +390,14 @@ func TestPutVisibleBeforeCommit(t *testing.T) {
 	}
 }
 
-func TestPutDurable(t *testing.T) {
+func TestPutBatchDurable(t *testing.T) {
 	s, path := openTemp(t)
-	if err := s.PutDurable(nil, nil); err != nil {
-		t.Errorf("PutDurable of nothing: %v", err)
+	if err := s.putDurable(nil, nil); err != nil {
+		t.Errorf("putDurable of nothing: %v", err)
 	}
 	keys := []string{"a", "b", RowKey(3)}
 	recs := []Record{rec("a", Pending, 1), rec("b", Pending, 2), rec("", Rejected, 0)}
-	if err := s.PutDurable(keys, recs); err != nil {
+	if err := s.putDurable(keys, recs); err != nil {
 		t.Fatal(err)
 	}
 	// Committed: visible on disk without going through the queue.
@@ -412,7 +412,7 @@ func TestPutDurable(t *testing.T) {
 		t.Error(err)
 	}
 	// Close without Flush: reopening must find them.
-	if err := s.db.Close(); err != nil { // no writer flush: what PutDurable made durable must be there
+	if err := s.db.Close(); err != nil { // no writer flush: what putDurable made durable must be there
 		t.Fatal(err)
 	}
 	s.w.close() //nolint:errcheck // the database is closed already
@@ -475,7 +475,7 @@ func TestConcurrentPuts(t *testing.T) {
 						r.State = Enrolled
 					}
 					if k%10 == 0 {
-						if err := s.PutDurable([]string{id}, []Record{r}); err != nil {
+						if err := s.putDurable([]string{id}, []Record{r}); err != nil {
 							errs <- err
 							return
 						}
@@ -543,7 +543,7 @@ func TestClearRowRecords(t *testing.T) {
 		r := rec("dup", Rejected, 0)
 		r.Line = line
 		if line%2 == 0 {
-			if err := s.PutDurable([]string{RowKey(line)}, []Record{r}); err != nil {
+			if err := s.putDurable([]string{RowKey(line)}, []Record{r}); err != nil {
 				t.Fatal(err)
 			}
 		} else {
@@ -726,8 +726,8 @@ func TestAfterClose(t *testing.T) {
 	s, _ := openTemp(t)
 	closeOK(t, s)
 	s.Put("late", rec("late", Pending, 1)) // must not panic or block
-	if err := s.PutDurable([]string{"late"}, []Record{rec("late", Pending, 1)}); err == nil {
-		t.Errorf("PutDurable after Close succeeded")
+	if err := s.putDurable([]string{"late"}, []Record{rec("late", Pending, 1)}); err == nil {
+		t.Errorf("putDurable after Close succeeded")
 	}
 }
 

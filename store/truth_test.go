@@ -24,7 +24,7 @@ func TestOpenAndChecksWriteNothing(t *testing.T) {
 	if err := s.BindShard("0/2"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.PutDurable([]string{"u1"}, []Record{rec("u1", Enrolled, 1)}); err != nil {
+	if err := s.putDurable([]string{"u1"}, []Record{rec("u1", Enrolled, 1)}); err != nil {
 		t.Fatal(err)
 	}
 	closeOK(t, s)

@@ -1,75 +1,16 @@
 package store
 
+// Every transaction of the store goes through the helpers of this file
+// (viewTx, viewTxAt, updateTx, and Store.view and Store.update on top of
+// them): bbolt panics on a page it cannot make sense of, and guard turns
+// that into a *DamagedError instead of a crash.
+
 import (
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 
 	bolt "go.etcd.io/bbolt"
 )
-
-// ErrDamaged: the store file opened but part of it cannot be read back as
-// it was written (a page bbolt cannot walk, a record whose checksum does
-// not match). It wraps ErrNotStore, so code that matches ErrNotStore sees a
-// damaged store too. A *DamagedError says where.
-var ErrDamaged = fmt.Errorf("%w: damaged", ErrNotStore)
-
-// DamagedError says where a store is damaged: the record's key when it is
-// known, else the page, else what bbolt said. errors.Is(err, ErrDamaged)
-// and errors.Is(err, ErrNotStore) hold for it.
-type DamagedError struct {
-	// Key is the key of the damaged record (a user_id, or a RowKey), as
-	// read from the file: a damaged key is shown as it is stored.
-	Key string
-	// After is the last key read intact before the damage ("" if none or
-	// unknown), to place a damaged page whose keys cannot be read.
-	After string
-	// Page is the bbolt page found damaged, when known (0: unknown).
-	Page uint64
-	// Reason is what was wrong (a checksum mismatch, bbolt's panic text).
-	Reason string
-}
-
-func (e *DamagedError) Error() string {
-	msg := "store is damaged"
-	switch {
-	case e.Key != "":
-		msg += fmt.Sprintf(": the record of user %s", quoteKey(e.Key))
-	case e.After != "":
-		msg += fmt.Sprintf(": the records after user %s", quoteKey(e.After))
-	}
-	if e.Page != 0 {
-		msg += fmt.Sprintf(" (page %d)", e.Page)
-	}
-	if e.Reason != "" {
-		msg += ": " + e.Reason
-	}
-	return msg
-}
-
-// Unwrap makes errors.Is(err, ErrDamaged) (and ErrNotStore) hold.
-func (e *DamagedError) Unwrap() error { return ErrDamaged }
-
-// User is the user_id the damage is attached to: the damaged record's key,
-// or the last intact key before it ("" if neither is known). A row key
-// (see RowKey) is shown as the manifest line it stands for.
-func (e *DamagedError) User() string {
-	if e.Key != "" {
-		return e.Key
-	}
-	return e.After
-}
-
-// quoteKey shows a key in a message: a user_id quoted, a row key as its line.
-func quoteKey(k string) string {
-	if rest, ok := strings.CutPrefix(k, RowKeyPrefix+"line:"); ok {
-		if line, err := strconv.Atoi(rest); err == nil {
-			return fmt.Sprintf("of manifest line %d", line)
-		}
-	}
-	return fmt.Sprintf("%q", k)
-}
 
 // guard runs fn, turning a panic (bbolt panics on pages it cannot make
 // sense of) into a *DamagedError. where, if not nil, is asked for the key
@@ -91,7 +32,13 @@ func guard(fn func() error, where func() string) (err error) {
 
 // viewTx runs fn in a read transaction of db, through guard.
 func viewTx(db *bolt.DB, fn func(*bolt.Tx) error) error {
-	return guard(func() error { return db.View(fn) }, nil)
+	return viewTxAt(db, nil, fn)
+}
+
+// viewTxAt is viewTx for a walk over records: where (if not nil) names the
+// last key handled, to place the damage a panic reveals (see guard).
+func viewTxAt(db *bolt.DB, where func() string, fn func(*bolt.Tx) error) error {
+	return guard(func() error { return db.View(fn) }, where)
 }
 
 // updateTx runs fn in a write transaction of db, through guard: a panic
@@ -110,7 +57,7 @@ func (s *Store) view(fn func(*bolt.Tx) error) error {
 
 // update runs a write transaction of the store through guard, after the
 // queued writes are committed. A failure to write is a *WriteError; a
-// damaged store, a *DamagedError; fn's own refusals (a shard mismatch) are
+// damaged store, a *DamagedError; fn's own refusals (a shard or product mismatch) are
 // returned as they are.
 func (s *Store) update(fn func(*bolt.Tx) error) error {
 	if s.w == nil {
@@ -123,7 +70,7 @@ func (s *Store) update(fn func(*bolt.Tx) error) error {
 	var we *WriteError
 	var d *DamagedError
 	switch {
-	case err == nil, errors.As(err, &we), errors.Is(err, ErrShardMismatch):
+	case err == nil, errors.As(err, &we), errors.Is(err, ErrShardMismatch), errors.Is(err, ErrProductMismatch):
 		return err
 	case errors.As(err, &d):
 		return s.named(err)

@@ -70,9 +70,6 @@ type writer struct {
 // written) pass between two releases of the store's mapped pages.
 const releaseEvery = 4096
 
-// binding is the partner ID and base URL a store is bound to.
-type binding struct{ partnerID, baseURL string }
-
 func newWriter(db *bolt.DB, path string) *writer {
 	w := &writer{
 		db:      db,
@@ -351,19 +348,3 @@ func hasAnswer(batch []op) bool {
 	}
 	return false
 }
-
-// WriteError is a commit the store could not make (no space left, a file
-// size limit, an I/O error): the writes queued since are not saved either.
-type WriteError struct {
-	// Path is the store's file.
-	Path string
-	// Err is the failure, as bbolt or the system reported it.
-	Err error
-}
-
-func (e *WriteError) Error() string {
-	return fmt.Sprintf("store %s could not be written: %v", e.Path, e.Err)
-}
-
-// Unwrap returns the failure.
-func (e *WriteError) Unwrap() error { return e.Err }

@@ -1,10 +1,6 @@
 package ratelimit
 
-import (
-	"fmt"
-	"strings"
-	"time"
-)
+import "time"
 
 // Limiter names what holds a run's speed back, for the progress line's
 // hint; LimitNone when nothing in particular does.
@@ -39,54 +35,4 @@ type Control struct {
 	// DownSince is when the service stopped answering, while an outage
 	// holds the pool (zero otherwise).
 	DownSince time.Time
-}
-
-// Hint says what holds the run back, for people, or "" when nothing in
-// particular does. The progress line, the summary and status show it.
-func (c Control) Hint() string {
-	switch c.Limiter {
-	case LimitQuota:
-		return "held back by the quota"
-	case LimitMaxRate:
-		return "at --max-rate"
-	case LimitRate:
-		return "at --rate"
-	case LimitWorkers:
-		return "the workers are full (raise --max-workers, or --workers if you set it)"
-	case LimitManifest:
-		return "waiting for the manifest"
-	case LimitPhotos:
-		return "waiting for photos"
-	case LimitOutage:
-		if c.DownSince.IsZero() {
-			return "service not answering; probing"
-		}
-		return "service not answering since " + c.DownSince.Local().Format(time.TimeOnly) + "; probing"
-	}
-	return string(c.Limiter)
-}
-
-// Text is the control's figures as every display words them: the rate in
-// force, the learned quota, the requests in flight and the window, and the
-// hint, joined by " · "; "" when there is nothing to show.
-func (c Control) Text() string {
-	var parts []string
-	if c.Rate > 0 {
-		parts = append(parts, fmt.Sprintf("rate %.1f/s", c.Rate))
-	}
-	if c.LearnedRate > 0 {
-		parts = append(parts, LearnedText(c.LearnedRate))
-	}
-	if c.Window > 0 {
-		parts = append(parts, fmt.Sprintf("%d in flight of %d", c.InFlight, c.Window))
-	}
-	if h := c.Hint(); h != "" {
-		parts = append(parts, h)
-	}
-	return strings.Join(parts, " · ")
-}
-
-// LearnedText words a learned quota, the same way everywhere.
-func LearnedText(perSecond float64) string {
-	return fmt.Sprintf("learned quota about %.0f/s", perSecond)
 }

@@ -5,6 +5,7 @@
 // one jittered Backoff, one Retry-After parser, and Sleep.
 //
 // It knows requests, answers and time only: nothing of Smile ID's API,
-// manifests, rows, stores or how figures are displayed beyond the words of
-// a Control. It must not import importer, manifest, store or smileid.
+// manifests, rows, stores or how figures are displayed (importer/observe
+// words a Control for people). It must not import importer, manifest, store
+// or smileid.
 package ratelimit

@@ -121,6 +121,7 @@ const (
 	defaultMaxRate   = 50.0   // requests/s, --max-rate's default
 	minRate          = 0.5    // requests/s: the limit never goes below
 	gateBeta         = 0.8    // multiplicative decrease of an episode (TCP CUBIC, AWS adaptive retry)
+	minCutShare      = 0.5    // an episode measures the quota at this share of the learned one at least
 	alphaFastShare   = 0.25   // additive increase per second, as a share of Max
 	probeShare       = 0.01   // per second, as a share of learned, from approach to stale
 	probeSlowShare   = 0.0025 // the same once the quota is stable
@@ -433,6 +434,13 @@ func (g *Gate) cut(now time.Time, rate float64, retryAfter time.Duration) {
 	// Requests waiting at the old rate take a new ticket after the pause.
 	g.gen++
 	g.issued = g.credit
+	if g.learned > 0 {
+		// One episode at most halves a learned quota: an episode found
+		// in a handful of answers (noise right after a cut) measures a
+		// rate that says nothing, and a quota that fell further is
+		// found by the next one.
+		rate = max(rate, minCutShare*g.learned)
+	}
 	if g.limit > 0 {
 		rate = min(rate, g.limit)
 	}

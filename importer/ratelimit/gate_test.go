@@ -287,6 +287,31 @@ func TestGateFixedRateEpisode(t *testing.T) {
 	}
 }
 
+// TestGateCutAtMostHalves: an episode that measures a rate far below the
+// learned quota (a handful of answers right after a cut, with noise) at
+// most halves it; the first episode, with nothing learned, takes the rate
+// it measured.
+func TestGateCutAtMostHalves(t *testing.T) {
+	c := newFakeClock()
+	g := c.gate(Config{Auto: true, Max: 250, Workers: 256, AutoWindow: true})
+	g.cut(c.t, 3, time.Second)
+	if _, learned := g.Rates(); learned != 3 {
+		t.Fatalf("first episode: learned %v, want the 3 it measured", learned)
+	}
+	c = newFakeClock()
+	g = c.gate(Config{Auto: true, Max: 250, Workers: 256, AutoWindow: true, Learned: 92})
+	g.cut(c.t, 3, time.Second)
+	l, learned := g.Rates()
+	if learned != 46 || math.Abs(l-gateBeta*46) > 1e-9 {
+		t.Errorf("an episode measuring 3/s with 92/s learned: learned %v, limit %v; want 46 and %v", learned, l, gateBeta*46)
+	}
+	// A fall of the quota to a half or more is taken whole.
+	g.cut(c.t.Add(10*time.Second), 30, time.Second)
+	if _, learned := g.Rates(); learned != 30 {
+		t.Errorf("an episode measuring 30/s with 46/s learned: learned %v, want 30", learned)
+	}
+}
+
 // TestGateSustainedQuota: a quota is remembered only after several
 // episodes at a similar rate.
 func TestGateSustainedQuota(t *testing.T) {

@@ -6,10 +6,10 @@ import "errors"
 const (
 	AnswerEnrolled        = "enrolled"         // a verified 0840
 	AnswerAlreadyEnrolled = "already_enrolled" // 2209
-	AnswerRefused         = "refused"          // a permanent refusal with Smile ID's code
+	AnswerRefused         = "refused"          // a permanent refusal with Smile ID's code (compare: 0841, 0941, 2215 too)
 	AnswerAccount         = "account"          // 2205, 2214, 2220: the run stops
 	AnswerThrottled       = "throttled"        // HTTP 429
-	AnswerServerError     = "server_error"     // 5xx or 2201
+	AnswerServerError     = "server_error"     // 5xx or 2201 (compare: 2210 too)
 	AnswerNotSmileID      = "not_smile_id"     // an answer without Smile ID's code (a proxy's page): the run stops
 	AnswerTransport       = "transport"        // no answer: time-out, refused or dropped connection
 	AnswerUnverified      = "unverified"       // a 200 that could not be believed (unsigned, forged)
@@ -29,10 +29,11 @@ func AnswerClass(err error) string {
 	if !errors.As(err, &ae) {
 		return AnswerTransport
 	}
-	switch Classify(err) {
+	cls := Classify(err)
+	switch cls {
 	case AlreadyEnrolled:
 		return AnswerAlreadyEnrolled
-	case Permanent:
+	case Permanent, JobExists:
 		return AnswerRefused
 	case Account:
 		return AnswerAccount
@@ -42,7 +43,7 @@ func AnswerClass(err error) string {
 	switch {
 	case ae.Status == 429:
 		return AnswerThrottled
-	case ae.Status >= 500 || ae.Code == "2201":
+	case ae.Status >= 500 || ae.Code == "2201" || (cls == Transient && ae.Code != "" && ae.Reason == ""):
 		return AnswerServerError
 	}
 	return AnswerUnverified

@@ -357,24 +357,34 @@ func (c *Client) send(ctx context.Context, body io.ReadCloser, getBody func() (i
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", c.agent)
-	resp, err := c.http.Do(req)
+	resp, data, err := c.do(req)
 	if err != nil {
-		var pe *PhotoError
-		if errors.As(err, &pe) {
-			// The body stopped short of its Content-Length: not a request.
-			return nil, pe
-		}
-		return nil, &TransportError{Err: err}
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))
-	if err != nil {
-		return nil, &TransportError{Err: err}
+		return nil, err
 	}
 	if resp.StatusCode == http.StatusOK {
 		return c.success(resp, data, userID)
 	}
 	return nil, apiError(resp, data)
+}
+
+// do sends req and reads its answer (at most maxAnswerBytes of it). A body
+// that stopped short of its Content-Length is its *PhotoError (not a
+// request); no answer is a *TransportError.
+func (c *Client) do(req *http.Request) (*http.Response, []byte, error) {
+	resp, err := c.http.Do(req)
+	if err != nil {
+		var pe *PhotoError
+		if errors.As(err, &pe) {
+			return nil, nil, pe
+		}
+		return nil, nil, &TransportError{Err: err}
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))
+	if err != nil {
+		return nil, nil, &TransportError{Err: err}
+	}
+	return resp, data, nil
 }
 
 // success believes a 200 answer only if it parses and its signature verifies.

@@ -35,6 +35,9 @@ type APIError struct {
 	// WrongUser is set on a signed success for another user than the
 	// request's (also NotSmileID: it is not this request's answer).
 	WrongUser bool
+	// Endpoint is the endpoint that answered; it decides how Classify
+	// reads Code. The zero value is EndpointBackfill.
+	Endpoint Endpoint
 }
 
 // Error describes the answer with Smile ID's code and text kept intact.
@@ -75,6 +78,10 @@ const (
 	// or load balancer's page, a wrong base URL); it says nothing about the
 	// row, and the run stops.
 	Foreign
+	// JobExists: 2215, the request's job_id was used before (only endpoints
+	// that take the partner's job_id, such as compare, answer it). After a
+	// try whose outcome was unknown it means that try reached Smile ID.
+	JobExists
 )
 
 func (c Class) String() string {
@@ -89,27 +96,25 @@ func (c Class) String() string {
 		return "already enrolled"
 	case Foreign:
 		return "not Smile ID's answer"
+	case JobExists:
+		return "job already exists"
 	}
 	return fmt.Sprintf("Class(%d)", int(c))
 }
 
-// Classify says what kind of failure err is. Errors that are not API answers
+// Classify says what kind of failure err is, as the endpoint that answered
+// (the *APIError's Endpoint) means it. Errors that are not API answers
 // (time-outs, resets, truncated bodies, DNS failures) are transient.
 func Classify(err error) Class {
 	var ae *APIError
 	if !errors.As(err, &ae) {
 		return Transient
 	}
-	switch ae.Code {
-	case "2209":
-		return AlreadyEnrolled
-	case "2205", "2214", "2220":
-		return Account
-	case "2201":
-		return Transient
-	case "2203", "2204", "2213", "2413":
-		return Permanent
-	}
+	return ae.Endpoint.Classify(err)
+}
+
+// classifyRest classifies an answer whose code the endpoint does not list.
+func classifyRest(ae *APIError) Class {
 	if ae.Code != "" && ae.Reason == "" {
 		// Another Smile ID code: a refusal of the row, or a server error.
 		if ae.Status >= 500 || ae.Status == 429 {

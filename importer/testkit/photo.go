@@ -21,19 +21,24 @@ const (
 // PhotoSide is the width and height of the images Photo returns.
 const PhotoSide = 8
 
-// Photo returns a PhotoSide×PhotoSide, valid JPEG ("jpeg") or PNG ("png") image whose
-// pixels depend on seed, so that photos of different users differ.
-func Photo(t testing.TB, format string, seed int) []byte {
-	t.Helper()
+// Image returns a PhotoSide×PhotoSide image whose pixels depend on seed.
+func Image(seed int) *image.RGBA {
 	img := image.NewRGBA(image.Rect(0, 0, PhotoSide, PhotoSide))
 	for i := range img.Pix {
 		img.Pix[i] = byte(seed*31 + i*7)
 	}
 	img.Set(0, 0, color.RGBA{R: byte(seed), G: byte(seed >> 8), B: 1, A: 255})
+	return img
+}
+
+// Photo returns Image(seed) encoded as a valid JPEG ("jpeg") or PNG ("png"),
+// so that photos of different users differ.
+func Photo(t testing.TB, format string, seed int) []byte {
+	t.Helper()
 	if format == "png" {
-		return EncodePNG(t, img)
+		return EncodePNG(t, Image(seed))
 	}
-	return EncodeJPEG(t, img, 90)
+	return EncodeJPEG(t, Image(seed), 90)
 }
 
 // NoisePhoto returns a w×h image of noise encoded as format ("jpeg", at

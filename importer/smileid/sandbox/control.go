@@ -12,10 +12,7 @@ import (
 	"math"
 	"net"
 	"net/http"
-	"strconv"
 	"time"
-
-	"golang.org/x/time/rate"
 )
 
 // knobs are the latency and fault rates in force; the control route
@@ -69,26 +66,6 @@ type Control struct {
 	ThrottleRate *float64 `json:"throttle_rate,omitempty"`
 }
 
-// checkOutageOptions checks the options of outages, jitter and ThrottleFirst.
-func checkOutageOptions(o Options) error {
-	switch {
-	case o.LatencyJitter < 0:
-		return fmt.Errorf("sandbox: latency jitter %s is negative", o.LatencyJitter)
-	case o.DownAfter < 0:
-		return fmt.Errorf("sandbox: down-after %s is negative", o.DownAfter)
-	case o.DownFor < 0:
-		return fmt.Errorf("sandbox: down-for %s is negative", o.DownFor)
-	case o.ThrottleFirst < 0:
-		return fmt.Errorf("sandbox: throttle-first %d is negative", o.ThrottleFirst)
-	}
-	switch o.DownAnswer {
-	case "", "reset", "503":
-	default:
-		return fmt.Errorf("sandbox: down answer %q is not reset or 503", o.DownAnswer)
-	}
-	return nil
-}
-
 // Settings returns the settings in force.
 func (s *Server) Settings() Settings {
 	k := s.knobs.Load()
@@ -106,91 +83,6 @@ func (s *Server) Settings() Settings {
 		st.DownFrom, st.DownUntil = s.downFrom, s.downUntil
 	}
 	return st
-}
-
-// setQuota sets the quota to q requests per second with a bucket of burst
-// (0: max(1, q/10)); q 0 removes it. A new bucket starts full; a bucket
-// that exists keeps its tokens. The caller must not hold mu.
-func (s *Server) setQuota(now time.Time, q float64, burst int) {
-	if burst == 0 {
-		burst = max(1, int(q/10))
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.quotaRate = q
-	switch {
-	case q <= 0:
-		s.quota = nil
-	case s.quota == nil:
-		s.quota = rate.NewLimiter(rate.Limit(q), burst)
-		s.quota.AllowN(now, 0) // start the bucket full at the emulator's clock
-	default:
-		s.quota.SetLimitAt(now, rate.Limit(q))
-		s.quota.SetBurstAt(now, burst)
-	}
-}
-
-// isDown reports whether an outage is going on at now. The caller holds mu.
-func (s *Server) isDown(now time.Time) bool {
-	return !s.downFrom.IsZero() && !now.Before(s.downFrom) && now.Before(s.downUntil)
-}
-
-// countDownSecond counts a request that arrived at now, during the outage
-// that began at downFrom, in DownSeconds. The caller holds mu.
-func (s *Server) countDownSecond(now time.Time) {
-	if !s.secondsOf.Equal(s.downFrom) {
-		s.secondsOf, s.downSeconds = s.downFrom, s.downSeconds[:0]
-	}
-	i := int(now.Sub(s.downFrom) / time.Second)
-	if i >= 86400 {
-		return
-	}
-	for len(s.downSeconds) <= i {
-		s.downSeconds = append(s.downSeconds, 0)
-	}
-	s.downSeconds[i]++
-}
-
-// answerDown answers a request during an outage: a reset connection, or a
-// load balancer's 503 page.
-func (s *Server) answerDown(w http.ResponseWriter) {
-	if s.opts.DownAnswer != "503" {
-		dropConn(w)
-		return
-	}
-	h := w.Header()
-	h.Set("Content-Type", "text/html")
-	h.Set("Connection", "close")
-	w.WriteHeader(http.StatusServiceUnavailable)
-	w.Write([]byte("<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>\n"))
-}
-
-// delay is how long the answer to one request waits: the latency plus a
-// uniform draw from [0, jitter).
-func (s *Server) delay() time.Duration {
-	k := s.knobs.Load()
-	d := k.latency
-	if k.jitter > 0 {
-		s.jitterMu.Lock()
-		d += time.Duration(s.jitterDice.Int64N(int64(k.jitter)))
-		s.jitterMu.Unlock()
-	}
-	return d
-}
-
-// throttleFirst reports whether an authorised request for user is one of
-// its first Options.ThrottleFirst, to be answered 429, and counts it.
-func (s *Server) throttleFirst(user string) bool {
-	if s.opts.ThrottleFirst <= 0 {
-		return false
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.tries[user] >= s.opts.ThrottleFirst {
-		return false
-	}
-	s.tries[user]++
-	return true
 }
 
 // control serves POST /sandbox/control: it applies a Control and answers
@@ -302,10 +194,4 @@ func (s *Server) Apply(c Control) error {
 		s.mu.Unlock()
 	}
 	return nil
-}
-
-// retryAfterHeader formats a Retry-After of d in whole seconds rounded up,
-// at least 1.
-func retryAfterHeader(d time.Duration) string {
-	return strconv.FormatInt(max(1, int64((d+time.Second-1)/time.Second)), 10)
 }

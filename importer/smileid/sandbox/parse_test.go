@@ -93,3 +93,34 @@ func FuzzParseFast(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkParseBackfill measures why parseFast is kept: a backfill body
+// with a 20 KiB photo (the size make bench uses) read by parseFast and by
+// encoding/json alone, through the whole handler.
+func BenchmarkParseBackfill(b *testing.B) {
+	for _, c := range []struct {
+		name     string
+		jsonOnly bool
+	}{{"parseFast", false}, {"encoding-json", true}} {
+		b.Run(c.name, func(b *testing.B) {
+			s, err := New(Options{PartnerID: testPartner, APIKey: testKey})
+			if err != nil {
+				b.Fatal(err)
+			}
+			s.jsonOnly = c.jsonOnly
+			bodies := make([][]byte, 1000)
+			for i := range bodies {
+				bodies[i] = mustJSON(fields(fmt.Sprint("bench-", i)))
+			}
+			b.SetBytes(int64(len(bodies[0])))
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				w := httptest.NewRecorder()
+				s.ServeHTTP(w, httptest.NewRequest("POST", BackfillPath, bytes.NewReader(bodies[i%len(bodies)])))
+				if w.Code != http.StatusOK && w.Code != http.StatusBadRequest {
+					b.Fatalf("HTTP %d", w.Code)
+				}
+			}
+		})
+	}
+}
