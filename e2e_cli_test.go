@@ -118,7 +118,7 @@ func TestE2EUsageErrors(t *testing.T) {
 		args []string
 		want []string
 	}{
-		{[]string{"frobnicate"}, []string{`unknown command "frobnicate"`, "run, validate, status, report, sandbox"}},
+		{[]string{"frobnicate"}, []string{`unknown command "frobnicate"`, "run, validate, status, report, verify, sandbox"}},
 		{[]string{"rnu", "--manifest", "m.csv"}, []string{`unknown command "rnu"`, "did you mean run?"}},
 		{[]string{"vaildate"}, []string{"did you mean validate?"}},
 		{[]string{}, []string{"no command given", "bulkenroll --help"}},
