@@ -30,12 +30,13 @@ import (
 
 	"bulkenroll/importer/smileid/sandbox"
 	"bulkenroll/importer/smileid/signature"
+	"bulkenroll/importer/testkit"
 	"bulkenroll/store"
 )
 
 const (
-	benchPartner   = "bench-partner"
-	benchAPIKey    = "bench-api-key"
+	benchPartner   = testkit.Partner
+	benchAPIKey    = testkit.APIKey
 	benchCreatedAt = "2021-08-12T15:14:43Z"
 	// benchPhotos is how many distinct photo files every manifest cycles through.
 	benchPhotos = 1000
@@ -55,11 +56,7 @@ type benchEnv struct {
 func newBenchEnv(t *testing.T, photoSize int) *benchEnv {
 	t.Helper()
 	dir := t.TempDir()
-	e := &benchEnv{t: t, dir: dir, bin: filepath.Join(dir, "bulkenroll"), photoSize: photoSize}
-	out, err := exec.Command("go", "build", "-o", e.bin, ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	e := &benchEnv{t: t, dir: dir, bin: testkit.Binary(t, "."), photoSize: photoSize}
 	if err := os.Mkdir(filepath.Join(dir, "photos"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +69,7 @@ func newBenchEnv(t *testing.T, photoSize int) *benchEnv {
 				buf[j+k] = byte(v >> (8 * k))
 			}
 		}
-		benchShapeJPEG(buf)
+		testkit.ShapeJPEG(buf)
 		if err := os.WriteFile(e.photoPath(i), buf, 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -80,22 +77,6 @@ func newBenchEnv(t *testing.T, photoSize int) *benchEnv {
 		e.photoSums = append(e.photoSums, hex.EncodeToString(s[:]))
 	}
 	return e
-}
-
-// benchShapeJPEG makes the random bytes of buf a JPEG whole in structure
-// (as the importer checks it: headers, a scan, the end-of-image marker): a
-// frame header and a scan header, the rest as entropy-coded data without
-// markers, and EOI.
-func benchShapeJPEG(buf []byte) {
-	for i := range buf {
-		if buf[i] == 0xFF {
-			buf[i] = 0xFE
-		}
-	}
-	n := copy(buf, []byte{0xFF, 0xD8})
-	n += copy(buf[n:], []byte{0xFF, 0xC0, 0, 11, 8, 0, 16, 0, 16, 1, 1, 0x11, 0}) // SOF0, 16x16 grey
-	copy(buf[n:], []byte{0xFF, 0xDA, 0, 8, 1, 1, 0, 0, 63, 0})                    // SOS
-	copy(buf[len(buf)-2:], []byte{0xFF, 0xD9})
 }
 
 func photoName(i int) string { return fmt.Sprintf("photos/p%04d.jpg", i%benchPhotos) }
@@ -224,41 +205,16 @@ func benchEnviron(extra ...string) []string {
 
 // sandboxProc is a `bulkenroll sandbox` subprocess.
 type sandboxProc struct {
-	cmd  *exec.Cmd
-	url  string
-	done chan struct{}
+	*testkit.SandboxProc
+	url string
 }
 
 // startSandbox starts the emulator on a free loopback port, with the
 // flags in extra added (--quota N, for instance).
 func (e *benchEnv) startSandbox(latency time.Duration, extra ...string) *sandboxProc {
 	e.t.Helper()
-	cmd := exec.Command(e.bin, append([]string{"sandbox", "--addr", "127.0.0.1:0", "--latency", latency.String()}, extra...)...)
-	cmd.Env = benchEnviron()
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		e.t.Fatal(err)
-	}
-	sc := bufio.NewScanner(out)
-	if !sc.Scan() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		e.t.Fatalf("sandbox did not start: %s", stderr.String())
-	}
-	url, ok := strings.CutPrefix(sc.Text(), "sandbox listening on ")
-	if !ok {
-		cmd.Process.Kill()
-		cmd.Wait()
-		e.t.Fatalf("sandbox: unexpected first line %q", sc.Text())
-	}
-	s := &sandboxProc{cmd: cmd, url: url, done: make(chan struct{})}
-	go func() { io.Copy(io.Discard, out); close(s.done) }()
-	return s
+	sb := testkit.StartSandbox(e.t, e.bin, benchPartner, benchAPIKey, append([]string{"--latency", latency.String()}, extra...)...)
+	return &sandboxProc{SandboxProc: sb, url: sb.URL}
 }
 
 // state returns the emulator's counters (GET /sandbox/state).
@@ -270,24 +226,17 @@ func (s *sandboxProc) state(t *testing.T) sandbox.Stats {
 // fullState returns the emulator's whole state document (GET /sandbox/state).
 func (s *sandboxProc) fullState(t *testing.T) sandbox.State {
 	t.Helper()
-	resp, err := http.Get(s.url + sandbox.StatePath)
-	if err != nil {
-		t.Fatalf("sandbox state: %v", err)
-	}
-	defer resp.Body.Close()
-	var st sandbox.State
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		t.Fatalf("sandbox state: %v", err)
-	}
-	return st
+	return s.State(t)
 }
 
 // stop interrupts the emulator, waits for it, and returns the CPU time it used.
 func (s *sandboxProc) stop() time.Duration {
-	s.cmd.Process.Signal(os.Interrupt)
-	<-s.done
-	s.cmd.Wait()
-	if ru, ok := s.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+	p := s.Proc()
+	if !p.Exited() {
+		p.Signal(os.Interrupt)
+		<-p.Done()
+	}
+	if ru, ok := p.State().SysUsage().(*syscall.Rusage); ok {
 		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	}
 	return 0
@@ -396,15 +345,7 @@ func watchRSS(pid int) func() (anon, file, hwm int64) {
 }
 
 // runSummary is the --json summary of `bulkenroll run`.
-type runSummary struct {
-	Rows     int     `json:"rows"`
-	Enrolled int     `json:"enrolled"`
-	Skipped  int     `json:"skipped"`
-	Rejected int     `json:"rejected"`
-	Failed   int     `json:"failed"`
-	Pending  int     `json:"pending"`
-	Seconds  float64 `json:"seconds"`
-}
+type runSummary = e2eSummary
 
 // importResult is one `bulkenroll run`.
 type importResult struct {

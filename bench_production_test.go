@@ -44,14 +44,7 @@ const (
 // control posts body to the sandbox's control route.
 func (s *sandboxProc) control(t *testing.T, body string) {
 	t.Helper()
-	resp, err := http.Post(s.url+sandbox.ControlPath, "application/json", strings.NewReader(body))
-	if err != nil {
-		t.Fatalf("sandbox control: %v", err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("sandbox control %s: HTTP %d", body, resp.StatusCode)
-	}
+	s.Control(t, body)
 }
 
 // steady reports a steady-state share against a target (at least want).

@@ -1,44 +1,14 @@
 package main
 
 import (
+	"bulkenroll/importer/testkit"
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
-	"image"
-	"image/jpeg"
-	"image/png"
-	"math/rand/v2"
 	"path/filepath"
 	"strings"
 	"testing"
 )
-
-// brokenNoise is a w×h image of noise: its JPEG and PNG are large for
-// their size, as photos are.
-func brokenNoise(w, h int) *image.RGBA {
-	rng := rand.New(rand.NewPCG(uint64(w), uint64(h)))
-	img := image.NewRGBA(image.Rect(0, 0, w, h))
-	for i := range img.Pix {
-		img.Pix[i] = byte(rng.Uint32())
-	}
-	return img
-}
-
-// brokenEncode encodes img as a JPEG or a PNG.
-func brokenEncode(t testing.TB, img image.Image, format string) []byte {
-	t.Helper()
-	var b bytes.Buffer
-	var err error
-	if format == "png" {
-		err = png.Encode(&b, img)
-	} else {
-		err = jpeg.Encode(&b, img, &jpeg.Options{Quality: 85})
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
-}
 
 // TestPhotosTruncatedNeverSent: an 800x600 JPEG cut in half (streamed: over
 // 128 KiB), a small JPEG and a PNG cut in half are reported by validate
@@ -47,9 +17,9 @@ func brokenEncode(t testing.TB, img image.Image, format string) []byte {
 // run as it streams, and never enrolled.
 func TestPhotosTruncatedNeverSent(t *testing.T) {
 	t.Parallel()
-	big := brokenEncode(t, brokenNoise(800, 600), "jpeg")
-	small := brokenEncode(t, brokenNoise(120, 90), "jpeg")
-	pngData := brokenEncode(t, brokenNoise(200, 150), "png")
+	big := testkit.NoisePhoto(t, "jpeg", 800, 600)
+	small := testkit.NoisePhoto(t, "jpeg", 120, 90)
+	pngData := testkit.NoisePhoto(t, "png", 200, 150)
 	if len(big) <= 128<<10 {
 		t.Fatalf("the 800x600 JPEG has %d bytes: want it streamed", len(big))
 	}
@@ -138,8 +108,8 @@ func TestPhotosTruncatedNeverSent(t *testing.T) {
 // decoded; a plain run sends it too).
 func TestPhotosFixUprightUnchanged(t *testing.T) {
 	t.Parallel()
-	upright := brokenEncode(t, brokenNoise(640, 480), "jpeg")
-	huge := brokenEncode(t, brokenNoise(64, 48), "jpeg")
+	upright := testkit.NoisePhoto(t, "jpeg", 640, 480)
+	huge := testkit.NoisePhoto(t, "jpeg", 64, 48)
 	sof := bytes.Index(huge, []byte{0xFF, 0xC0})
 	binary.BigEndian.PutUint16(huge[sof+5:], 8000)
 	binary.BigEndian.PutUint16(huge[sof+7:], 8000)

@@ -13,169 +13,71 @@ package main
 // BULKENROLL_E2E_SEED replays the random choices of a test that logs its seed.
 
 import (
-	"bufio"
-	"bytes"
 	"crypto/sha256"
-	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"image"
-	"image/color"
-	"image/jpeg"
-	"image/png"
 	"io"
 	"log"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"bulkenroll/importer/smileid/sandbox"
+	"bulkenroll/importer/testkit"
 )
 
-// Credentials of the test partner. They are made up; a real key in the
-// caller's environment is never passed on.
+// Credentials of the test partner (testkit's). They are made up; a real key
+// in the caller's environment is never passed on.
 const (
-	e2ePartner = "e2e-partner"
-	e2eKey     = "e2e-key-not-a-real-one"
+	e2ePartner = testkit.Partner
+	e2eKey     = testkit.APIKey
 )
 
 // e2eHang is how long any one command may take before the test calls it a
 // hang. It is a guard, not a performance bound.
-const e2eHang = 60 * time.Second
+const e2eHang = testkit.Hang
 
-// e2eRace is set by e2e_race_test.go when the tests run under -race; the
-// binary is then built with the race detector too.
-var e2eRace bool
-
-var e2eBuild struct {
-	once sync.Once
-	path string
-	err  error
-}
-
-// e2eBinary builds the bulkenroll binary once per test process and returns
-// its path.
+// e2eBinary builds the bulkenroll binary once per test process (with the
+// race detector under -race) and returns its path.
 func e2eBinary(t testing.TB) string {
 	t.Helper()
-	e2eBuild.once.Do(func() { e2eBuild.path, e2eBuild.err = e2eBuildBinary() })
-	if e2eBuild.err != nil {
-		t.Fatalf("building bulkenroll: %v", e2eBuild.err)
-	}
-	return e2eBuild.path
+	return testkit.Binary(t, ".")
 }
 
-// e2eDirPrefix names the temporary folders the binary is built in; the
-// process ID in the name lets a later test process remove the folders of
-// processes that are gone (there is no TestMain to clean up at exit, so that
-// other test files of package main stay free to define one).
-const e2eDirPrefix = "bulkenroll-e2e-"
-
-func e2eBuildBinary() (string, error) {
-	e2eRemoveStaleDirs()
-	dir, err := os.MkdirTemp("", fmt.Sprintf("%s%d-", e2eDirPrefix, os.Getpid()))
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "bulkenroll")
-	args := []string{"build", "-o", bin}
-	if e2eRace {
-		args = append(args, "-race")
-	}
-	args = append(args, ".")
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		goTool = filepath.Join(os.Getenv("GOROOT"), "bin", "go")
-	}
-	cmd := exec.Command(goTool, args...)
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "SMILE_") && !strings.HasPrefix(kv, "BULKENROLL_") {
-			env = append(env, kv)
-		}
-	}
-	cmd.Env = env
-	if out, err := cmd.CombinedOutput(); err != nil {
-		os.RemoveAll(dir)
-		return "", fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return bin, nil
+// e2ePlainBinary is e2eBinary without the race detector. The tests run
+// report and status hundreds of times, and the sandbox behind every run:
+// read-only commands and a test fixture (whose own tests run under -race),
+// where a race build costs several times the CPU and finds little. Runs,
+// validate and the commands a test is about use e2eBinary.
+func e2ePlainBinary(t testing.TB) string {
+	t.Helper()
+	return testkit.PlainBinary(t, ".")
 }
 
-// e2eRemoveStaleDirs removes the build folders of test processes that have
-// exited.
-func e2eRemoveStaleDirs() {
-	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), e2eDirPrefix+"*"))
-	for _, d := range dirs {
-		rest := strings.TrimPrefix(filepath.Base(d), e2eDirPrefix)
-		pid, err := strconv.Atoi(rest[:max(0, strings.IndexByte(rest, '-'))])
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		if err := syscall.Kill(pid, 0); err == syscall.ESRCH {
-			os.RemoveAll(d)
-		}
-	}
-}
+// e2eResult is how a command ended; e2eProc is a command running in the
+// background.
+type (
+	e2eResult = testkit.Result
+	e2eProc   = testkit.Proc
+)
 
-// e2eBuffer is a bytes.Buffer safe for a writer and a reader at once.
-type e2eBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *e2eBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *e2eBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
-// e2eResult is how a command ended.
-type e2eResult struct {
-	Args    []string
-	Stdout  string
-	Stderr  string
-	Code    int // exit code; -1 when killed by a signal
-	Elapsed time.Duration
-}
-
-func (r e2eResult) String() string {
-	return fmt.Sprintf("bulkenroll %s: exit %d after %s\n--- stdout:\n%s--- stderr:\n%s",
-		strings.Join(r.Args, " "), r.Code, r.Elapsed.Round(time.Millisecond), r.Stdout, r.Stderr)
-}
-
-// e2eProc is a command running in the background.
-type e2eProc struct {
-	t       testing.TB
-	cmd     *exec.Cmd
-	args    []string
-	stdout  *e2eBuffer
-	stderr  *e2eBuffer
-	start   time.Time
-	done    chan struct{}
-	elapsed time.Duration
+// e2eCheckSane fails the test if a command panicked, crashed or raced.
+func e2eCheckSane(t testing.TB, r e2eResult) {
+	t.Helper()
+	testkit.CheckSane(t, r)
 }
 
 // e2eCLI runs bulkenroll commands with a controlled environment.
 type e2eCLI struct {
-	t   testing.TB
-	bin string
+	t     testing.TB
+	bin   string
+	plain string // bin without the race detector, for report and status
 	// Dir is the working folder of the commands (a temporary folder).
 	Dir string
 	// Env holds the variables passed to the commands, and nothing else.
@@ -188,7 +90,7 @@ type e2eCLI struct {
 func e2eNewCLI(t testing.TB, baseURL string) *e2eCLI {
 	t.Helper()
 	dir := t.TempDir()
-	c := &e2eCLI{t: t, bin: e2eBinary(t), Dir: dir, Env: map[string]string{
+	c := &e2eCLI{t: t, bin: e2eBinary(t), plain: e2ePlainBinary(t), Dir: dir, Env: map[string]string{
 		"SMILE_PARTNER_ID": e2ePartner,
 		"SMILE_API_KEY":    e2eKey,
 		"BULKENROLL_STORE": filepath.Join(dir, "store.db"),
@@ -219,33 +121,24 @@ func (c *e2eCLI) Start(args ...string) *e2eProc {
 }
 
 // StartStdin is Start with standard input read from stdin (nil: none).
+// report and status run the binary built without the race detector.
 func (c *e2eCLI) StartStdin(stdin io.Reader, args ...string) *e2eProc {
 	c.t.Helper()
-	p := &e2eProc{t: c.t, args: args, stdout: &e2eBuffer{}, stderr: &e2eBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(c.bin, args...)
-	p.cmd.Dir = c.Dir
-	p.cmd.Env = c.environ()
-	p.cmd.Stdin = stdin
-	p.cmd.Stdout = p.stdout
-	p.cmd.Stderr = p.stderr
-	p.start = time.Now()
-	if err := p.cmd.Start(); err != nil {
-		c.t.Fatalf("starting bulkenroll %s: %v", strings.Join(args, " "), err)
-	}
-	go func() {
-		p.cmd.Wait()
-		p.elapsed = time.Since(p.start)
-		close(p.done)
-	}()
-	c.t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			p.cmd.Process.Kill()
-			<-p.done
+	bin := c.bin
+	if len(args) > 0 && (args[0] == "report" || args[0] == "status") {
+		bin = c.plain
+		if bin == "" { // a CLI made without e2eNewCLI
+			bin = e2ePlainBinary(c.t)
 		}
-	})
-	return p
+	}
+	return c.StartProgram(bin, stdin, args...)
+}
+
+// StartProgram starts another program (a shell, say) with the commands'
+// folder and environment.
+func (c *e2eCLI) StartProgram(path string, stdin io.Reader, args ...string) *e2eProc {
+	c.t.Helper()
+	return testkit.Start(c.t, testkit.Cmd{Path: path, Args: args, Dir: c.Dir, Env: c.environ(), Stdin: stdin})
 }
 
 // Run runs bulkenroll with args and returns how it ended. A command that
@@ -259,72 +152,6 @@ func (c *e2eCLI) Run(args ...string) e2eResult {
 func (c *e2eCLI) RunStdin(stdin string, args ...string) e2eResult {
 	c.t.Helper()
 	return c.StartStdin(strings.NewReader(stdin), args...).Wait()
-}
-
-// Exited reports whether the process has ended.
-func (p *e2eProc) Exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// Signal sends sig to the process.
-func (p *e2eProc) Signal(sig os.Signal) {
-	p.t.Helper()
-	if err := p.cmd.Process.Signal(sig); err != nil && !p.Exited() {
-		p.t.Fatalf("signal %v: %v", sig, err)
-	}
-}
-
-// Stderr is what the process wrote on standard error so far.
-func (p *e2eProc) Stderr() string { return p.stderr.String() }
-
-// Wait waits for the process (at most e2eHang) and returns how it ended.
-func (p *e2eProc) Wait() e2eResult {
-	p.t.Helper()
-	return p.WaitFor(e2eHang)
-}
-
-// WaitFor waits at most limit for the process to end; a process still
-// running then is killed and fails the test as a hang.
-func (p *e2eProc) WaitFor(limit time.Duration) e2eResult {
-	p.t.Helper()
-	timer := time.NewTimer(limit)
-	defer timer.Stop()
-	select {
-	case <-p.done:
-	case <-timer.C:
-		p.cmd.Process.Kill()
-		<-p.done
-		p.t.Fatalf("hang: still running after %s, killed\n%s", limit, p.result())
-	}
-	r := p.result()
-	if os.Getenv("BULKENROLL_E2E_TIMING") != "" {
-		p.t.Logf("TIMING %s %v", r.Elapsed, r.Args)
-	}
-	e2eCheckSane(p.t, r)
-	return r
-}
-
-func (p *e2eProc) result() e2eResult {
-	code := -1
-	if p.cmd.ProcessState != nil {
-		code = p.cmd.ProcessState.ExitCode()
-	}
-	return e2eResult{Args: p.args, Stdout: p.stdout.String(), Stderr: p.stderr.String(), Code: code, Elapsed: p.elapsed}
-}
-
-// e2eCheckSane fails the test if a command panicked, crashed or raced.
-func e2eCheckSane(t testing.TB, r e2eResult) {
-	t.Helper()
-	for _, bad := range []string{"panic", "DATA RACE", "fatal error", "goroutine "} {
-		if strings.Contains(r.Stderr, bad) || strings.Contains(r.Stdout, bad) {
-			t.Fatalf("output contains %q:\n%s", bad, r)
-		}
-	}
 }
 
 // e2eWantCode fails the test unless the command exited with code.
@@ -351,10 +178,7 @@ func e2eWaitUntil(t testing.TB, limit time.Duration, what string, cond func() bo
 // --- the sandbox ---
 
 // e2eSandbox is a `bulkenroll sandbox` process.
-type e2eSandbox struct {
-	URL  string
-	proc *e2eProc
-}
+type e2eSandbox = testkit.SandboxProc
 
 // e2eStartSandbox starts the sandbox accepting the test credentials, with
 // extra flags (--latency 50ms, ...).
@@ -366,101 +190,7 @@ func e2eStartSandbox(t testing.TB, flags ...string) *e2eSandbox {
 // e2eStartSandboxKey starts the sandbox accepting partner and key.
 func e2eStartSandboxKey(t testing.TB, partner, key string, flags ...string) *e2eSandbox {
 	t.Helper()
-	bin := e2eBinary(t)
-	args := append([]string{"sandbox", "--addr", "127.0.0.1:0"}, flags...)
-	cmd := exec.Command(bin, args...)
-	cmd.Dir = t.TempDir()
-	cmd.Env = []string{"SMILE_PARTNER_ID=" + partner, "SMILE_API_KEY=" + key, "PATH=/usr/bin:/bin", "GORACE=halt_on_error=1 atexit_sleep_ms=50"}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &e2eProc{t: t, cmd: cmd, args: args, stdout: &e2eBuffer{}, stderr: &e2eBuffer{}, done: make(chan struct{})}
-	cmd.Stderr = p.stderr
-	p.start = time.Now()
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting the sandbox: %v", err)
-	}
-	urls := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			line := sc.Text()
-			fmt.Fprintln(p.stdout, line)
-			if u, ok := strings.CutPrefix(line, "sandbox listening on "); ok {
-				select {
-				case urls <- u:
-				default:
-				}
-			}
-		}
-		io.Copy(io.Discard, stdout)
-		cmd.Wait()
-		p.elapsed = time.Since(p.start)
-		close(p.done)
-	}()
-	s := &e2eSandbox{proc: p}
-	t.Cleanup(func() { s.stop(t) })
-	select {
-	case s.URL = <-urls:
-	case <-p.done:
-		t.Fatalf("the sandbox exited before listening:\n%s", p.result())
-	case <-time.After(30 * time.Second):
-		cmd.Process.Kill()
-		<-p.done
-		t.Fatalf("the sandbox did not say where it listens within 30s:\n%s", p.result())
-	}
-	if u, err := url.Parse(s.URL); err != nil || u.Scheme != "http" || u.Hostname() != "127.0.0.1" {
-		t.Fatalf("the sandbox listens on %q, want http://127.0.0.1:PORT", s.URL)
-	}
-	return s
-}
-
-// stop ends the sandbox with SIGTERM (SIGKILL if it lingers) and checks it
-// did not crash.
-func (s *e2eSandbox) stop(t testing.TB) {
-	if s.proc.Exited() {
-		return
-	}
-	s.proc.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.proc.done:
-	case <-time.After(15 * time.Second):
-		s.proc.cmd.Process.Kill()
-		<-s.proc.done
-		t.Errorf("the sandbox did not stop within 15s of SIGTERM")
-	}
-	r := s.proc.result()
-	if os.Getenv("BULKENROLL_E2E_TIMING") != "" {
-		t.Logf("TIMING sandbox stop %s", r.Elapsed)
-	}
-	for _, bad := range []string{"panic", "DATA RACE", "fatal error"} {
-		if strings.Contains(r.Stderr, bad) {
-			t.Errorf("the sandbox's output contains %q:\n%s", bad, r)
-		}
-	}
-}
-
-// Output is what the sandbox printed so far, both streams.
-func (s *e2eSandbox) Output() string { return s.proc.stdout.String() + s.proc.stderr.String() }
-
-// State reads GET /sandbox/state.
-func (s *e2eSandbox) State(t testing.TB) sandbox.State {
-	t.Helper()
-	client := &http.Client{Timeout: 10 * time.Second}
-	resp, err := client.Get(s.URL + "/sandbox/state")
-	if err != nil {
-		t.Fatalf("sandbox state: %v\nthe sandbox's output:\n%s", err, s.Output())
-	}
-	defer resp.Body.Close()
-	var st sandbox.State
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("sandbox state: HTTP %d", resp.StatusCode)
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		t.Fatalf("sandbox state: %v", err)
-	}
-	return st
+	return testkit.StartSandbox(t, e2ePlainBinary(t), partner, key, flags...)
 }
 
 // e2eWantEnrolledOnce fails the test unless the sandbox enrolled exactly the
@@ -495,13 +225,8 @@ func (p *e2eDelayProxy) SetDelay(d time.Duration) { p.delay.Store(int64(d)) }
 
 func e2eNewDelayProxy(t testing.TB, target string) *e2eDelayProxy {
 	t.Helper()
-	u, err := url.Parse(target)
-	if err != nil {
-		t.Fatal(err)
-	}
 	p := &e2eDelayProxy{}
-	rp := httputil.NewSingleHostReverseProxy(u)
-	rp.ErrorLog = log.New(io.Discard, "", 0)
+	rp := testkit.NewProxy(t, target)
 	rp.ModifyResponse = func(resp *http.Response) error {
 		if d := time.Duration(p.delay.Load()); d > 0 {
 			timer := time.NewTimer(d)
@@ -528,57 +253,20 @@ func e2eNewDelayProxy(t testing.TB, target string) *e2eDelayProxy {
 
 // --- photos and manifests ---
 
-// e2eJPEG returns a small real JPEG whose colour depends on n.
-func e2eJPEG(t testing.TB, n int) []byte {
-	t.Helper()
-	var b bytes.Buffer
-	if err := jpeg.Encode(&b, e2eImage(n), &jpeg.Options{Quality: 80}); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
-}
+// e2eJPEG returns a small real JPEG whose pixels depend on n.
+func e2eJPEG(t testing.TB, n int) []byte { return testkit.Photo(t, "jpeg", n) }
 
-// e2ePNG returns a small real PNG whose colour depends on n.
-func e2ePNG(t testing.TB, n int) []byte {
-	t.Helper()
-	var b bytes.Buffer
-	if err := png.Encode(&b, e2eImage(n)); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
-}
+// e2ePNG returns a small real PNG whose pixels depend on n.
+func e2ePNG(t testing.TB, n int) []byte { return testkit.Photo(t, "png", n) }
 
-func e2eImage(n int) image.Image {
-	img := image.NewRGBA(image.Rect(0, 0, 16, 16))
-	for y := range 16 {
-		for x := range 16 {
-			img.Set(x, y, color.RGBA{uint8(n * 37), uint8(n*11 + x*8), uint8(y * 16), 255})
-		}
-	}
-	return img
-}
+// e2eImage is the image e2eJPEG and e2ePNG encode.
+func e2eImage(n int) image.Image { return testkit.Image(n) }
 
 // e2eWriteFile writes data to path, creating its folder.
-func e2eWriteFile(t testing.TB, path string, data []byte) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
+func e2eWriteFile(t testing.TB, path string, data []byte) { testkit.WriteFile(t, path, data) }
 
 // e2eWriteCSV writes records (the header first) as a CSV file at path.
-func e2eWriteCSV(t testing.TB, path string, records [][]string) {
-	t.Helper()
-	var b bytes.Buffer
-	w := csv.NewWriter(&b)
-	if err := w.WriteAll(records); err != nil {
-		t.Fatal(err)
-	}
-	e2eWriteFile(t, path, b.Bytes())
-}
+func e2eWriteCSV(t testing.TB, path string, records [][]string) { testkit.WriteCSV(t, path, records) }
 
 // e2eManifest writes, in dir, n good rows with photos/ID.jpg or .png (every
 // third a PNG) and returns the manifest's path and the user IDs in order.

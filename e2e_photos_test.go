@@ -37,6 +37,7 @@ import (
 	"golang.org/x/image/tiff"
 
 	"bulkenroll/importer/smileid/sandbox"
+	"bulkenroll/importer/testkit"
 )
 
 // Made-up S3 credentials, passed to the child only.
@@ -44,8 +45,11 @@ const (
 	photosAWSKeyID  = "AKIDPHOTOSTEST"
 	photosAWSSecret = "photos-secret-key-do-not-print"
 	photosBucket    = "photos"
-	// photosLimit is Smile ID's photo limit, 5 MiB.
-	photosLimit = 5 << 20
+	// photosLimit is the photo limit of the --fix-photos tests (passed as
+	// --max-photo-bytes): a quarter of Smile ID's 5 MiB, with photos a
+	// quarter of the pixels they would need over 5 MiB, so that the same
+	// conversions happen on a quarter of the work.
+	photosLimit = 5 << 20 / 4
 )
 
 // photosHit is one request a photo server received.
@@ -305,8 +309,8 @@ func TestPhotosMixedSources(t *testing.T) {
 		if bytes.HasPrefix(row.data, []byte("\x89PNG")) {
 			wantFormat = "png"
 		}
-		if !ok || got.Bytes != int64(len(row.data)) || got.Format != wantFormat || got.Width != 16 || got.Height != 16 {
-			t.Errorf("ledger photo of %s: %+v (present %v), want a 16x16 %s of %d bytes", row.id, got, ok, wantFormat, len(row.data))
+		if !ok || got.Bytes != int64(len(row.data)) || got.Format != wantFormat || got.Width != testkit.PhotoSide || got.Height != testkit.PhotoSide {
+			t.Errorf("ledger photo of %s: %+v (present %v), want a %dx%[4]d %s of %d bytes", row.id, got, ok, testkit.PhotoSide, wantFormat, len(row.data))
 		}
 	}
 	// The flaky URL was asked three times by the run (503, 503, 200).
@@ -424,20 +428,20 @@ func photosNoise(w, h int, seed uint64) *image.NRGBA {
 	return m
 }
 
-// photosBigPhotos returns an oversize JPEG (2000x1500, about 6 MB), an
-// oversize PNG (1500x1250, about 5.6 MB) and a 1200x900 JPEG (about 2 MB)
-// that a small --max-photo-bytes forces to be downscaled.
+// photosBigPhotos returns a JPEG (1000x750, about 1.5 MB) and a PNG
+// (750x625, about 1.4 MB) over photosLimit, and a 1000x750 JPEG that a small
+// --max-photo-bytes forces to be downscaled.
 func photosBigPhotos(t testing.TB) (bigJPEG, bigPNG, mid []byte) {
 	t.Helper()
 	photosBig.once.Do(func() {
 		var b bytes.Buffer
-		jpeg.Encode(&b, photosNoise(2000, 1500, 1), &jpeg.Options{Quality: 100})
+		jpeg.Encode(&b, photosNoise(1000, 750, 1), &jpeg.Options{Quality: 100})
 		photosBig.jpeg = bytes.Clone(b.Bytes())
 		b.Reset()
-		(&png.Encoder{CompressionLevel: png.BestSpeed}).Encode(&b, photosNoise(1500, 1250, 2))
+		(&png.Encoder{CompressionLevel: png.BestSpeed}).Encode(&b, photosNoise(750, 625, 2))
 		photosBig.png = bytes.Clone(b.Bytes())
 		b.Reset()
-		jpeg.Encode(&b, photosNoise(1200, 900, 3), &jpeg.Options{Quality: 100})
+		jpeg.Encode(&b, photosNoise(1000, 750, 3), &jpeg.Options{Quality: 100})
 		photosBig.third = bytes.Clone(b.Bytes())
 	})
 	if len(photosBig.jpeg) <= photosLimit || len(photosBig.png) <= photosLimit {
@@ -555,7 +559,7 @@ func photosFixCases(t *testing.T) []photosFixCase {
 	}
 	small := e2eJPEG(t, 5)
 	cases := []photosFixCase{
-		{id: "fix-small", file: "small.jpg", data: small, w: 16, h: 16},
+		{id: "fix-small", file: "small.jpg", data: small, w: testkit.PhotoSide, h: testkit.PhotoSide},
 		{id: "fix-webp", file: "p.webp", data: webp, w: wcfg.Width, h: wcfg.Height,
 			note: []string{"converted WebP -> JPEG"}, asIs: []string{"not a JPEG or PNG", "a WebP image"}},
 		{id: "fix-gif", file: "p.gif", data: photosEncode(t, func(w io.Writer) error { return gif.Encode(w, pal, nil) }), w: 90, h: 70,
@@ -647,7 +651,7 @@ func TestPhotosFixPhotos(t *testing.T) {
 	t.Run("fix", func(t *testing.T) {
 		sb := e2eStartSandbox(t)
 		c := photosCLI(t, sb.URL)
-		r := c.Run("run", "--manifest", manifestPath, "--fix-photos", "--workers", "4", "--rate", "0", "--json", "--no-progress")
+		r := c.Run("run", "--manifest", manifestPath, "--fix-photos", "--max-photo-bytes", fmt.Sprint(photosLimit), "--workers", "4", "--rate", "0", "--json", "--no-progress")
 		e2eWantCode(t, r, 1)
 		var enrolled []string
 		for _, row := range rows {
@@ -693,7 +697,7 @@ func TestPhotosFixPhotos(t *testing.T) {
 			if note := recs["fix-s3big"].PhotoNote; !strings.Contains(note, "re-encoded JPEG q") || !strings.Contains(note, "MiB ->") {
 				t.Errorf("fix-s3big: photo_note %q, want a re-encoding from MiB", note)
 			}
-			photosWantJPEGInLedger(t, st, "fix-s3big", 2000, 1500, photosLimit)
+			photosWantJPEGInLedger(t, st, "fix-s3big", 1000, 750, photosLimit)
 		}
 		for _, fc := range cases {
 			if got := e2eSHA256(t, filepath.Join(dir, fc.file)); got != hashes[fc.file] {
@@ -706,7 +710,7 @@ func TestPhotosFixPhotos(t *testing.T) {
 	t.Run("as-is", func(t *testing.T) {
 		sb := e2eStartSandbox(t)
 		c := photosCLI(t, sb.URL)
-		r := c.Run("run", "--manifest", manifestPath, "--workers", "4", "--rate", "0", "--json", "--no-progress")
+		r := c.Run("run", "--manifest", manifestPath, "--max-photo-bytes", fmt.Sprint(photosLimit), "--workers", "4", "--rate", "0", "--json", "--no-progress")
 		e2eWantCode(t, r, 1)
 		recs := e2eReportByUser(t, c)
 		st := sb.State(t)
@@ -748,7 +752,7 @@ func TestPhotosFixDownscale(t *testing.T) {
 	}
 	t.Parallel()
 	_, _, mid := photosBigPhotos(t)
-	const limit = 400_000
+	const limit = 280_000 // 400 kB for 1200x900, scaled to 1000x750
 	sb := e2eStartSandbox(t)
 	c := photosCLI(t, sb.URL)
 	e2eWriteFile(t, filepath.Join(c.Dir, "mid.jpg"), mid)
@@ -763,8 +767,9 @@ func TestPhotosFixDownscale(t *testing.T) {
 		t.Errorf("down-1 is %dx%d: the 4:3 aspect ratio was not kept", p.Width, p.Height)
 	}
 	note := e2eReportByUser(t, c)["down-1"].PhotoNote
-	if !strings.Contains(note, "resized 1200x900 -> ") || !strings.Contains(note, "re-encoded JPEG q") {
-		t.Errorf("photo_note %q, want a resize from 1200x900 and a re-encoding", note)
+	t.Logf("photo_note %q", note)
+	if !strings.Contains(note, "resized 1000x750 -> ") || !strings.Contains(note, "re-encoded JPEG q") {
+		t.Errorf("photo_note %q, want a resize from 1000x750 and a re-encoding", note)
 	}
 	if e2eSHA256(t, filepath.Join(c.Dir, "mid.jpg")) != before {
 		t.Error("the original photo was changed")

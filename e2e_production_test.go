@@ -11,7 +11,6 @@ package main
 
 import (
 	"fmt"
-	"net/http"
 	"regexp"
 	"slices"
 	"strings"
@@ -176,14 +175,7 @@ func prodProbes(seconds []int) (second, n int) {
 // prodControl posts body to the sandbox's control route.
 func prodControl(t *testing.T, sb *e2eSandbox, body string) {
 	t.Helper()
-	resp, err := http.Post(sb.URL+sandbox.ControlPath, "application/json", strings.NewReader(body))
-	if err != nil {
-		t.Fatalf("sandbox control: %v", err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("sandbox control %s: HTTP %d", body, resp.StatusCode)
-	}
+	sb.Control(t, body)
 }
 
 // TestProdThrottledTenTimes: every user's first 10 requests are answered

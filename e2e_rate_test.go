@@ -23,8 +23,6 @@ import (
 	"log"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"slices"
 	"sync"
 	"testing"
@@ -49,13 +47,8 @@ type e2eArrivals struct {
 // e2eRecordArrivals starts a recording proxy to target.
 func e2eRecordArrivals(t testing.TB, target string) *e2eArrivals {
 	t.Helper()
-	u, err := url.Parse(target)
-	if err != nil {
-		t.Fatal(err)
-	}
 	a := &e2eArrivals{at: map[string][]time.Time{}}
-	rp := httputil.NewSingleHostReverseProxy(u)
-	rp.ErrorLog = log.New(io.Discard, "", 0)
+	rp := testkit.NewProxy(t, target)
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		now := time.Now()
 		body, _ := io.ReadAll(r.Body)

@@ -281,7 +281,7 @@ func TestE2EStoreBoundElsewhere(t *testing.T) {
 	c.Env["SMILE_PARTNER_ID"] = "another-partner"
 	r = c.Run("run", "--manifest", m, "--no-progress")
 	e2eWantCode(t, r, 2)
-	if !strings.Contains(r.Stderr, `partner "e2e-partner"`) || !strings.Contains(r.Stderr, `"another-partner"`) {
+	if !strings.Contains(r.Stderr, "partner "+strconv.Quote(e2ePartner)) || !strings.Contains(r.Stderr, `"another-partner"`) {
 		t.Errorf("stderr does not name both partners:\n%s", r.Stderr)
 	}
 	if n := sbA.State(t).Stats.Requests; n != 3 {

@@ -44,67 +44,71 @@ func TestSecretsNeverLeak(t *testing.T) {
 		{"key file", sb.URL, key + "\n", 1},
 		{"malformed key file", sb.URL, key + "\x07\n", 2},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			c := e2eNewCLI(t, tc.baseURL)
-			c.Env["SMILE_API_KEY"] = key
-			var outputs []string
-			check := func(what, s string) {
-				t.Helper()
-				for _, l := range leaks {
-					if strings.Contains(s, l) {
-						t.Errorf("%s contains the key (%q):\n%s", what, l, e2eClip(s))
+	// The cases run in parallel; the group ends when all have.
+	t.Run("cases", func(t *testing.T) {
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				t.Parallel()
+				c := e2eNewCLI(t, tc.baseURL)
+				c.Env["SMILE_API_KEY"] = key
+				var outputs []string
+				check := func(what, s string) {
+					t.Helper()
+					for _, l := range leaks {
+						if strings.Contains(s, l) {
+							t.Errorf("%s contains the key (%q):\n%s", what, l, e2eClip(s))
+						}
 					}
 				}
-			}
-			args := []string{"run", "--rate", "0", "--retries", "1", "--json"}
-			if tc.keyFile != "" {
-				delete(c.Env, "SMILE_API_KEY")
-				kf := filepath.Join(c.Dir, "key")
-				if err := os.WriteFile(kf, []byte(tc.keyFile), 0o600); err != nil {
-					t.Fatal(err)
+				args := []string{"run", "--rate", "0", "--retries", "1", "--json"}
+				if tc.keyFile != "" {
+					delete(c.Env, "SMILE_API_KEY")
+					kf := filepath.Join(c.Dir, "key")
+					if err := os.WriteFile(kf, []byte(tc.keyFile), 0o600); err != nil {
+						t.Fatal(err)
+					}
+					args = append(args, "--api-key-file", kf)
 				}
-				args = append(args, "--api-key-file", kf)
-			}
-			m, _ := e2eManifest(t, c.Dir, "secret", 3)
-			data, _ := os.ReadFile(m)
-			e2eWriteFile(t, m, append(data, "secret-bad,2021-08-12,photos/none.jpg\n"...))
-			rejects := filepath.Join(c.Dir, "rejects.csv")
-			args = append(args, "--manifest", m, "--rejects", rejects)
+				m, _ := e2eManifest(t, c.Dir, "secret", 3)
+				data, _ := os.ReadFile(m)
+				e2eWriteFile(t, m, append(data, "secret-bad,2021-08-12,photos/none.jpg\n"...))
+				rejects := filepath.Join(c.Dir, "rejects.csv")
+				args = append(args, "--manifest", m, "--rejects", rejects)
 
-			r := c.Run(args...)
-			e2eWantCode(t, r, tc.code)
-			outputs = append(outputs, r.Stdout, r.Stderr)
-			r = c.Run(append(args, "--dry-run")...)
-			outputs = append(outputs, r.Stdout, r.Stderr)
-			for _, cmd := range [][]string{
-				{"status"}, {"status", "--json"},
-				{"report"}, {"report", "--format", "jsonl"},
-			} {
-				r := c.Run(cmd...)
+				r := c.Run(args...)
+				e2eWantCode(t, r, tc.code)
 				outputs = append(outputs, r.Stdout, r.Stderr)
-			}
-			for i, out := range outputs {
-				check("output "+string(rune('a'+i)), out)
-			}
-			for _, f := range []string{c.Store(), rejects} {
-				data, err := os.ReadFile(f)
-				if os.IsNotExist(err) && tc.code == 2 {
-					continue
+				r = c.Run(append(args, "--dry-run")...)
+				outputs = append(outputs, r.Stdout, r.Stderr)
+				for _, cmd := range [][]string{
+					{"status"}, {"status", "--json"},
+					{"report"}, {"report", "--format", "jsonl"},
+				} {
+					r := c.Run(cmd...)
+					outputs = append(outputs, r.Stdout, r.Stderr)
 				}
-				if err != nil {
-					t.Fatal(err)
+				for i, out := range outputs {
+					check("output "+string(rune('a'+i)), out)
 				}
-				check(filepath.Base(f), string(data))
-			}
-			entries, _ := os.ReadDir(c.Dir)
-			for _, e := range entries {
-				if data, err := os.ReadFile(filepath.Join(c.Dir, e.Name())); err == nil && e.Name() != "key" {
-					check(e.Name(), string(data))
+				for _, f := range []string{c.Store(), rejects} {
+					data, err := os.ReadFile(f)
+					if os.IsNotExist(err) && tc.code == 2 {
+						continue
+					}
+					if err != nil {
+						t.Fatal(err)
+					}
+					check(filepath.Base(f), string(data))
 				}
-			}
-		})
-	}
+				entries, _ := os.ReadDir(c.Dir)
+				for _, e := range entries {
+					if data, err := os.ReadFile(filepath.Join(c.Dir, e.Name())); err == nil && e.Name() != "key" {
+						check(e.Name(), string(data))
+					}
+				}
+			})
+		}
+	})
 	check := func(what, s string) {
 		for _, l := range leaks {
 			if strings.Contains(s, l) {

@@ -44,18 +44,8 @@ func truthManifest(t *testing.T, dir, prefix string, n int) (string, []string) {
 func truthRunLimited(t *testing.T, c *e2eCLI, blocks int, args ...string) e2eResult {
 	t.Helper()
 	script := fmt.Sprintf(`ulimit -f %d && exec "$0" "$@"`, blocks)
-	cmd := exec.Command("/bin/sh", append([]string{"-c", script, c.bin}, args...)...)
-	cmd.Dir = c.Dir
-	cmd.Env = c.environ()
-	var stdout, stderr e2eBuffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	r := e2eResult{Args: args, Stdout: stdout.String(), Stderr: stderr.String()}
-	if cmd.ProcessState != nil {
-		r.Code = cmd.ProcessState.ExitCode()
-	} else {
-		t.Fatalf("running %v: %v", args, err)
-	}
+	r := c.StartProgram("/bin/sh", nil, append([]string{"-c", script, c.bin}, args...)...).Wait()
+	r.Program, r.Args = "bulkenroll", args
 	return r
 }
 

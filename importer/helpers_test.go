@@ -30,16 +30,8 @@ const (
 // photoBytes returns a small, valid JPEG or PNG image (testkit.Photo).
 func photoBytes(t testing.TB, format string, seed int) []byte { return testkit.Photo(t, format, seed) }
 
-// writeFile writes data to path, creating its folder.
-func writeFile(t testing.TB, path string, data []byte) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
+// writeFile writes data to path, creating its folder (testkit.WriteFile).
+func writeFile(t testing.TB, path string, data []byte) { testkit.WriteFile(t, path, data) }
 
 // sha256File returns the hex SHA-256 of a file's bytes.
 func sha256File(t testing.TB, path string) string {

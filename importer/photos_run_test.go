@@ -8,11 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"image"
-	"image/jpeg"
-	"image/png"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -31,25 +27,10 @@ import (
 	"bulkenroll/store"
 )
 
-// noisePhoto encodes a w×h image of noise (large for its size) as format.
+// noisePhoto encodes a w×h image of noise (large for its size) as format
+// (testkit.NoisePhoto).
 func noisePhoto(t testing.TB, format string, w, h int) []byte {
-	t.Helper()
-	rng := rand.New(rand.NewPCG(uint64(w), uint64(h)))
-	img := image.NewRGBA(image.Rect(0, 0, w, h))
-	for i := range img.Pix {
-		img.Pix[i] = byte(rng.Uint32())
-	}
-	var b bytes.Buffer
-	var err error
-	if format == "png" {
-		err = png.Encode(&b, img)
-	} else {
-		err = jpeg.Encode(&b, img, &jpeg.Options{Quality: 85})
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
+	return testkit.NoisePhoto(t, format, w, h)
 }
 
 // sentPhoto decodes the photo of a request body.

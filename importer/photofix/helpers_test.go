@@ -8,9 +8,10 @@ import (
 	"image/color"
 	"image/gif"
 	"image/jpeg"
-	"image/png"
 	"math/rand/v2"
 	"testing"
+
+	"bulkenroll/importer/testkit"
 
 	"golang.org/x/image/bmp"
 	"golang.org/x/image/tiff"
@@ -101,21 +102,10 @@ func near(a, b color.RGBA) bool {
 	return d(a.R, b.R) < 90 && d(a.G, b.G) < 90 && d(a.B, b.B) < 90
 }
 
-func encJPEG(t testing.TB, img image.Image, q int) []byte {
-	var b bytes.Buffer
-	if err := jpeg.Encode(&b, img, &jpeg.Options{Quality: q}); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
-}
+// encJPEG and encPNG encode a test image (testkit's encoders).
+func encJPEG(t testing.TB, img image.Image, q int) []byte { return testkit.EncodeJPEG(t, img, q) }
 
-func encPNG(t testing.TB, img image.Image) []byte {
-	var b bytes.Buffer
-	if err := png.Encode(&b, img); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
-}
+func encPNG(t testing.TB, img image.Image) []byte { return testkit.EncodePNG(t, img) }
 
 func encGIF(t testing.TB, img image.Image) []byte {
 	var b bytes.Buffer

@@ -21,9 +21,6 @@ var (
 	// ErrTooLarge means the photo has more than Options.MaxBytes bytes. It is
 	// permanent; Error.Size holds the size when it was announced.
 	ErrTooLarge = errors.New("photo too large")
-	// ErrNotRegular means a local path names something other than a regular
-	// file (a folder, named pipe, device or socket). It is permanent.
-	ErrNotRegular = errors.New("not a regular file")
 	// ErrInsecure means a plain http:// URL (or S3 endpoint) names a host that
 	// is not a loopback address; it is refused before any connection.
 	ErrInsecure = errors.New("plain http is allowed only for loopback hosts")
@@ -39,7 +36,7 @@ type Error struct {
 	// Ref is the photo reference, redacted (no userinfo, no query values).
 	Ref string
 	// Kind is one of the sentinel errors (ErrNotFound, ErrTooLarge,
-	// ErrNotRegular, ErrInsecure, ErrBadRef) or nil for other failures.
+	// ErrInsecure, ErrBadRef) or nil for other failures.
 	Kind error
 	// Size is the size of the photo in bytes when known (for ErrTooLarge,
 	// the announced size), or -1.

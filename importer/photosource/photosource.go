@@ -1,5 +1,5 @@
-// Package photosource opens the photos named by a manifest's photo column:
-// local paths, objects in cloud storage (s3://bucket/key, gs://bucket/key,
+// Package photosource opens the remote photos named by a manifest's photo
+// column: objects in cloud storage (s3://bucket/key, gs://bucket/key,
 // azblob://container/key through gocloud.dev/blob, with each cloud's usual
 // credentials) and https:// URLs (plain http:// only for loopback hosts).
 //
@@ -8,6 +8,10 @@
 // photo without secrets; ErrNotFound and ErrTooLarge (matched with errors.Is)
 // are permanent, IsTransient tells failures worth trying again, and transient
 // failures are retried inside Stat and Open before they are returned.
+//
+// Local paths are not its business: package manifest reads them (its checks
+// of regular files and sizes are the only ones), and Stat and Open refuse a
+// reference that is not a URL with ErrBadRef.
 package photosource
 
 import (
@@ -154,8 +158,6 @@ type Info struct {
 }
 
 // Stat checks that the photo exists and returns its size and first bytes:
-// for a local path os.Stat (refusing anything but a regular file without
-// opening it, so a named pipe never blocks) and a read of the first bytes;
 // for cloud storage an Attributes call and a ranged read; for https a HEAD
 // request (or a ranged GET where HEAD is refused) and a ranged GET.
 //
@@ -173,8 +175,6 @@ func (o *Opener) Stat(ctx context.Context, ref string) (Info, error) {
 		defer cancel()
 		var err error
 		switch r.kind {
-		case kindLocal:
-			info, err = o.statLocal(r)
 		case kindBlob:
 			info, err = o.statBlob(ctx, r)
 		default:
@@ -204,8 +204,6 @@ func (o *Opener) Open(ctx context.Context, ref string) (*Photo, error) {
 		ctx, cancel := context.WithTimeout(ctx, o.timeout)
 		var err error
 		switch r.kind {
-		case kindLocal:
-			p, err = o.openLocal(r)
 		case kindBlob:
 			p, err = o.openBlob(ctx, r)
 		default:

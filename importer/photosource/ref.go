@@ -15,9 +15,8 @@ import (
 type refKind int
 
 const (
-	kindLocal refKind = iota // a path on this machine
-	kindBlob                 // s3://, gs://, azblob:// through gocloud.dev/blob
-	kindHTTP                 // https://, or http:// to a loopback host
+	kindBlob refKind = iota // s3://, gs://, azblob:// through gocloud.dev/blob
+	kindHTTP                // https://, or http:// to a loopback host
 )
 
 // blobSchemes are the schemes opened through gocloud.dev/blob.
@@ -27,16 +26,15 @@ var blobSchemes = map[string]bool{"s3": true, "gs": true, "azblob": true}
 type ref struct {
 	kind  refKind
 	shown string   // the reference as it may appear in messages
-	path  string   // kindLocal: the path
 	u     *url.URL // kindHTTP: the URL; kindBlob: the bucket URL (no path)
 	key   string   // kindBlob: the object key
 	cache string   // kindBlob: scheme, bucket and canonical query
 }
 
 // IsRemote reports whether ref names a remote photo: it starts with s3://,
-// gs://, azblob://, https:// or http:// (in any case). Anything else is taken
-// for a local path (or, with another scheme, refused as malformed by Stat and
-// Open).
+// gs://, azblob://, https:// or http:// (in any case). Anything else is a
+// local path, read by package manifest (Stat and Open refuse it as
+// malformed), or a scheme Stat and Open refuse.
 func IsRemote(ref string) bool {
 	s, ok := urlref.Scheme(ref)
 	return ok && (blobSchemes[s] || s == "https" || s == "http")
@@ -57,7 +55,8 @@ func parseRef(s string) (*ref, error) {
 		if s == "" {
 			return nil, newErr(`""`, ErrBadRef, "empty photo reference", nil)
 		}
-		return &ref{kind: kindLocal, shown: s, path: s}, nil
+		// Local photos are read by package manifest, not here.
+		return nil, newErr(s, ErrBadRef, "not a URL (use s3://, gs://, azblob:// or https://)", nil)
 	}
 	shown := Redact(s)
 	bad := func(format string, args ...any) error {

@@ -5,11 +5,9 @@
 package testkit
 
 import (
-	"bytes"
 	"image"
 	"image/color"
-	"image/jpeg"
-	"image/png"
+	"math/rand/v2"
 	"testing"
 )
 
@@ -20,25 +18,41 @@ const (
 	APIKey  = "KEY-zq8Xv-LEAKCANARY-31337"
 )
 
-// Photo returns a small, valid JPEG ("jpeg") or PNG ("png") image whose
-// pixels depend on seed, so that photos of different users differ.
-func Photo(t testing.TB, format string, seed int) []byte {
-	t.Helper()
-	img := image.NewRGBA(image.Rect(0, 0, 8, 8))
+// PhotoSide is the width and height of the images Photo returns.
+const PhotoSide = 8
+
+// Image returns a PhotoSide×PhotoSide image whose pixels depend on seed.
+func Image(seed int) *image.RGBA {
+	img := image.NewRGBA(image.Rect(0, 0, PhotoSide, PhotoSide))
 	for i := range img.Pix {
 		img.Pix[i] = byte(seed*31 + i*7)
 	}
 	img.Set(0, 0, color.RGBA{R: byte(seed), G: byte(seed >> 8), B: 1, A: 255})
-	var buf bytes.Buffer
-	var err error
-	switch format {
-	case "png":
-		err = png.Encode(&buf, img)
-	default:
-		err = jpeg.Encode(&buf, img, &jpeg.Options{Quality: 90})
+	return img
+}
+
+// Photo returns Image(seed) encoded as a valid JPEG ("jpeg") or PNG ("png"),
+// so that photos of different users differ.
+func Photo(t testing.TB, format string, seed int) []byte {
+	t.Helper()
+	if format == "png" {
+		return EncodePNG(t, Image(seed))
 	}
-	if err != nil {
-		t.Fatalf("encoding a %s: %v", format, err)
+	return EncodeJPEG(t, Image(seed), 90)
+}
+
+// NoisePhoto returns a w×h image of noise encoded as format ("jpeg", at
+// quality 85, or "png"): large for its size, as camera photos are. The same
+// size gives the same bytes.
+func NoisePhoto(t testing.TB, format string, w, h int) []byte {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(uint64(w), uint64(h)))
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	for i := range img.Pix {
+		img.Pix[i] = byte(rng.Uint32())
 	}
-	return buf.Bytes()
+	if format == "png" {
+		return EncodePNG(t, img)
+	}
+	return EncodeJPEG(t, img, 85)
 }
