@@ -79,13 +79,8 @@ func (cr credentials) config() (smileid.Config, error) {
 	return cfg, nil
 }
 
-// openManifest opens the manifest at path, or reads in when path is "-"
-// (photo paths then resolve against the working folder).
-func openManifest(path string, in io.Reader) (*manifest.Reader, error) {
-	return openProductManifest(path, in, manifest.ProductBackfill)
-}
-
-// openProductManifest is openManifest for a manifest of product p.
+// openProductManifest opens the manifest of product p at path, or reads in
+// when path is "-" (photo paths then resolve against the working folder).
 func openProductManifest(path string, in io.Reader, p manifest.Product) (*manifest.Reader, error) {
 	if path != "-" {
 		return manifest.OpenProduct(path, p)

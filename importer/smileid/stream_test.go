@@ -201,6 +201,9 @@ func TestStreamMemory(t *testing.T) {
 	}))
 	defer hs.Close()
 	c := streamClient(t, hs.URL, nil)
+	// 320 MB through one loopback under -race on a busy machine: the test
+	// is about memory, so no request may time out on the way.
+	c.timeout = 10 * time.Minute
 	open := func() (io.ReadCloser, error) { return os.Open(path) }
 	var before, after runtime.MemStats
 	runtime.GC()

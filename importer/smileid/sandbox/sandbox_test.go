@@ -84,7 +84,7 @@ func send(t *testing.T, client *http.Client, base string, body any) (result, err
 		}
 	}
 	if client == nil {
-		client = &http.Client{Timeout: 10 * time.Second}
+		client = &http.Client{Timeout: time.Minute}
 	}
 	resp, err := client.Post(base+BackfillPath, "application/json", bytes.NewReader(raw))
 	if err != nil {
