@@ -127,18 +127,11 @@ func runVerify(ctx context.Context, o verifyOptions) (err error) {
 		return usagef("--sample %d: want 1 or more", o.Selection.Sample)
 	case o.Workers < 1 || o.Workers > 256:
 		return usagef("--workers %d: want 1 to 256", o.Workers)
-	case o.Retries < 0:
-		return usagef("--retries %d: want 0 or more", o.Retries)
-	case o.Timeout <= 0:
-		return usagef("--timeout %s: want a positive duration", o.Timeout)
 	case o.PollTimeout <= 0:
 		return usagef("--poll-timeout %s: want a positive duration", o.PollTimeout)
-	case o.MaxPhoto <= 0:
-		return usagef("--max-photo-bytes %d: want a positive size", o.MaxPhoto)
-	case o.RateAuto && o.MaxRate <= 0:
-		return usagef("--max-rate %g: want a positive rate", o.MaxRate)
-	case o.LogFormat != "" && o.LogFormat != "text" && o.LogFormat != "json":
-		return usagef("--log-format %q: want text or json", o.LogFormat)
+	}
+	if err := checkSendingFlags(o.RateAuto, o.MaxRate, o.Retries, o.Timeout, o.MaxPhoto, o.LogFormat); err != nil {
+		return err
 	}
 	if o.MetricsFile != "" {
 		if err := checkOutputFile("--metrics-file", o.MetricsFile, false); err != nil {

@@ -3,11 +3,30 @@ package main
 import (
 	"errors"
 	"io/fs"
+	"time"
 
 	"bulkenroll/importer/smileid"
 	"bulkenroll/manifest"
 	"bulkenroll/store"
 )
+
+// checkSendingFlags refuses the settings every sending command (run,
+// verify) shares when they are out of range: a usage error names the flag.
+func checkSendingFlags(rateAuto bool, maxRate float64, retries int, timeout time.Duration, maxPhoto int64, logFormat string) error {
+	switch {
+	case rateAuto && maxRate <= 0:
+		return usagef("--max-rate %g: want a positive rate", maxRate)
+	case retries < 0:
+		return usagef("--retries %d: want 0 or more", retries)
+	case timeout <= 0:
+		return usagef("--timeout %s: want a positive duration", timeout)
+	case maxPhoto <= 0:
+		return usagef("--max-photo-bytes %d: want a positive size", maxPhoto)
+	case logFormat != "" && logFormat != "text" && logFormat != "json":
+		return usagef("--log-format %q: want text or json", logFormat)
+	}
+	return nil
+}
 
 // check refuses settings out of range, and output paths that cannot be
 // written, before anything is read, sent or written: a usage error names
@@ -25,16 +44,9 @@ func (o runOptions) check() error {
 		return usagef("--throttle-limit %s: want a positive duration", im.ThrottleLimit)
 	case im.Rate < 0:
 		return usagef("--rate %g: want auto, 0 (no limit) or more", im.Rate)
-	case im.RateAuto && im.MaxRate <= 0:
-		return usagef("--max-rate %g: want a positive rate", im.MaxRate)
-	case im.Retries < 0:
-		return usagef("--retries %d: want 0 or more", im.Retries)
-	case o.Timeout <= 0:
-		return usagef("--timeout %s: want a positive duration", o.Timeout)
-	case im.MaxPhotoBytes <= 0:
-		return usagef("--max-photo-bytes %d: want a positive size", im.MaxPhotoBytes)
-	case o.LogFormat != "" && o.LogFormat != "text" && o.LogFormat != "json":
-		return usagef("--log-format %q: want text or json", o.LogFormat)
+	}
+	if err := checkSendingFlags(im.RateAuto, im.MaxRate, im.Retries, o.Timeout, im.MaxPhotoBytes, o.LogFormat); err != nil {
+		return err
 	}
 	product, err := manifest.ParseProduct(o.Product)
 	if err != nil {
