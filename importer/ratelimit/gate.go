@@ -71,10 +71,11 @@ type Gate struct {
 	pauseUntil     time.Time
 	rateWaited     time.Time // when a request last had to wait for its turn
 
-	hist history  // sent and allowed, for the application-limited test
-	ep   episodes // 429 episodes and the learned quota
-	win  window   // the concurrency window
-	br   breaker  // the outage breaker
+	hist  history  // sent and allowed, for the application-limited test
+	sends sendLog  // requests by send time, to measure an episode's quota again
+	ep    episodes // 429 episodes and the learned quota
+	win   window   // the concurrency window
+	br    breaker  // the outage breaker
 }
 
 // gateTrace, when set (tests), is told of every cut.
@@ -120,18 +121,18 @@ const (
 	defaultStartRate = 10.0   // requests/s, a rate no API should mind
 	defaultMaxRate   = 50.0   // requests/s, --max-rate's default
 	minRate          = 0.5    // requests/s: the limit never goes below
-	gateBeta         = 0.8    // multiplicative decrease of an episode (TCP CUBIC, AWS adaptive retry)
+	gateBeta         = 0.9    // multiplicative decrease of an episode (TCP CUBIC, AWS adaptive retry)
 	minCutShare      = 0.5    // an episode measures the quota at this share of the learned one at least
 	alphaFastShare   = 0.25   // additive increase per second, as a share of Max
 	probeShare       = 0.01   // per second, as a share of learned, from approach to stale
 	probeSlowShare   = 0.0025 // the same once the quota is stable
-	approachShare    = 0.95   // the fast climb stops here, as a share of learned
+	approachShare    = 0.98   // the fast climb stops here, as a share of learned
 	staleShare       = 1.05   // past this share of learned with no episode, learned is stale
 	boundShare       = 0.8    // sending below this share of the limit: application-limited
 	boundWindow      = 2 * time.Second
 	maxGrowStep      = time.Second // the most time one success may count for
-	holdAnswers      = 2           // growth resumes this many answer times after a pause
-	noiseBelow       = 0.9         // 429s of requests sent below this share of learned are noise
+	holdAnswers      = 1           // growth resumes this many answer times after a pause
+	noiseBelow       = 0.95        // 429s of requests sent below this share of learned are noise
 	minHold          = time.Second
 )
 
@@ -324,6 +325,7 @@ func (g *Gate) turn(now time.Time, t ticket, sl *Slot) time.Duration {
 // sentLocked counts the request of sl as sent at now. The caller holds g.mu.
 func (g *Gate) sentLocked(now time.Time, sl *Slot) {
 	g.hist.bin(now).sent++
+	g.sends.sent(now)
 	g.win.sent()
 	sl.sent, sl.cut, sl.limit = now, g.ep.cuts, g.limit
 }
@@ -359,20 +361,23 @@ func (g *Gate) Done(sl Slot, o Outcome, retryAfter time.Duration) Verdict {
 		return Verdict{}
 	}
 	g.account(now)
+	if g.sends.answered(now, sl.sent, sl.cut, o) {
+		g.remeasure(now)
+	}
 	var v Verdict
 	cur := sl.cut == g.ep.cuts // sent after the last cut
 	switch o {
 	case OK:
 		g.br.good(now)
 		if cur {
-			g.ep.answer(now, false, 0, g.below(sl))
+			g.ep.answer(now, false, sl.limit, g.below(sl), g.above(sl))
 		}
 		g.hist.bin(now).ok++
 		g.grow(now)
 	case Throttled:
 		g.br.good(now) // the service answers: no outage
 		if cur {
-			g.ep.answer(now, true, sl.limit, g.below(sl))
+			g.ep.answer(now, true, sl.limit, g.below(sl), g.above(sl))
 			if rate, ok := g.ep.detect(now, g.win.answerTime(), g.resumed()); ok {
 				g.cut(now, rate, retryAfter)
 			}
@@ -380,7 +385,7 @@ func (g *Gate) Done(sl Slot, o Outcome, retryAfter time.Duration) Verdict {
 		v.Episode = now.Before(g.pauseUntil)
 	case Down:
 		if cur {
-			g.ep.answer(now, false, 0, g.below(sl))
+			g.ep.answer(now, false, sl.limit, g.below(sl), g.above(sl))
 		}
 		if g.br.down(now, sl.probe) {
 			// The breaker opened: requests waiting for their turn wait
@@ -416,6 +421,12 @@ func (g *Gate) below(sl Slot) bool {
 	return g.mode == gateAuto && g.learned > 0 && sl.limit > 0 && sl.limit <= noiseBelow*g.learned
 }
 
+// above reports whether the request of sl was sent near the learned quota
+// or above it (not below: its 429s are not noise). The caller holds g.mu.
+func (g *Gate) above(sl Slot) bool {
+	return g.mode == gateAuto && g.learned > 0 && sl.limit > noiseBelow*g.learned
+}
+
 // resumed is when sending resumed after the last pause. The caller holds g.mu.
 func (g *Gate) resumed() time.Time { return later(g.created, g.pauseUntil) }
 
@@ -423,6 +434,8 @@ func (g *Gate) resumed() time.Time { return later(g.created, g.pauseUntil) }
 // retryAfter (1s if the server named none), and the limit is cut once. The
 // caller holds g.mu.
 func (g *Gate) cut(now time.Time, rate float64, retryAfter time.Duration) {
+	// The requests of the episode went from the last cut or pause.
+	from := later(g.ep.since, g.resumed())
 	if retryAfter <= 0 {
 		retryAfter = time.Second
 	}
@@ -444,6 +457,7 @@ func (g *Gate) cut(now time.Time, rate float64, retryAfter time.Duration) {
 	if g.limit > 0 {
 		rate = min(rate, g.limit)
 	}
+	g.sends.start(now, from, g.win.inFlight, g.ep.cuts, g.win.answerTime(), g.learned, g.ep.sentAt)
 	g.ep.cutAt(now, rate)
 	if gateTrace != nil {
 		gateTrace(now, "cut", rate, g.limit)
@@ -454,6 +468,43 @@ func (g *Gate) cut(now time.Time, rate float64, retryAfter time.Duration) {
 	case gateAuto:
 		g.learned = rate
 		g.setLimit(min(max(gateBeta*rate, minRate), g.max))
+	}
+}
+
+// remeasure applies the measure by send time of the last episode, once
+// its requests have been answered: it replaces the quota the episode
+// found by answer time (with the same bound: at most half of the quota
+// learned before it), and the limit follows. The caller holds g.mu.
+func (g *Gate) remeasure(now time.Time) {
+	rate, ok := g.sends.measure(g.ep.noise())
+	if !ok || g.mode == gateOpen {
+		return
+	}
+	if r := g.sends.refusedAt; rate < pathologicalShare*r {
+		// A bucket of one request refuses every other request as soon
+		// as the rate passes it: what it accepts is half its quota.
+		rate = r
+	}
+	if l := g.sends.learnedBefore; l > 0 {
+		rate = max(rate, minCutShare*l)
+	}
+	g.ep.remeasured(rate)
+	if gateTrace != nil {
+		gateTrace(now, "measure", rate, g.limit)
+	}
+	switch g.mode {
+	case gateFixed:
+		if now.Before(g.holdTill) {
+			g.setLimit(min(max(gateBeta*rate, g.base/8, minRate), g.base))
+		}
+	case gateAuto:
+		g.learned = rate
+		switch {
+		case now.Before(g.holdTill):
+			g.setLimit(min(max(gateBeta*rate, minRate), g.max))
+		case g.limit > approachShare*rate:
+			g.setLimit(min(max(approachShare*rate, minRate), g.max))
+		}
 	}
 }
 
@@ -480,12 +531,23 @@ func (g *Gate) grow(now time.Time) {
 	if g.boundLocked(now) {
 		return
 	}
+	if g.learned > 0 {
+		if x := g.ep.probing(now, max(minHold, 2*g.win.answerTime())); x > 0 {
+			// Requests sent near the learned quota or above it meet
+			// 429s above the noise: the quota is about here. The limit
+			// stops growing and steps back by the share refused, never
+			// below the noise's share of the learned quota (sparse 429s
+			// do not lower it; only an episode does).
+			g.setLimit(max(noiseBelow*g.learned, min(g.limit, g.limit*(1-x*dt))))
+			return
+		}
+	}
 	g.setLimit(g.grown1(g.limit, dt))
 }
 
 // grown1 returns the adaptive limit l after dt seconds of additive increase.
 func (g *Gate) grown1(l, dt float64) float64 {
-	fast := alphaFastShare * g.max
+	fast := alphaFastShare * g.max / max(1, g.win.answerTime().Seconds())
 	if g.learned > 0 {
 		approach := approachShare * g.learned
 		stale := staleShare * g.learned
@@ -509,7 +571,7 @@ func (g *Gate) grown1(l, dt float64) float64 {
 			if g.staleAt.IsZero() {
 				g.staleAt = g.grown
 			}
-			up := g.grown.Sub(g.staleAt).Seconds()
+			up := g.grown.Sub(g.staleAt).Seconds() / max(1, g.win.answerTime().Seconds())
 			l += min(fast, probeShare*g.learned*math.Exp2(up)) * dt
 		}
 	} else {
@@ -547,6 +609,9 @@ func (g *Gate) Control() Control {
 	defer g.mu.Unlock()
 	now := g.now()
 	g.account(now)
+	if g.sends.due(now) {
+		g.remeasure(now)
+	}
 	c := Control{Rate: g.limit, InFlight: int64(g.win.inFlight), Window: g.win.size}
 	if g.mode == gateAuto {
 		c.LearnedRate = g.learned

@@ -35,12 +35,18 @@ type epBin struct {
 	start         time.Time
 	first         time.Time // the first answer in the bin
 	ok, throttled int
+	// aboveOK and aboveThrottled count the answers, and the 429s, to
+	// requests sent above the learned quota (probes).
+	aboveOK, aboveThrottled int
 }
 
 const (
 	episodeShare      = 0.10 // before a quota is learned, a share of 429s above this is an episode
 	episodeMargin     = 0.03 // after, a share above the noise by this much
 	noiseSamples      = 2000 // the noise share counts about this many answers
+	noiseKnown        = 50   // and is known after this many
+	softThrottled     = 2    // probes stop growing after this many 429s
+	softMargin        = 0.01 // at a share above the noise by this much
 	episodeZ          = 2.0  // the confidence of that share, in standard deviations
 	episodeThrottled  = 3    // the window holds at least this many 429s
 	pathologicalShare = 0.75 // answers below this share of the 429s' sending limit: a bucket of one
@@ -66,7 +72,7 @@ func (e *episodes) bin(t time.Time) *epBin {
 // answer counts an answer at now to a request sent since the last cut,
 // at a limit of sentAt requests a second (0: none); below: sent well below
 // the learned quota.
-func (e *episodes) answer(now time.Time, throttled bool, sentAt float64, below bool) {
+func (e *episodes) answer(now time.Time, throttled bool, sentAt float64, below, above bool) {
 	if below {
 		e.below++
 		if throttled {
@@ -79,6 +85,13 @@ func (e *episodes) answer(now time.Time, throttled bool, sentAt float64, below b
 	b := e.bin(now)
 	if b.first.IsZero() {
 		b.first = now
+	}
+	if above {
+		if throttled {
+			b.aboveThrottled++
+		} else {
+			b.aboveOK++
+		}
 	}
 	if throttled {
 		b.throttled++
@@ -154,14 +167,67 @@ func (e *episodes) detect(now time.Time, rtt time.Duration, resumed time.Time) (
 
 var episodeTrace func(good, thr int, span float64)
 
+// probing returns the share of 429s above the noise among the answers of
+// the last span to requests sent above the learned quota (probes), if
+// above softMargin (0 otherwise): the quota is about there.
+func (e *episodes) probing(now time.Time, span time.Duration) float64 {
+	var ok, thr int
+	from := now.Add(-span)
+	for i := range int64(epBins) {
+		t := now.Add(-time.Duration(i) * epBinWidth)
+		if t.Before(from.Add(-epBinWidth)) || t.Before(e.since) {
+			break
+		}
+		if b := e.binAt(t); b != nil {
+			ok += b.aboveOK
+			thr += b.aboveThrottled
+		}
+	}
+	if thr < softThrottled || e.below < noiseKnown {
+		// Until the noise is known, a 429 to a probe may be noise.
+		return 0
+	}
+	// Above the noise with confidence, as an episode, but by a smaller
+	// margin.
+	if wilsonLow(thr, ok+thr) <= e.noise()+softMargin {
+		return 0
+	}
+	return float64(thr)/float64(ok+thr) - e.noise()
+}
+
+// binAt returns the bin of time t if it holds that period, else nil.
+func (e *episodes) binAt(t time.Time) *epBin {
+	i, start := ringSlot(t, epBinWidth, epBins)
+	if b := &e.bins[i]; b.start.Equal(start) {
+		return b
+	}
+	return nil
+}
+
+// noise is the share of 429s among answers to requests sent well below
+// the learned quota (0 until known).
+func (e *episodes) noise() float64 {
+	if e.below < noiseKnown {
+		return 0
+	}
+	return e.belowThrottled / e.below
+}
+
+// noiseHigh is the upper bound of the noise's confidence interval (1 until
+// known), so that a noise that a few dozen answers measure low does not
+// make episodes of itself.
+func (e *episodes) noiseHigh() float64 {
+	if e.below < noiseKnown {
+		return 1
+	}
+	return wilsonHigh(int(e.belowThrottled), int(e.below))
+}
+
 // threshold is the share of 429s above which a window is an episode: a
 // fixed share until the noise is known (from answers to requests sent well
 // below a learned quota), then the noise and a margin.
 func (e *episodes) threshold() float64 {
-	if e.below < 100 {
-		return episodeShare
-	}
-	return min(episodeShare, e.belowThrottled/e.below+episodeMargin)
+	return min(episodeShare, e.noiseHigh()+episodeMargin)
 }
 
 // wilsonLow is the lower bound of the Wilson score interval of k
@@ -178,6 +244,20 @@ func wilsonLow(k, n int) float64 {
 	return (c - d) / (1 + z*z/nf)
 }
 
+// wilsonHigh is the upper bound of the Wilson score interval of k
+// successes in n trials, at episodeZ standard deviations.
+func wilsonHigh(k, n int) float64 {
+	if n == 0 {
+		return 1
+	}
+	z := episodeZ
+	nf := float64(n)
+	p := float64(k) / nf
+	c := p + z*z/(2*nf)
+	d := z * math.Sqrt(p*(1-p)/nf+z*z/(4*nf*nf))
+	return (c + d) / (1 + z*z/nf)
+}
+
 // cutAt starts a new episode at now that measured rate: answers to
 // requests sent before it no longer count.
 func (e *episodes) cutAt(now time.Time, rate float64) {
@@ -188,6 +268,13 @@ func (e *episodes) cutAt(now time.Time, rate float64) {
 	e.rates = append(e.rates, rate)
 	if len(e.rates) > sustainedEpisodes {
 		e.rates = e.rates[len(e.rates)-sustainedEpisodes:]
+	}
+}
+
+// remeasured replaces the rate of the last episode with a better measure.
+func (e *episodes) remeasured(rate float64) {
+	if n := len(e.rates); n > 0 {
+		e.rates[n-1] = rate
 	}
 }
 
