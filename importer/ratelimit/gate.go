@@ -27,11 +27,20 @@ import (
 // of several answer times (gate_episode.go), counting only requests sent
 // after the last cut; only an episode pauses the pool for its Retry-After
 // and cuts the rate, once, to gateBeta times the rate of answers measured
-// over that window (the learned quota). Growth resumes after a hold of a
-// few answer times: fast back to approachShare of the learned quota, then
-// slowly above it, then fast again past staleShare of it (the quota grew).
-// While the pool sends well below the limit (it is application-limited,
-// RFC 7661) the limit does not grow. The limit never leaves [minRate, Max].
+// over that window (a first measure of the learned quota). Once the
+// requests sent before the cut are answered, the quota is measured again
+// by send time (gate_measure.go) and the limit follows. Growth resumes
+// after a hold of an answer time: fast back to approachShare of the
+// learned quota, then slowly above it, then fast again past staleShare of
+// it (the quota grew), the probe doubling every few answer times. When
+// probes above the learned quota meet more 429s than requests under it
+// (with confidence, and by more than the noise), the quota is about there:
+// the limit steps back by twice the share refused (to gateBeta of the
+// quota at least) and holds for an answer time, without a pause, and a
+// learned quota the probes found stale is raised to what the service
+// accepted of them. The run settles at the quota. While the pool sends well below the limit (it is
+// application-limited, RFC 7661) the limit does not grow. The limit never
+// leaves [minRate, Max].
 //
 // Concurrency (gate_window.go): with automatic workers the window follows
 // what the rate needs by Little's law, rate × recent answer time with
@@ -118,22 +127,25 @@ type Config struct {
 
 // Constants of the adaptive rate.
 const (
-	defaultStartRate = 10.0   // requests/s, a rate no API should mind
-	defaultMaxRate   = 50.0   // requests/s, --max-rate's default
-	minRate          = 0.5    // requests/s: the limit never goes below
-	gateBeta         = 0.9    // multiplicative decrease of an episode (TCP CUBIC, AWS adaptive retry)
-	minCutShare      = 0.5    // an episode measures the quota at this share of the learned one at least
-	alphaFastShare   = 0.25   // additive increase per second, as a share of Max
-	probeShare       = 0.01   // per second, as a share of learned, from approach to stale
-	probeSlowShare   = 0.0025 // the same once the quota is stable
-	approachShare    = 0.98   // the fast climb stops here, as a share of learned
-	staleShare       = 1.05   // past this share of learned with no episode, learned is stale
-	boundShare       = 0.8    // sending below this share of the limit: application-limited
+	defaultStartRate = 10.0            // requests/s, a rate no API should mind
+	defaultMaxRate   = 50.0            // requests/s, --max-rate's default
+	minRate          = 0.5             // requests/s: the limit never goes below
+	gateBeta         = 0.9             // multiplicative decrease of an episode, from a quota measured by what it accepted
+	minCutShare      = 0.5             // an episode measures the quota at this share of the learned one at least
+	alphaFastShare   = 0.25            // additive increase per answer time (at least fastRTT), as a share of Max
+	probeShare       = 0.0025          // per second, as a share of learned, from approach to stale
+	probeSlowShare   = 0.001           // the same once the quota is stable
+	approachShare    = 0.98            // the fast climb stops here, as a share of learned
+	staleShare       = 1.05            // past this share of learned with no episode, learned is stale
+	probeDoubling    = 4               // the probe doubles every this many answer times
+	minDoubling      = 2 * time.Second // and at most this often
+	boundShare       = 0.8             // sending below this share of the limit: application-limited
 	boundWindow      = 2 * time.Second
 	maxGrowStep      = time.Second // the most time one success may count for
 	holdAnswers      = 1           // growth resumes this many answer times after a pause
 	noiseBelow       = 0.95        // 429s of requests sent below this share of learned are noise
 	minHold          = time.Second
+	fastRTT          = 0.25 // the fast climb is alphaFastShare of Max per answer time (at least this many seconds)
 )
 
 // New returns a gate configured by c.
@@ -370,14 +382,14 @@ func (g *Gate) Done(sl Slot, o Outcome, retryAfter time.Duration) Verdict {
 	case OK:
 		g.br.good(now)
 		if cur {
-			g.ep.answer(now, false, sl.limit, g.below(sl), g.above(sl))
+			g.ep.answer(now, false, sl.limit, g.below(sl), g.above(sl), g.under(sl))
 		}
 		g.hist.bin(now).ok++
 		g.grow(now)
 	case Throttled:
 		g.br.good(now) // the service answers: no outage
 		if cur {
-			g.ep.answer(now, true, sl.limit, g.below(sl), g.above(sl))
+			g.ep.answer(now, true, sl.limit, g.below(sl), g.above(sl), g.under(sl))
 			if rate, ok := g.ep.detect(now, g.win.answerTime(), g.resumed()); ok {
 				g.cut(now, rate, retryAfter)
 			}
@@ -385,7 +397,7 @@ func (g *Gate) Done(sl Slot, o Outcome, retryAfter time.Duration) Verdict {
 		v.Episode = now.Before(g.pauseUntil)
 	case Down:
 		if cur {
-			g.ep.answer(now, false, sl.limit, g.below(sl), g.above(sl))
+			g.ep.answer(now, false, sl.limit, g.below(sl), g.above(sl), g.under(sl))
 		}
 		if g.br.down(now, sl.probe) {
 			// The breaker opened: requests waiting for their turn wait
@@ -421,10 +433,16 @@ func (g *Gate) below(sl Slot) bool {
 	return g.mode == gateAuto && g.learned > 0 && sl.limit > 0 && sl.limit <= noiseBelow*g.learned
 }
 
-// above reports whether the request of sl was sent near the learned quota
-// or above it (not below: its 429s are not noise). The caller holds g.mu.
+// above reports whether the request of sl was a probe: sent above the
+// learned quota. The caller holds g.mu.
 func (g *Gate) above(sl Slot) bool {
-	return g.mode == gateAuto && g.learned > 0 && sl.limit > noiseBelow*g.learned
+	return g.mode == gateAuto && g.learned > 0 && sl.limit > g.learned
+}
+
+// under reports whether the request of sl was sent at the learned quota or
+// under it. The caller holds g.mu.
+func (g *Gate) under(sl Slot) bool {
+	return g.mode == gateAuto && g.learned > 0 && sl.limit > 0 && sl.limit <= g.learned
 }
 
 // resumed is when sending resumed after the last pause. The caller holds g.mu.
@@ -457,7 +475,7 @@ func (g *Gate) cut(now time.Time, rate float64, retryAfter time.Duration) {
 	if g.limit > 0 {
 		rate = min(rate, g.limit)
 	}
-	g.sends.start(now, from, g.win.inFlight, g.ep.cuts, g.win.answerTime(), g.learned, g.ep.sentAt)
+	g.sends.start(now, from, g.win.inFlight, g.ep.cuts, g.win.answerTime(), g.learned, g.ep.sentAt, rate)
 	g.ep.cutAt(now, rate)
 	if gateTrace != nil {
 		gateTrace(now, "cut", rate, g.limit)
@@ -466,7 +484,7 @@ func (g *Gate) cut(now time.Time, rate float64, retryAfter time.Duration) {
 	case gateFixed:
 		g.setLimit(max(gateBeta*rate, g.base/8, minRate))
 	case gateAuto:
-		g.learned = rate
+		g.relearn(rate)
 		g.setLimit(min(max(gateBeta*rate, minRate), g.max))
 	}
 }
@@ -485,6 +503,10 @@ func (g *Gate) remeasure(now time.Time) {
 		// as the rate passes it: what it accepts is half its quota.
 		rate = r
 	}
+	// The measure by send time corrects the first one, by little when
+	// lower: a small bucket that refuses every other request of a rate a
+	// hair above it accepts less than its quota.
+	rate = max(rate, remeasureFloor*g.sends.first)
 	if l := g.sends.learnedBefore; l > 0 {
 		rate = max(rate, minCutShare*l)
 	}
@@ -498,7 +520,7 @@ func (g *Gate) remeasure(now time.Time) {
 			g.setLimit(min(max(gateBeta*rate, g.base/8, minRate), g.base))
 		}
 	case gateAuto:
-		g.learned = rate
+		g.relearn(rate)
 		switch {
 		case now.Before(g.holdTill):
 			g.setLimit(min(max(gateBeta*rate, minRate), g.max))
@@ -506,6 +528,16 @@ func (g *Gate) remeasure(now time.Time) {
 			g.setLimit(min(max(approachShare*rate, minRate), g.max))
 		}
 	}
+}
+
+// relearn sets the learned quota. The noise measured below the old one
+// is forgotten if the new one is lower than that: those requests may have
+// been sent above it. The caller holds g.mu.
+func (g *Gate) relearn(q float64) {
+	if q < noiseBelow*g.learned {
+		g.ep.below, g.ep.belowThrottled = 0, 0
+	}
+	g.learned = q
 }
 
 // grow grows the limit by the time since the last growth, unless the pool
@@ -532,13 +564,24 @@ func (g *Gate) grow(now time.Time) {
 		return
 	}
 	if g.learned > 0 {
-		if x := g.ep.probing(now, max(minHold, 2*g.win.answerTime())); x > 0 {
-			// Requests sent near the learned quota or above it meet
-			// 429s above the noise: the quota is about here. The limit
-			// stops growing and steps back by the share refused, never
-			// below the noise's share of the learned quota (sparse 429s
-			// do not lower it; only an episode does).
-			g.setLimit(max(noiseBelow*g.learned, min(g.limit, g.limit*(1-x*dt))))
+		if x, accepted := g.ep.probing(now, max(minHold, g.win.answerTime())); x > 0 {
+			// Probes above the learned quota meet more 429s than
+			// requests under it: the quota is about here. The limit
+			// steps back by twice the share refused, never below
+			// gateBeta of the learned quota (sparse 429s do not lower
+			// the quota; only an episode does), and holds there for an
+			// answer time, until the answers to what it sends now come
+			// back.
+			if accepted > staleShare*g.learned {
+				// Well above the learned quota: that was stale (the
+				// quota grew, or the episode measured it low). What it
+				// accepted of the probes is the quota now.
+				g.relearn(accepted)
+			}
+			g.setLimit(max(gateBeta*g.learned, min(g.limit, g.limit*(1-2*x))))
+			g.staleAt = time.Time{}
+			g.holdTill = now.Add(g.win.answerTime())
+			g.grown = g.holdTill
 			return
 		}
 	}
@@ -547,33 +590,29 @@ func (g *Gate) grow(now time.Time) {
 
 // grown1 returns the adaptive limit l after dt seconds of additive increase.
 func (g *Gate) grown1(l, dt float64) float64 {
-	fast := alphaFastShare * g.max / max(1, g.win.answerTime().Seconds())
+	fast := alphaFastShare * g.max / max(fastRTT, g.win.answerTime().Seconds())
 	if g.learned > 0 {
 		approach := approachShare * g.learned
-		stale := staleShare * g.learned
-		switch {
-		case l < approach:
+		if l < approach {
 			// Fast back up to just below the learned rate, but no further
 			// in one step.
-			l = min(l+fast*dt, approach)
-		case l < stale:
-			// Probe: slowly once the last episodes found the same quota
-			// (each probe past it costs a pause), faster while it moves.
 			g.staleAt = time.Time{}
-			probe := probeShare
-			if g.ep.stable() {
-				probe = probeSlowShare
-			}
-			l += probe * g.learned * dt
-		default:
-			// Past the learned rate with no episode: probe faster and
-			// faster (doubling each second), as the quota may have grown.
-			if g.staleAt.IsZero() {
-				g.staleAt = g.grown
-			}
-			up := g.grown.Sub(g.staleAt).Seconds() / max(1, g.win.answerTime().Seconds())
-			l += min(fast, probeShare*g.learned*math.Exp2(up)) * dt
+			return min(max(min(l+fast*dt, approach), minRate), g.max)
 		}
+		// Probe: slowly at first, more slowly once the last episodes found
+		// the same quota (each probe past it costs 429s), then faster and
+		// faster, doubling every probeDoubling answer times, as a quota
+		// that does not answer the probes may have grown (or been learned
+		// low). A probe's 429s start over (probing).
+		if g.staleAt.IsZero() {
+			g.staleAt = g.grown
+		}
+		probe := probeShare
+		if g.ep.stable() && l < staleShare*g.learned {
+			probe = probeSlowShare
+		}
+		up := g.grown.Sub(g.staleAt).Seconds() / max(minDoubling.Seconds(), probeDoubling*g.win.answerTime().Seconds())
+		l += min(fast, probe*g.learned*math.Exp2(up)) * dt
 	} else {
 		l += fast * dt
 	}

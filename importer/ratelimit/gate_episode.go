@@ -29,6 +29,10 @@ type episodes struct {
 	// to requests sent well below the learned quota: their 429s are noise,
 	// and an episode is a share of 429s above it.
 	below, belowThrottled float64
+
+	// under and underThrottled count the same for the requests sent at
+	// the learned quota or under it: what a probe above it is compared to.
+	under, underThrottled float64
 }
 
 type epBin struct {
@@ -38,19 +42,23 @@ type epBin struct {
 	// aboveOK and aboveThrottled count the answers, and the 429s, to
 	// requests sent above the learned quota (probes).
 	aboveOK, aboveThrottled int
+	// aboveOKRate adds up the rate limits at which the probes answered
+	// without a 429 were sent.
+	aboveOKRate float64
 }
 
 const (
-	episodeShare      = 0.10 // before a quota is learned, a share of 429s above this is an episode
-	episodeMargin     = 0.03 // after, a share above the noise by this much
-	noiseSamples      = 2000 // the noise share counts about this many answers
-	noiseKnown        = 50   // and is known after this many
-	softThrottled     = 2    // probes stop growing after this many 429s
-	softMargin        = 0.01 // at a share above the noise by this much
-	episodeZ          = 2.0  // the confidence of that share, in standard deviations
-	episodeThrottled  = 3    // the window holds at least this many 429s
-	pathologicalShare = 0.75 // answers below this share of the 429s' sending limit: a bucket of one
-	episodeRTTs       = 1    // and spans at least this many answer times
+	episodeShare      = 0.10  // before a quota is learned, a share of 429s above this is an episode
+	episodeMargin     = 0.03  // after, a share above the noise by this much
+	noiseSamples      = 2000  // the noise share counts about this many answers
+	noiseKnown        = 50    // and is known after this many
+	softThrottled     = 2     // probes stop growing after this many 429s
+	softZ             = 2.0   // with this confidence, in standard deviations
+	softMargin        = 0.005 // at a share above the noise by this much
+	episodeZ          = 2.0   // the confidence of that share, in standard deviations
+	episodeThrottled  = 3     // the window holds at least this many 429s
+	pathologicalShare = 0.75  // answers below this share of the 429s' sending limit: a bucket of one
+	episodeRTTs       = 1     // and spans at least this many answer times
 	episodeMinSpan    = 2 * time.Second
 	epBinWidth        = 250 * time.Millisecond
 	epBins            = 128  // 32s: the longest window
@@ -72,7 +80,16 @@ func (e *episodes) bin(t time.Time) *epBin {
 // answer counts an answer at now to a request sent since the last cut,
 // at a limit of sentAt requests a second (0: none); below: sent well below
 // the learned quota.
-func (e *episodes) answer(now time.Time, throttled bool, sentAt float64, below, above bool) {
+func (e *episodes) answer(now time.Time, throttled bool, sentAt float64, below, above, under bool) {
+	if under {
+		e.under++
+		if throttled {
+			e.underThrottled++
+		}
+		if e.under > noiseSamples {
+			e.under, e.underThrottled = e.under/2, e.underThrottled/2
+		}
+	}
 	if below {
 		e.below++
 		if throttled {
@@ -91,6 +108,7 @@ func (e *episodes) answer(now time.Time, throttled bool, sentAt float64, below, 
 			b.aboveThrottled++
 		} else {
 			b.aboveOK++
+			b.aboveOKRate += sentAt
 		}
 	}
 	if throttled {
@@ -167,11 +185,15 @@ func (e *episodes) detect(now time.Time, rtt time.Duration, resumed time.Time) (
 
 var episodeTrace func(good, thr int, span float64)
 
-// probing returns the share of 429s above the noise among the answers of
-// the last span to requests sent above the learned quota (probes), if
-// above softMargin (0 otherwise): the quota is about there.
-func (e *episodes) probing(now time.Time, span time.Duration) float64 {
+// probing returns the share of 429s among the answers of the last span to
+// requests sent above the learned quota (probes), above the share among
+// those sent at it or under it, if above softMargin and that share itself,
+// with confidence (0 otherwise): the quota is about there. Noise refuses
+// at any rate, a quota only above it. accepted is the rate the service
+// accepted of the probes.
+func (e *episodes) probing(now time.Time, span time.Duration) (excess, accepted float64) {
 	var ok, thr int
+	var okRate float64
 	from := now.Add(-span)
 	for i := range int64(epBins) {
 		t := now.Add(-time.Duration(i) * epBinWidth)
@@ -181,18 +203,34 @@ func (e *episodes) probing(now time.Time, span time.Duration) float64 {
 		if b := e.binAt(t); b != nil {
 			ok += b.aboveOK
 			thr += b.aboveThrottled
+			okRate += b.aboveOKRate
 		}
 	}
-	if thr < softThrottled || e.below < noiseKnown {
+	if thr < softThrottled || e.under < noiseKnown {
 		// Until the noise is known, a 429 to a probe may be noise.
-		return 0
+		return 0, 0
 	}
-	// Above the noise with confidence, as an episode, but by a smaller
-	// margin.
-	if wilsonLow(thr, ok+thr) <= e.noise()+softMargin {
-		return 0
+	// Above the noise by softMargin, and with confidence: both shares are
+	// estimates (a two-proportion test, at episodeZ standard deviations),
+	// so that noise measured low by chance is not taken for the quota.
+	// The requests sent under the learned quota are the reference, or
+	// those sent well below it if they met fewer 429s: a quota learned
+	// a little high refuses some of the first.
+	n0, t0 := e.under, e.underThrottled
+	if e.below >= noiseKnown && e.belowThrottled/e.below < t0/n0 {
+		n0, t0 = e.below, e.belowThrottled
 	}
-	return float64(thr)/float64(ok+thr) - e.noise()
+	n1 := float64(ok + thr)
+	p1, p0 := float64(thr)/n1, t0/n0
+	x := p1 - p0
+	pool := (float64(thr) + t0) / (n1 + n0)
+	se := math.Sqrt(pool * (1 - pool) * (1/n1 + 1/n0))
+	if x <= max(softMargin, p0) || x <= softZ*se {
+		return 0, 0
+	}
+	// Of requests sent above a quota at rate r, it accepts its rate: the
+	// mean over the probes of their sending rate if accepted, 0 if not.
+	return x, okRate / n1
 }
 
 // binAt returns the bin of time t if it holds that period, else nil.
@@ -266,6 +304,7 @@ func (e *episodes) cutAt(now time.Time, rate float64) {
 	e.sentAt = 0
 	e.bins = [epBins]epBin{}
 	e.rates = append(e.rates, rate)
+	e.under, e.underThrottled = 0, 0 // they were under another quota
 	if len(e.rates) > sustainedEpisodes {
 		e.rates = e.rates[len(e.rates)-sustainedEpisodes:]
 	}
@@ -276,6 +315,7 @@ func (e *episodes) remeasured(rate float64) {
 	if n := len(e.rates); n > 0 {
 		e.rates[n-1] = rate
 	}
+	e.under, e.underThrottled = 0, 0 // they were under another quota
 }
 
 // stable reports whether the last two episodes measured about the same quota.

@@ -27,6 +27,7 @@ type sendLog struct {
 	// refusedAt is the lowest rate limit at which a request of the
 	// episode met a 429 (0: unknown).
 	refusedAt float64
+	first     float64 // the quota the episode measured by answer time
 }
 
 type sendBin struct {
@@ -40,6 +41,7 @@ type sendBin struct {
 const (
 	minMeasureSpan = time.Second     // the shortest overshoot measured by send time
 	measureAnswers = 0.8             // share of an episode's requests that must be answered
+	remeasureFloor = 0.9             // the measure by send time lowers the first by this share at most
 	measureWait    = 2               // answer times after the cut to wait for them, at most
 	minMeasureWait = 3 * time.Second // and at least
 )
@@ -88,48 +90,64 @@ func (s *sendLog) due(now time.Time) bool { return s.measuring && !now.Before(s.
 // start begins measuring the episode cut at now, whose requests were sent
 // since from and inFlight of which are unanswered, with the episode count
 // gen; learned is the quota learned before it (0: none).
-func (s *sendLog) start(now, from time.Time, inFlight int, gen uint64, rtt time.Duration, learned, refusedAt float64) {
+func (s *sendLog) start(now, from time.Time, inFlight int, gen uint64, rtt time.Duration, learned, refusedAt, first float64) {
 	from = later(from, now.Add(-epBins*epBinWidth))
 	*s = sendLog{bins: s.bins, measuring: true, from: from, to: now, pending: inFlight, gen: gen,
-		deadline: now.Add(max(minMeasureWait, measureWait*rtt)), learnedBefore: learned, refusedAt: refusedAt}
+		deadline: now.Add(max(minMeasureWait, measureWait*rtt)), learnedBefore: learned, refusedAt: refusedAt, first: first}
 }
 
 // measure ends the measure of the episode: the rate of requests accepted
 // among those sent from the start of the overshoot to the cut. The start
 // of the overshoot is found walking back from the cut a second at a time
-// for as long as the share of 429s stays above the noise by episodeShare.
+// for as long as the share of 429s stays above the noise by episodeShare;
+// the measure leaves out the first bin of the overshoot (when there is
+// time enough after it), when the quota's bucket still let a burst through.
 // noise is the share of 429s known to be noise (0: unknown): those were
 // accepted by the quota before the noise refused them. ok is false when
 // the overshoot was too short or too few answers came back.
 func (s *sendLog) measure(noise float64) (quota float64, ok bool) {
 	s.measuring = false
 	step := int(minMeasureSpan / epBinWidth)
-	first := s.from.Truncate(epBinWidth)
+	from := s.from.Truncate(epBinWidth)
 	t := s.to.Truncate(epBinWidth) // the bin of the cut: open until then
-	var acc, thr, sent int
-	var span time.Duration
+	start := t                     // the earliest bin of the overshoot
 	for done := false; !done; {
-		var a, th, se int
-		var sp time.Duration
+		var a, th int
+		u := t
 		for range step {
-			if t.Before(first) {
+			if u.Before(from) {
 				done = true
 				break
 			}
-			if b := s.bin(t, false); b != nil {
-				a, th, se = a+b.accepted, th+b.throttled, se+b.sent
+			if b := s.bin(u, false); b != nil {
+				a, th = a+b.accepted, th+b.throttled
 			}
-			sp += min(epBinWidth, s.to.Sub(t)) - max(0, s.from.Sub(t))
-			t = t.Add(-epBinWidth)
-		}
-		if measureDebug != nil {
-			measureDebug(a, th, se, sp)
+			u = u.Add(-epBinWidth)
 		}
 		if a+th == 0 || float64(th)/float64(a+th) < noise+episodeShare {
 			break
 		}
-		acc, thr, sent, span = acc+a, thr+th, sent+se, span+sp
+		start, t = u.Add(epBinWidth), u
 	}
+	// The quota's bucket was full when the overshoot began: what it let
+	// through at once, on top of its rate, would count as rate. The
+	// measure begins after the bin of the first 429, once it is empty.
+	for ; start.Before(s.to); start = start.Add(epBinWidth) {
+		if b := s.bin(start, false); b != nil && b.throttled > 0 &&
+			float64(b.throttled)/float64(b.accepted+b.throttled) >= noise+episodeShare {
+			if s.to.Sub(start) >= minMeasureSpan/2+epBinWidth {
+				start = start.Add(epBinWidth)
+			}
+			break
+		}
+	}
+	var acc, thr, sent int
+	for u := start; u.Before(s.to); u = u.Add(epBinWidth) {
+		if b := s.bin(u, false); b != nil {
+			acc, thr, sent = acc+b.accepted, thr+b.throttled, sent+b.sent
+		}
+	}
+	span := s.to.Sub(later(start, s.from))
 	answered := acc + thr
 	if span < minMeasureSpan/2 || sent == 0 || float64(answered) < measureAnswers*float64(sent) {
 		return 0, false
@@ -139,5 +157,3 @@ func (s *sendLog) measure(noise float64) (quota float64, ok bool) {
 	accepted := (float64(acc) + noise*float64(answered)) * float64(sent) / float64(answered)
 	return accepted / span.Seconds(), true
 }
-
-var measureDebug func(a, th, se int, sp time.Duration)

@@ -40,6 +40,9 @@ func (s *simServer) arrive(at time.Duration) (Outcome, time.Duration) {
 	// The quota is checked first, as the sandbox does: a request that
 	// then meets noise has used its token.
 	if q := s.quota(at); q > 0 {
+		if s.burst == 0 {
+			s.tokens = max(1, math.Floor(q/10)) // a new bucket starts full, as the sandbox's
+		}
 		s.burst = max(1, math.Floor(q/10))
 		s.tokens = min(s.burst, s.tokens+(at-s.last).Seconds()*q)
 		s.last = at
@@ -65,6 +68,10 @@ func (s *simServer) arrive(at time.Duration) (Outcome, time.Duration) {
 // limiter: the answer time is spent after it (checking the photo), as in
 // the sandbox, whose latency comes after its quota.
 const simArrive = 5 * time.Millisecond
+
+// simJitter, when set, adds to each request's way to the server a delay
+// drawn at random up to it (a busy machine, the network).
+var simJitter time.Duration
 
 // simSpec describes one simulated run.
 type simSpec struct {
@@ -142,7 +149,8 @@ type simWorker struct {
 	o     Outcome
 	ra    time.Duration
 	rtt   time.Duration
-	count bool // sent in the measured period
+	way   time.Duration // from sending to the server's rate limiter
+	count bool          // sent in the measured period
 }
 
 // simDebug, when set, is told of every arrival and answer.
@@ -206,7 +214,12 @@ func simulate(t *testing.T, sp simSpec) simResult {
 				res.sent++
 			}
 			w.rtt = sp.rtt(rnd)
-			push(el+min(simArrive, w.rtt), evArrive, e.worker)
+			w.way = min(simArrive, w.rtt)
+			if simJitter > 0 {
+				w.way += time.Duration(rnd.Int64N(int64(simJitter)))
+				w.rtt = max(w.rtt, w.way)
+			}
+			push(el+w.way, evArrive, e.worker)
 		}
 		switch e.kind {
 		case evAcquire:
@@ -249,7 +262,7 @@ func simulate(t *testing.T, sp simSpec) simResult {
 			if srv.quota429 > n && w.count {
 				res.quota429++
 			}
-			push(el+w.rtt-min(simArrive, w.rtt), evAnswer, e.worker)
+			push(el+w.rtt-w.way, evAnswer, e.worker)
 		case evAnswer:
 			v := g.Done(w.sl, w.o, w.ra)
 			if simDebug != nil {

@@ -189,7 +189,8 @@ func TestGateNoiseIsNotAQuota(t *testing.T) {
 // TestGateEpisodeCutsOnce: a share of 429s well above the threshold is an
 // episode: the pool pauses for the Retry-After, the limit is cut once to
 // gateBeta of the rate measured; the 429s of requests sent before the cut
-// do not cut again; growth waits out the hold.
+// do not cut again (they measure the quota again, by send time); growth
+// waits out the hold.
 func TestGateEpisodeCutsOnce(t *testing.T) {
 	c := newFakeClock()
 	g := c.gate(Config{Auto: true, Start: 40, Max: 50, Workers: 64})
@@ -241,8 +242,14 @@ func TestGateEpisodeCutsOnce(t *testing.T) {
 	if g.ep.cuts != 1 {
 		t.Errorf("429s of requests sent before the cut made %d episodes", g.ep.cuts)
 	}
-	if l2, _ := g.Rates(); l2 != l {
-		t.Errorf("the limit moved from %v to %v during the episode", l, l2)
+	// Once they are all in, the episode's quota is measured again by send
+	// time, and the limit follows it once, still gateBeta of it.
+	if g.sends.measuring {
+		t.Error("the episode's requests are all answered, and its quota is not measured again")
+	}
+	l, learned = g.Rates()
+	if learned <= 0 || math.Abs(l-gateBeta*learned) > 1e-9 {
+		t.Errorf("after the measure by send time: limit %v, learned %v: want %v × learned", l, learned, gateBeta)
 	}
 	// No growth during the hold; growth after it.
 	c.t = g.holdTill.Add(-10 * time.Millisecond)
