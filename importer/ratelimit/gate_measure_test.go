@@ -94,3 +94,47 @@ func TestSendLogMeasure(t *testing.T) {
 		})
 	}
 }
+
+// TestEpisodesProbing: answers to probes (requests sent above the learned
+// quota) that meet more 429s than those sent under it say the quota is
+// about there, with what it accepted of them; the same share of 429s
+// under the quota (noise) says nothing, nor do too few answers under it.
+func TestEpisodesProbing(t *testing.T) {
+	start := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		name                 string
+		under, underRefused  int // answers under the quota, and 429s among them
+		probes, probeRefused int // answers to probes at probeRate, and 429s
+		probeRate            float64
+		want                 bool
+	}{
+		{"probes past the quota", 400, 0, 200, 12, 32, true},
+		{"noise under and over alike", 400, 20, 200, 10, 32, false},
+		{"a stray 429", 400, 0, 200, 1, 32, false},
+		{"noise not known yet", 20, 0, 200, 12, 32, false},
+		{"noise, and the quota above it", 400, 8, 200, 24, 32, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var e episodes
+			e.since = start
+			now := start.Add(time.Second)
+			for i := range c.under {
+				e.answer(now, i < c.underRefused, 30, false, false, true)
+			}
+			for i := range c.probes {
+				e.answer(now.Add(time.Duration(i)*time.Millisecond), i < c.probeRefused, c.probeRate, false, true, false)
+			}
+			x, accepted := e.probing(now.Add(time.Second), 2*time.Second)
+			if got := x > 0; got != c.want {
+				t.Fatalf("probing says %v (excess %.3f), want %v", got, x, c.want)
+			}
+			if !c.want {
+				return
+			}
+			want := c.probeRate * float64(c.probes-c.probeRefused) / float64(c.probes)
+			if math.Abs(accepted-want) > 0.01*want {
+				t.Errorf("accepted %.2f/s of the probes, want %.2f/s", accepted, want)
+			}
+		})
+	}
+}
