@@ -30,9 +30,9 @@ const (
 	targetSlowQuota429   = 0.03 // share of requests refused by the quota
 	targetOutageProbes   = 1    // requests a second while down, once the pool has seen the outage
 	targetHalvedShare    = 0.85 // rows/s ÷ the new quota, from 30 s after the change
-	noiseRows            = 1500
-	slowQuota30Rows      = 1500
-	slowQuota200Rows     = 6000
+	noiseRows            = 3000
+	slowQuota30Rows      = 3000
+	slowQuota200Rows     = 12000
 	outageRows           = 5000
 	outageAfter          = 20 * time.Second
 	outageFor            = 60 * time.Second
