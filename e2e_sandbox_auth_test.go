@@ -213,10 +213,11 @@ func TestE2ENodeSDKSmartSelfieAuthentication(t *testing.T) {
 			t.Errorf("jobs %s: %d, want %d (%+v)", k, st.Auth.Jobs[k], n, st.Auth)
 		}
 	}
-	// The SDK polls right after the upload and again 2 s later: each job
-	// was seen incomplete at least once, so more than one poll per job.
-	if st.Auth.StatusRequests < 6 || st.Auth.Duplicates != 1 || st.Auth.NotEnrolled != 1 || st.Auth.Unauthorized != 0 {
-		t.Errorf("auth stats %+v: want ≥ 6 status requests, 1 duplicate, 1 not enrolled, none unauthorized", st.Auth)
+	// The SDK polls each uploaded job until it is complete: at least once
+	// per job (more when a poll comes within the sandbox's --auth-delay,
+	// which a busy machine may not do, so that is not asserted).
+	if st.Auth.StatusRequests < 3 || st.Auth.Duplicates != 1 || st.Auth.NotEnrolled != 1 || st.Auth.Unauthorized != 0 {
+		t.Errorf("auth stats %+v: want ≥ 3 status requests, 1 duplicate, 1 not enrolled, none unauthorized", st.Auth)
 	}
 }
 
