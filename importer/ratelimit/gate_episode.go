@@ -269,31 +269,33 @@ func (e *episodes) threshold() float64 {
 }
 
 // wilsonLow is the lower bound of the Wilson score interval of k
-// successes in n trials, at episodeZ standard deviations.
+// successes in n trials, at episodeZ standard deviations (0 for none).
 func wilsonLow(k, n int) float64 {
 	if n == 0 {
 		return 0
 	}
-	z := episodeZ
-	nf := float64(n)
-	p := float64(k) / nf
-	c := p + z*z/(2*nf)
-	d := z * math.Sqrt(p*(1-p)/nf+z*z/(4*nf*nf))
-	return (c - d) / (1 + z*z/nf)
+	lo, _ := wilson(k, n)
+	return lo
 }
 
-// wilsonHigh is the upper bound of the Wilson score interval of k
-// successes in n trials, at episodeZ standard deviations.
+// wilsonHigh is the upper bound of the same interval (1 for none).
 func wilsonHigh(k, n int) float64 {
 	if n == 0 {
 		return 1
 	}
+	_, hi := wilson(k, n)
+	return hi
+}
+
+// wilson returns the Wilson score interval of k successes in n > 0
+// trials, at episodeZ standard deviations.
+func wilson(k, n int) (lo, hi float64) {
 	z := episodeZ
 	nf := float64(n)
 	p := float64(k) / nf
 	c := p + z*z/(2*nf)
 	d := z * math.Sqrt(p*(1-p)/nf+z*z/(4*nf*nf))
-	return (c + d) / (1 + z*z/nf)
+	return (c - d) / (1 + z*z/nf), (c + d) / (1 + z*z/nf)
 }
 
 // cutAt starts a new episode at now that measured rate: answers to
