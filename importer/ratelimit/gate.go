@@ -535,7 +535,7 @@ func (g *Gate) remeasure(now time.Time) {
 // been sent above it. The caller holds g.mu.
 func (g *Gate) relearn(q float64) {
 	if q < noiseBelow*g.learned {
-		g.ep.below, g.ep.belowThrottled = 0, 0
+		g.ep.below = tally{}
 	}
 	g.learned = q
 }

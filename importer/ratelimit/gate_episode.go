@@ -25,14 +25,14 @@ type episodes struct {
 	// rates are the quotas the last episodes measured, newest last.
 	rates []float64
 
-	// below and belowThrottled count the answers, and the 429s among them,
+	// below counts the answers, and the 429s among them,
 	// to requests sent well below the learned quota: their 429s are noise,
 	// and an episode is a share of 429s above it.
-	below, belowThrottled float64
+	below tally
 
-	// under and underThrottled count the same for the requests sent at
+	// under counts the same for the requests sent at
 	// the learned quota or under it: what a probe above it is compared to.
-	under, underThrottled float64
+	under tally
 }
 
 type epBin struct {
@@ -77,27 +77,30 @@ func (e *episodes) bin(t time.Time) *epBin {
 	return b
 }
 
+// tally counts answers (n) and the 429s among them (k), halving both past
+// noiseSamples so that it follows a noise that changes.
+type tally struct{ n, k float64 }
+
+// add counts one answer, a 429 if throttled.
+func (t *tally) add(throttled bool) {
+	t.n++
+	if throttled {
+		t.k++
+	}
+	if t.n > noiseSamples {
+		t.n, t.k = t.n/2, t.k/2
+	}
+}
+
 // answer counts an answer at now to a request sent since the last cut,
 // at a limit of sentAt requests a second (0: none); below: sent well below
 // the learned quota.
 func (e *episodes) answer(now time.Time, throttled bool, sentAt float64, below, above, under bool) {
 	if under {
-		e.under++
-		if throttled {
-			e.underThrottled++
-		}
-		if e.under > noiseSamples {
-			e.under, e.underThrottled = e.under/2, e.underThrottled/2
-		}
+		e.under.add(throttled)
 	}
 	if below {
-		e.below++
-		if throttled {
-			e.belowThrottled++
-		}
-		if e.below > noiseSamples {
-			e.below, e.belowThrottled = e.below/2, e.belowThrottled/2
-		}
+		e.below.add(throttled)
 	}
 	b := e.bin(now)
 	if b.first.IsZero() {
@@ -206,7 +209,7 @@ func (e *episodes) probing(now time.Time, span time.Duration) (excess, accepted 
 			okRate += b.aboveOKRate
 		}
 	}
-	if thr < softThrottled || e.under < noiseKnown {
+	if thr < softThrottled || e.under.n < noiseKnown {
 		// Until the noise is known, a 429 to a probe may be noise.
 		return 0, 0
 	}
@@ -216,9 +219,9 @@ func (e *episodes) probing(now time.Time, span time.Duration) (excess, accepted 
 	// The requests sent under the learned quota are the reference, or
 	// those sent well below it if they met fewer 429s: a quota learned
 	// a little high refuses some of the first.
-	n0, t0 := e.under, e.underThrottled
-	if e.below >= noiseKnown && e.belowThrottled/e.below < t0/n0 {
-		n0, t0 = e.below, e.belowThrottled
+	n0, t0 := e.under.n, e.under.k
+	if e.below.n >= noiseKnown && e.below.k/e.below.n < t0/n0 {
+		n0, t0 = e.below.n, e.below.k
 	}
 	n1 := float64(ok + thr)
 	p1, p0 := float64(thr)/n1, t0/n0
@@ -245,20 +248,20 @@ func (e *episodes) binAt(t time.Time) *epBin {
 // noise is the share of 429s among answers to requests sent well below
 // the learned quota (0 until known).
 func (e *episodes) noise() float64 {
-	if e.below < noiseKnown {
+	if e.below.n < noiseKnown {
 		return 0
 	}
-	return e.belowThrottled / e.below
+	return e.below.k / e.below.n
 }
 
 // noiseHigh is the upper bound of the noise's confidence interval (1 until
 // known), so that a noise that a few dozen answers measure low does not
 // make episodes of itself.
 func (e *episodes) noiseHigh() float64 {
-	if e.below < noiseKnown {
+	if e.below.n < noiseKnown {
 		return 1
 	}
-	return wilsonHigh(int(e.belowThrottled), int(e.below))
+	return wilsonHigh(int(e.below.k), int(e.below.n))
 }
 
 // threshold is the share of 429s above which a window is an episode: a
@@ -306,7 +309,7 @@ func (e *episodes) cutAt(now time.Time, rate float64) {
 	e.sentAt = 0
 	e.bins = [epBins]epBin{}
 	e.rates = append(e.rates, rate)
-	e.under, e.underThrottled = 0, 0 // they were under another quota
+	e.under = tally{} // they were under another quota
 	if len(e.rates) > sustainedEpisodes {
 		e.rates = e.rates[len(e.rates)-sustainedEpisodes:]
 	}
@@ -317,7 +320,7 @@ func (e *episodes) remeasured(rate float64) {
 	if n := len(e.rates); n > 0 {
 		e.rates[n-1] = rate
 	}
-	e.under, e.underThrottled = 0, 0 // they were under another quota
+	e.under = tally{} // they were under another quota
 }
 
 // stable reports whether the last two episodes measured about the same quota.
