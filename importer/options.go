@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"bulkenroll/importer/event"
+	"bulkenroll/importer/ratelimit"
 	"bulkenroll/importer/smileid"
 	"bulkenroll/manifest"
 )
@@ -87,6 +88,10 @@ type Options struct {
 	Compare CompareOptions
 }
 
+// DefaultGrace is how long a stopped run waits for the requests in flight
+// to be answered, for every pipeline (run, verify).
+const DefaultGrace = 15 * time.Second
+
 func withDefaults(opts Options) Options {
 	if opts.Workers <= 0 {
 		opts.Workers = 4
@@ -104,16 +109,16 @@ func withDefaults(opts Options) Options {
 		opts.Retries = 0
 	}
 	if opts.Grace <= 0 {
-		opts.Grace = 15 * time.Second
+		opts.Grace = DefaultGrace
 	}
 	if opts.StopGrace <= 0 {
 		opts.StopGrace = 2 * time.Second
 	}
 	if opts.BackoffBase <= 0 {
-		opts.BackoffBase = 500 * time.Millisecond
+		opts.BackoffBase = ratelimit.DefaultBackoffBase
 	}
 	if opts.BackoffMax <= 0 {
-		opts.BackoffMax = 30 * time.Second
+		opts.BackoffMax = ratelimit.DefaultBackoffMax
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now

@@ -9,6 +9,14 @@ import (
 	"time"
 )
 
+// The retry backoff's defaults, for every pipeline that retries.
+const (
+	// DefaultBackoffBase is the wait before the first retry.
+	DefaultBackoffBase = 500 * time.Millisecond
+	// DefaultBackoffMax caps the wait before any retry.
+	DefaultBackoffMax = 30 * time.Second
+)
+
 // Backoff returns the wait before retry number try (0 for the first retry):
 // exponential from base, capped at ceiling, with full jitter over its upper
 // half, but never shorter than retryAfter (the server's Retry-After, 0 if

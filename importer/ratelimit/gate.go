@@ -649,6 +649,9 @@ func (g *Gate) Control() Control {
 	now := g.now()
 	g.account(now)
 	if g.sends.due(now) {
+		// An episode whose answers stopped coming (rows that ended
+		// otherwise) is measured when its wait is over, even if no answer
+		// comes to do it in Done.
 		g.remeasure(now)
 	}
 	c := Control{Rate: g.limit, InFlight: int64(g.win.inFlight), Window: g.win.size}

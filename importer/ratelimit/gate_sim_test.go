@@ -69,10 +69,6 @@ func (s *simServer) arrive(at time.Duration) (Outcome, time.Duration) {
 // the sandbox, whose latency comes after its quota.
 const simArrive = 5 * time.Millisecond
 
-// simJitter, when set, adds to each request's way to the server a delay
-// drawn at random up to it (a busy machine, the network).
-var simJitter time.Duration
-
 // simSpec describes one simulated run.
 type simSpec struct {
 	quota    func(at time.Duration) float64
@@ -149,8 +145,7 @@ type simWorker struct {
 	o     Outcome
 	ra    time.Duration
 	rtt   time.Duration
-	way   time.Duration // from sending to the server's rate limiter
-	count bool          // sent in the measured period
+	count bool // sent in the measured period
 }
 
 // simDebug, when set, is told of every arrival and answer.
@@ -214,12 +209,7 @@ func simulate(t *testing.T, sp simSpec) simResult {
 				res.sent++
 			}
 			w.rtt = sp.rtt(rnd)
-			w.way = min(simArrive, w.rtt)
-			if simJitter > 0 {
-				w.way += time.Duration(rnd.Int64N(int64(simJitter)))
-				w.rtt = max(w.rtt, w.way)
-			}
-			push(el+w.way, evArrive, e.worker)
+			push(el+min(simArrive, w.rtt), evArrive, e.worker)
 		}
 		switch e.kind {
 		case evAcquire:
@@ -262,7 +252,7 @@ func simulate(t *testing.T, sp simSpec) simResult {
 			if srv.quota429 > n && w.count {
 				res.quota429++
 			}
-			push(el+w.rtt-w.way, evAnswer, e.worker)
+			push(el+w.rtt-min(simArrive, w.rtt), evAnswer, e.worker)
 		case evAnswer:
 			v := g.Done(w.sl, w.o, w.ra)
 			if simDebug != nil {

@@ -308,10 +308,10 @@ func withDefaults(o Options) Options {
 		o.Retries = 0
 	}
 	if o.BackoffBase <= 0 {
-		o.BackoffBase = 500 * time.Millisecond
+		o.BackoffBase = ratelimit.DefaultBackoffBase
 	}
 	if o.BackoffMax <= 0 {
-		o.BackoffMax = 30 * time.Second
+		o.BackoffMax = ratelimit.DefaultBackoffMax
 	}
 	if o.PollTimeout <= 0 {
 		o.PollTimeout = 5 * time.Minute
@@ -329,7 +329,7 @@ func withDefaults(o Options) Options {
 		o.Gate = ratelimit.New(ratelimit.Config{Workers: o.Workers})
 	}
 	if o.Grace <= 0 {
-		o.Grace = 15 * time.Second
+		o.Grace = importer.DefaultGrace
 	}
 	if o.ReportEvery <= 0 {
 		o.ReportEvery = 5 * time.Second
