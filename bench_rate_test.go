@@ -124,7 +124,7 @@ func benchQuota200(t *testing.T, e *benchEnv, rep *benchReport) {
 	})
 	quotaTargets(rep, "quota 200/s, --max-rate 250", res[0], targetQuota200Share)
 	rep.notes = append(rep.notes, fmt.Sprintf("Quota 200/s: %d rows (about %.0f s at the quota, so that the climb "+
-		"from the first limit of 10/s weighs little), default settings except `--max-rate 250`: the default ceiling "+
+		"from the first limit of 25/s (a tenth of the ceiling) weighs little), default settings except `--max-rate 250`: the default ceiling "+
 		"of 50/s is below this quota, and an operator who knows the quota is above it raises the ceiling "+
 		"(16 workers at 50 ms could send up to 320/s).", rows, float64(rows)/quota))
 }

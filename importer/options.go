@@ -41,7 +41,7 @@ type Options struct {
 	// LearnedRate) up to MaxRate.
 	RateAuto bool
 	// StartRate, MaxRate and LearnedRate shape the adaptive rate (defaults
-	// 10/s, 50/s, none).
+	// a tenth of MaxRate but at least 10/s, 50/s, none).
 	StartRate, MaxRate, LearnedRate float64
 	// PhotoHTTPClient fetches photos given as https URLs (tests); default
 	// photosource's own.

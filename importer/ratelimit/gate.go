@@ -36,9 +36,12 @@ import (
 // probes above the learned quota meet more 429s than requests under it
 // (with confidence, and by more than the noise), the quota is about there:
 // the limit steps back by twice the share refused (to gateBeta of the
-// quota at least) and holds for an answer time, without a pause, and a
-// learned quota the probes found stale is raised to what the service
-// accepted of them. The run settles at the quota. While the pool sends well below the limit (it is
+// quota at least) and holds for an answer time, without a pause (probes
+// sent before a step no longer count), and a learned quota the probes
+// found stale is raised to what the service accepted of them. When the
+// requests sent just under the learned quota meet more 429s than those
+// well below it, the quota was learned a little high: it is lowered to
+// what they were accepted at. The run settles at the quota. While the pool sends well below the limit (it is
 // application-limited, RFC 7661) the limit does not grow. The limit never
 // leaves [minRate, Max].
 //
@@ -105,7 +108,8 @@ type Config struct {
 	// Auto selects the adaptive rate (ignored when Fixed is positive).
 	// With neither, the gate only pauses for episodes and outages.
 	Auto bool
-	// Start is the adaptive rate's first limit; default defaultStartRate.
+	// Start is the adaptive rate's first limit; default a tenth of Max,
+	// at least defaultStartRate.
 	Start float64
 	// Max is the adaptive rate's ceiling; default defaultMaxRate.
 	Max float64
@@ -128,6 +132,7 @@ type Config struct {
 // Constants of the adaptive rate.
 const (
 	defaultStartRate = 10.0            // requests/s, a rate no API should mind
+	startShare       = 0.1             // or this share of Max, if higher
 	defaultMaxRate   = 50.0            // requests/s, --max-rate's default
 	minRate          = 0.5             // requests/s: the limit never goes below
 	gateBeta         = 0.9             // multiplicative decrease of an episode, from a quota measured by what it accepted
@@ -174,6 +179,7 @@ func New(c Config) *Gate {
 		start := c.Start
 		if !(start > 0) {
 			start = defaultStartRate
+			start = max(start, g.max*startShare)
 		}
 		if c.Learned > 0 && !math.IsInf(c.Learned, 0) {
 			g.learned = c.Learned
@@ -436,7 +442,7 @@ func (g *Gate) below(sl Slot) bool {
 // above reports whether the request of sl was a probe: sent above the
 // learned quota. The caller holds g.mu.
 func (g *Gate) above(sl Slot) bool {
-	return g.mode == gateAuto && g.learned > 0 && sl.limit > g.learned
+	return g.mode == gateAuto && g.learned > 0 && sl.limit > g.learned && !sl.sent.Before(g.ep.steppedAt)
 }
 
 // under reports whether the request of sl was sent at the learned quota or
@@ -537,6 +543,7 @@ func (g *Gate) relearn(q float64) {
 	if q < noiseBelow*g.learned {
 		g.ep.below = tally{}
 	}
+	g.ep.near = tally{} // sent near another quota
 	g.learned = q
 }
 
@@ -579,6 +586,26 @@ func (g *Gate) grow(now time.Time) {
 				g.relearn(accepted)
 			}
 			g.setLimit(max(gateBeta*g.learned, min(g.limit, g.limit*(1-2*x))))
+			if gateTrace != nil {
+				gateTrace(now, "step", accepted, g.limit)
+			}
+			g.staleAt = time.Time{}
+			g.ep.steppedAt = now
+			g.holdTill = now.Add(g.win.answerTime())
+			g.grown = g.holdTill
+			return
+		}
+		if q, ok := g.ep.overLearned(); ok {
+			// Requests sent just under the learned quota meet more 429s
+			// than those well below it: it was learned a little high
+			// (an episode measures a bucket's burst too). What they were
+			// accepted at is the quota, down to gateBeta of it at most,
+			// and the limit comes under it.
+			g.relearn(max(q, gateBeta*g.learned))
+			g.setLimit(min(g.limit, max(approachShare*g.learned, minRate)))
+			if gateTrace != nil {
+				gateTrace(now, "lower", g.learned, g.limit)
+			}
 			g.staleAt = time.Time{}
 			g.holdTill = now.Add(g.win.answerTime())
 			g.grown = g.holdTill

@@ -33,6 +33,17 @@ type episodes struct {
 	// under counts the same for the requests sent at
 	// the learned quota or under it: what a probe above it is compared to.
 	under tally
+
+	// near counts the same for the requests sent just under the learned
+	// quota, above noiseBelow of it (since it was last learned): more 429s
+	// there than below says the quota learned is a little high.
+	near tally
+
+	// steppedAt is when probes last stepped the limit back: neither the
+	// answers counted before it nor those still coming to probes sent
+	// before it, at the old limit (the gate leaves them out), count, so
+	// that they do not step it back again.
+	steppedAt time.Time
 }
 
 type epBin struct {
@@ -77,18 +88,22 @@ func (e *episodes) bin(t time.Time) *epBin {
 	return b
 }
 
-// tally counts answers (n) and the 429s among them (k), halving both past
+// tally counts answers (n) and the 429s among them (k), and adds up the
+// rates at which the others were sent (okRate), halving all three past
 // noiseSamples so that it follows a noise that changes.
-type tally struct{ n, k float64 }
+type tally struct{ n, k, okRate float64 }
 
-// add counts one answer, a 429 if throttled.
-func (t *tally) add(throttled bool) {
+// add counts one answer to a request sent at a limit of sentAt, a 429 if
+// throttled.
+func (t *tally) add(throttled bool, sentAt float64) {
 	t.n++
 	if throttled {
 		t.k++
+	} else {
+		t.okRate += sentAt
 	}
 	if t.n > noiseSamples {
-		t.n, t.k = t.n/2, t.k/2
+		t.n, t.k, t.okRate = t.n/2, t.k/2, t.okRate/2
 	}
 }
 
@@ -97,10 +112,13 @@ func (t *tally) add(throttled bool) {
 // the learned quota.
 func (e *episodes) answer(now time.Time, throttled bool, sentAt float64, below, above, under bool) {
 	if under {
-		e.under.add(throttled)
+		e.under.add(throttled, sentAt)
+		if !below {
+			e.near.add(throttled, sentAt)
+		}
 	}
 	if below {
-		e.below.add(throttled)
+		e.below.add(throttled, sentAt)
 	}
 	b := e.bin(now)
 	if b.first.IsZero() {
@@ -204,6 +222,9 @@ func (e *episodes) probing(now time.Time, span time.Duration) (excess, accepted 
 			break
 		}
 		if b := e.binAt(t); b != nil {
+			if b.start.Before(e.steppedAt) {
+				break
+			}
 			ok += b.aboveOK
 			thr += b.aboveThrottled
 			okRate += b.aboveOKRate
@@ -213,10 +234,8 @@ func (e *episodes) probing(now time.Time, span time.Duration) (excess, accepted 
 		// Until the noise is known, a 429 to a probe may be noise.
 		return 0, 0
 	}
-	// Above the noise by softMargin, and with confidence: both shares are
-	// estimates (a two-proportion test, at episodeZ standard deviations),
-	// so that noise measured low by chance is not taken for the quota.
-	// The requests sent under the learned quota are the reference, or
+	// Above the noise by softMargin, and with confidence (excessShare). The
+	// requests sent under the learned quota are the reference, or
 	// those sent well below it if they met fewer 429s: a quota learned
 	// a little high refuses some of the first.
 	n0, t0 := e.under.n, e.under.k
@@ -224,16 +243,44 @@ func (e *episodes) probing(now time.Time, span time.Duration) (excess, accepted 
 		n0, t0 = e.below.n, e.below.k
 	}
 	n1 := float64(ok + thr)
-	p1, p0 := float64(thr)/n1, t0/n0
-	x := p1 - p0
-	pool := (float64(thr) + t0) / (n1 + n0)
-	se := math.Sqrt(pool * (1 - pool) * (1/n1 + 1/n0))
-	if x <= max(softMargin, p0) || x <= softZ*se {
+	x := excessShare(float64(thr), n1, t0, n0)
+	if x == 0 {
 		return 0, 0
 	}
 	// Of requests sent above a quota at rate r, it accepts its rate: the
 	// mean over the probes of their sending rate if accepted, 0 if not.
 	return x, okRate / n1
+}
+
+// excessShare returns by how much a share of 429s, k1 of n1, is above a
+// reference share, k0 of n0: 0 unless by more than softMargin and than the
+// reference share itself, and with confidence. Both shares are estimates
+// (a two-proportion test, at softZ standard deviations), so that noise
+// measured low by chance is not taken for a quota.
+func excessShare(k1, n1, k0, n0 float64) float64 {
+	p1, p0 := k1/n1, k0/n0
+	x := p1 - p0
+	pool := (k1 + k0) / (n1 + n0)
+	se := math.Sqrt(pool * (1 - pool) * (1/n1 + 1/n0))
+	if x <= max(softMargin, p0) || x <= softZ*se {
+		return 0
+	}
+	return x
+}
+
+// overLearned reports whether the requests sent just under the learned
+// quota meet more 429s than those sent well below it (the noise), and the
+// quota they say: the rate at which they were accepted, less the noise.
+// A quota learned a little high costs 429s for good otherwise: sending
+// just under it is above the quota, and too few 429s for an episode.
+func (e *episodes) overLearned() (quota float64, ok bool) {
+	if e.near.n < noiseKnown || e.below.n < noiseKnown {
+		return 0, false
+	}
+	if excessShare(e.near.k, e.near.n, e.below.k, e.below.n) == 0 {
+		return 0, false
+	}
+	return e.near.okRate / e.near.n / (1 - e.below.k/e.below.n), true
 }
 
 // binAt returns the bin of time t if it holds that period, else nil.

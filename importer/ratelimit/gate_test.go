@@ -510,3 +510,115 @@ func TestGateBreakerNotOnNoise(t *testing.T) {
 		}
 	}
 }
+
+// stepTrace counts the gate's soft steps ("step": probes stepped the limit
+// back; "lower": the learned quota was lowered) while it is set.
+func stepTrace(t *testing.T) map[string]int {
+	steps := map[string]int{}
+	gateTrace = func(_ time.Time, what string, _, _ float64) { steps[what]++ }
+	t.Cleanup(func() { gateTrace = nil })
+	return steps
+}
+
+// sendAt sends n requests at a limit of rate, in turn, and returns their slots.
+func sendAt(t *testing.T, g *Gate, c *fakeClock, rate float64, n int) []Slot {
+	t.Helper()
+	g.mu.Lock()
+	g.setLimit(rate)
+	g.mu.Unlock()
+	var sls []Slot
+	for range n {
+		sls = append(sls, sendOne(t, g, c))
+	}
+	return sls
+}
+
+// answerAll answers the requests of sls a millisecond apart, every
+// throttleEvery-th a 429 (0: none).
+func answerAll(g *Gate, c *fakeClock, sls []Slot, throttleEvery int) {
+	for i, sl := range sls {
+		c.add(time.Millisecond)
+		o := OK
+		if throttleEvery > 0 && i%throttleEvery == throttleEvery-1 {
+			o = Throttled
+		}
+		g.Done(sl, o, time.Second)
+	}
+}
+
+// TestGateProbeStepsOnce: probes above the learned quota that meet 429s
+// step the limit back once; the answers still coming to probes sent before
+// that step (at the old limit) do not step it back again, and new probes
+// that meet 429s do.
+func TestGateProbeStepsOnce(t *testing.T) {
+	c := newFakeClock()
+	g := c.gate(Config{Auto: true, Max: 250, Workers: 1024, Learned: 100})
+	steps := stepTrace(t)
+	answerAll(g, c, sendAt(t, g, c, 98, 100), 0) // no 429 at the quota
+	probes := sendAt(t, g, c, 110, 200)
+	answerAll(g, c, probes[:100], 10)
+	if steps["step"] != 1 {
+		t.Fatalf("%d steps after probes met 10 %% of 429s, want 1", steps["step"])
+	}
+	stepped, _ := g.Rates()
+	if stepped >= 110 || stepped < gateBeta*100 {
+		t.Errorf("the limit stepped back from 110 to %.1f", stepped)
+	}
+	// The pool goes on at the stepped limit, its answers good, until the
+	// hold is over; then the rest of the probes sent before the step come
+	// back, with as many 429s.
+	for !c.t.After(g.holdTill) {
+		g.Done(sendOne(t, g, c), OK, 0)
+	}
+	answerAll(g, c, probes[100:], 10)
+	if steps["step"] != 1 {
+		t.Errorf("the answers to probes sent before the step stepped it back again: %d steps", steps["step"])
+	}
+	// Probes sent after the step still count.
+	answerAll(g, c, sendAt(t, g, c, 110, 100), 10)
+	if steps["step"] != 2 {
+		t.Errorf("new probes that met 10 %% of 429s made %d steps in all, want 2", steps["step"])
+	}
+}
+
+// TestGateLowersAQuotaLearnedHigh: requests sent just under the learned
+// quota that meet more 429s than those well below it (the noise) say the
+// quota was learned a little high: it is lowered to the rate they were
+// accepted at, and the limit comes under it. The same share of 429s below
+// and near it (noise) changes nothing, nor does a noise not known yet.
+func TestGateLowersAQuotaLearnedHigh(t *testing.T) {
+	for _, c := range []struct {
+		name              string
+		below, belowEvery int // answers sent at 90/s, and every how many a 429
+		nearEvery         int // of 200 answers sent at 99/s
+		wantLearned       float64
+		lowered           bool
+	}{
+		{"the quota is under the learned one", 100, 0, 20, 95, true},
+		{"noise alike below and near", 100, 20, 20, 100, false},
+		{"the noise is not known yet", 20, 0, 20, 100, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			clk := newFakeClock()
+			g := clk.gate(Config{Auto: true, Max: 250, Workers: 1024, Learned: 100})
+			steps := stepTrace(t)
+			answerAll(g, clk, sendAt(t, g, clk, 90, c.below), c.belowEvery)
+			answerAll(g, clk, sendAt(t, g, clk, 99, 200), c.nearEvery)
+			l, learned := g.Rates()
+			// Lowered as soon as the excess is certain: about 5 % under
+			// the 99/s they were sent at.
+			if math.Abs(learned-c.wantLearned) > 0.02*c.wantLearned {
+				t.Errorf("learned %.2f, want %.2f", learned, c.wantLearned)
+			}
+			if !c.lowered {
+				if steps["lower"] != 0 {
+					t.Errorf("lowered the learned quota %d times", steps["lower"])
+				}
+				return
+			}
+			if steps["lower"] != 1 || math.Abs(l-approachShare*learned) > 1e-9 {
+				t.Errorf("lowered %d times, limit %.2f; want once, and %v of it", steps["lower"], l, approachShare)
+			}
+		})
+	}
+}
