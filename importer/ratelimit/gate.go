@@ -178,8 +178,7 @@ func New(c Config) *Gate {
 		g.max = max(g.max, minRate)
 		start := c.Start
 		if !(start > 0) {
-			start = defaultStartRate
-			start = max(start, g.max*startShare)
+			start = max(defaultStartRate, g.max*startShare)
 		}
 		if c.Learned > 0 && !math.IsInf(c.Learned, 0) {
 			g.learned = c.Learned
