@@ -574,8 +574,8 @@ func (g *Gate) grow(now time.Time) {
 			// Probes above the learned quota meet more 429s than
 			// requests under it: the quota is about here. The limit
 			// steps back by twice the share refused, never below
-			// gateBeta of the learned quota (sparse 429s do not lower
-			// the quota; only an episode does), and holds there for an
+			// gateBeta of the learned quota (the probes' 429s say
+			// nothing of the rates under it), and holds there for an
 			// answer time, until the answers to what it sends now come
 			// back.
 			if accepted > staleShare*g.learned {
@@ -588,10 +588,8 @@ func (g *Gate) grow(now time.Time) {
 			if gateTrace != nil {
 				gateTrace(now, "step", accepted, g.limit)
 			}
-			g.staleAt = time.Time{}
 			g.ep.steppedAt = now
-			g.holdTill = now.Add(g.win.answerTime())
-			g.grown = g.holdTill
+			g.holdAnswer(now)
 			return
 		}
 		if q, ok := g.ep.overLearned(); ok {
@@ -605,13 +603,20 @@ func (g *Gate) grow(now time.Time) {
 			if gateTrace != nil {
 				gateTrace(now, "lower", g.learned, g.limit)
 			}
-			g.staleAt = time.Time{}
-			g.holdTill = now.Add(g.win.answerTime())
-			g.grown = g.holdTill
+			g.holdAnswer(now)
 			return
 		}
 	}
 	g.setLimit(g.grown1(g.limit, dt))
+}
+
+// holdAnswer holds the limit where it is for an answer time from now,
+// until the answers to what it sends now come back, and starts the probe
+// over. The caller holds g.mu.
+func (g *Gate) holdAnswer(now time.Time) {
+	g.staleAt = time.Time{}
+	g.holdTill = now.Add(g.win.answerTime())
+	g.grown = g.holdTill
 }
 
 // grown1 returns the adaptive limit l after dt seconds of additive increase.

@@ -280,7 +280,7 @@ func (e *episodes) overLearned() (quota float64, ok bool) {
 	if excessShare(e.near.k, e.near.n, e.below.k, e.below.n) == 0 {
 		return 0, false
 	}
-	return e.near.okRate / e.near.n / (1 - e.below.k/e.below.n), true
+	return e.near.okRate / e.near.n / (1 - e.noise()), true
 }
 
 // binAt returns the bin of time t if it holds that period, else nil.
