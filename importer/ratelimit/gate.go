@@ -41,9 +41,9 @@ import (
 // found stale is raised to what the service accepted of them. When the
 // requests sent just under the learned quota meet more 429s than those
 // well below it, the quota was learned a little high: it is lowered to
-// what they were accepted at. The run settles at the quota. While the pool sends well below the limit (it is
-// application-limited, RFC 7661) the limit does not grow. The limit never
-// leaves [minRate, Max].
+// what they were accepted at. The run settles at the quota. While the
+// pool sends well below the limit (it is application-limited, RFC 7661)
+// the limit does not grow. The limit never leaves [minRate, Max].
 //
 // Concurrency (gate_window.go): with automatic workers the window follows
 // what the rate needs by Little's law, rate × recent answer time with
@@ -184,7 +184,7 @@ func New(c Config) *Gate {
 			g.learned = c.Learned
 			start = approachShare * c.Learned
 		}
-		g.setLimit(min(max(start, minRate), g.max))
+		g.setLimit(g.bounded(start))
 	}
 	g.credit = g.burst // the bucket starts full
 	g.resize()
@@ -383,27 +383,23 @@ func (g *Gate) Done(sl Slot, o Outcome, retryAfter time.Duration) Verdict {
 	}
 	var v Verdict
 	cur := sl.cut == g.ep.cuts // sent after the last cut
+	if cur && o != Foreign {
+		g.ep.answer(now, o == Throttled, sl.limit, g.band(sl))
+	}
 	switch o {
 	case OK:
 		g.br.good(now)
-		if cur {
-			g.ep.answer(now, false, sl.limit, g.below(sl), g.above(sl), g.under(sl))
-		}
 		g.hist.bin(now).ok++
 		g.grow(now)
 	case Throttled:
 		g.br.good(now) // the service answers: no outage
 		if cur {
-			g.ep.answer(now, true, sl.limit, g.below(sl), g.above(sl), g.under(sl))
 			if rate, ok := g.ep.detect(now, g.win.answerTime(), g.resumed()); ok {
 				g.cut(now, rate, retryAfter)
 			}
 		}
 		v.Episode = now.Before(g.pauseUntil)
 	case Down:
-		if cur {
-			g.ep.answer(now, false, sl.limit, g.below(sl), g.above(sl), g.under(sl))
-		}
 		if g.br.down(now, sl.probe) {
 			// The breaker opened: requests waiting for their turn wait
 			// for it instead.
@@ -432,22 +428,20 @@ func (g *Gate) Release(sl Slot) {
 	g.Done(Slot{got: sl.got}, Foreign, 0)
 }
 
-// below reports whether the request of sl was sent well below the learned
-// quota: a 429 for it is noise. The caller holds g.mu.
-func (g *Gate) below(sl Slot) bool {
-	return g.mode == gateAuto && g.learned > 0 && sl.limit > 0 && sl.limit <= noiseBelow*g.learned
-}
-
-// above reports whether the request of sl was a probe: sent above the
-// learned quota. The caller holds g.mu.
-func (g *Gate) above(sl Slot) bool {
-	return g.mode == gateAuto && g.learned > 0 && sl.limit > g.learned && !sl.sent.Before(g.ep.steppedAt)
-}
-
-// under reports whether the request of sl was sent at the learned quota or
-// under it. The caller holds g.mu.
-func (g *Gate) under(sl Slot) bool {
-	return g.mode == gateAuto && g.learned > 0 && sl.limit > 0 && sl.limit <= g.learned
+// band is where the request of sl was sent against the learned quota.
+// The caller holds g.mu.
+func (g *Gate) band(sl Slot) band {
+	switch {
+	case g.mode != gateAuto || g.learned <= 0 || sl.limit <= 0:
+		return bandNone
+	case sl.limit <= noiseBelow*g.learned:
+		return bandBelow
+	case sl.limit <= g.learned:
+		return bandNear
+	case sl.sent.Before(g.ep.steppedAt):
+		return bandNone // a probe sent before the last step back
+	}
+	return bandAbove
 }
 
 // resumed is when sending resumed after the last pause. The caller holds g.mu.
@@ -490,7 +484,7 @@ func (g *Gate) cut(now time.Time, rate float64, retryAfter time.Duration) {
 		g.setLimit(max(gateBeta*rate, g.base/8, minRate))
 	case gateAuto:
 		g.relearn(rate)
-		g.setLimit(min(max(gateBeta*rate, minRate), g.max))
+		g.setLimit(g.bounded(gateBeta * rate))
 	}
 }
 
@@ -528,9 +522,9 @@ func (g *Gate) remeasure(now time.Time) {
 		g.relearn(rate)
 		switch {
 		case now.Before(g.holdTill):
-			g.setLimit(min(max(gateBeta*rate, minRate), g.max))
+			g.setLimit(g.bounded(gateBeta * rate))
 		case g.limit > approachShare*rate:
-			g.setLimit(min(max(approachShare*rate, minRate), g.max))
+			g.setLimit(g.bounded(approachShare * rate))
 		}
 	}
 }
@@ -628,7 +622,7 @@ func (g *Gate) grown1(l, dt float64) float64 {
 			// Fast back up to just below the learned rate, but no further
 			// in one step.
 			g.staleAt = time.Time{}
-			return min(max(min(l+fast*dt, approach), minRate), g.max)
+			return g.bounded(min(l+fast*dt, approach))
 		}
 		// Probe: slowly at first, more slowly once the last episodes found
 		// the same quota (each probe past it costs 429s), then faster and
@@ -647,8 +641,11 @@ func (g *Gate) grown1(l, dt float64) float64 {
 	} else {
 		l += fast * dt
 	}
-	return min(max(l, minRate), g.max)
+	return g.bounded(l)
 }
+
+// bounded returns the adaptive limit l within [minRate, Max].
+func (g *Gate) bounded(l float64) float64 { return min(max(l, minRate), g.max) }
 
 // Rates returns the limit in force (0: none) and the learned quota (0: none
 // found yet), in requests per second.

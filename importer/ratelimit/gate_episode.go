@@ -107,24 +107,34 @@ func (t *tally) add(throttled bool, sentAt float64) {
 	}
 }
 
+// band is where a request was sent against the learned quota, by the
+// rate limit in force when it went.
+type band int
+
+// The bands.
+const (
+	bandNone  band = iota // no learned quota or no limit, or a probe sent before the last step back
+	bandBelow             // well below the quota (noiseBelow of it at most): its 429s are noise
+	bandNear              // just under it, above noiseBelow of it
+	bandAbove             // above it: a probe
+)
+
 // answer counts an answer at now to a request sent since the last cut,
-// at a limit of sentAt requests a second (0: none); below: sent well below
-// the learned quota.
-func (e *episodes) answer(now time.Time, throttled bool, sentAt float64, below, above, under bool) {
-	if under {
-		e.under.add(throttled, sentAt)
-		if !below {
-			e.near.add(throttled, sentAt)
-		}
-	}
-	if below {
+// at a limit of sentAt requests a second (0: none), in band where.
+func (e *episodes) answer(now time.Time, throttled bool, sentAt float64, where band) {
+	switch where {
+	case bandBelow:
 		e.below.add(throttled, sentAt)
+		e.under.add(throttled, sentAt)
+	case bandNear:
+		e.near.add(throttled, sentAt)
+		e.under.add(throttled, sentAt)
 	}
 	b := e.bin(now)
 	if b.first.IsZero() {
 		b.first = now
 	}
-	if above {
+	if where == bandAbove {
 		if throttled {
 			b.aboveThrottled++
 		} else {
@@ -134,7 +144,7 @@ func (e *episodes) answer(now time.Time, throttled bool, sentAt float64, below, 
 	}
 	if throttled {
 		b.throttled++
-		if !below && sentAt > 0 && (e.sentAt == 0 || sentAt < e.sentAt) {
+		if where != bandBelow && sentAt > 0 && (e.sentAt == 0 || sentAt < e.sentAt) {
 			e.sentAt = sentAt
 		}
 	} else {

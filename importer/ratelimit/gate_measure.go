@@ -124,7 +124,7 @@ func (s *sendLog) measure(noise float64) (quota float64, ok bool) {
 			}
 			u = u.Add(-epBinWidth)
 		}
-		if a+th == 0 || float64(th)/float64(a+th) < noise+episodeShare {
+		if !overshot(a, th, noise) {
 			break
 		}
 		start, t = u.Add(epBinWidth), u
@@ -133,8 +133,7 @@ func (s *sendLog) measure(noise float64) (quota float64, ok bool) {
 	// through at once, on top of its rate, would count as rate. The
 	// measure begins after the bin of the first 429, once it is empty.
 	for ; start.Before(s.to); start = start.Add(epBinWidth) {
-		if b := s.bin(start, false); b != nil && b.throttled > 0 &&
-			float64(b.throttled)/float64(b.accepted+b.throttled) >= noise+episodeShare {
+		if b := s.bin(start, false); b != nil && overshot(b.accepted, b.throttled, noise) {
 			if s.to.Sub(start) >= minMeasureSpan/2+epBinWidth {
 				start = start.Add(epBinWidth)
 			}
@@ -156,4 +155,11 @@ func (s *sendLog) measure(noise float64) (quota float64, ok bool) {
 	// (the row ended otherwise) count at the share of those answered.
 	accepted := (float64(acc) + noise*float64(answered)) * float64(sent) / float64(answered)
 	return accepted / span.Seconds(), true
+}
+
+// overshot reports whether requests of which accepted went through the
+// quota and throttled met its 429 were sent above it: the share of 429s
+// is above the noise by episodeShare.
+func overshot(accepted, throttled int, noise float64) bool {
+	return throttled > 0 && float64(throttled)/float64(accepted+throttled) >= noise+episodeShare
 }

@@ -119,10 +119,10 @@ func TestEpisodesProbing(t *testing.T) {
 			e.since = start
 			now := start.Add(time.Second)
 			for i := range c.under {
-				e.answer(now, i < c.underRefused, 30, false, false, true)
+				e.answer(now, i < c.underRefused, 30, bandNear)
 			}
 			for i := range c.probes {
-				e.answer(now.Add(time.Duration(i)*time.Millisecond), i < c.probeRefused, c.probeRate, false, true, false)
+				e.answer(now.Add(time.Duration(i)*time.Millisecond), i < c.probeRefused, c.probeRate, bandAbove)
 			}
 			x, accepted := e.probing(now.Add(time.Second), 2*time.Second)
 			if got := x > 0; got != c.want {
